@@ -1,0 +1,36 @@
+"""Gymnasium ids under the ``driftrec/`` namespace: one per scenario preset, plus a configurable
+``driftrec/RecDrift-v0`` (pass ``scenario=`` and any parameter to ``gymnasium.make``)."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+from driftrec.simulators.scenarios import SCENARIOS
+
+ENTRY_POINT = "driftrec.envs.rec_drift:RecDriftEnv"
+VECTOR_ENTRY_POINT = "driftrec.envs.rec_drift:RecDriftVectorEnv"
+
+
+def env_id(scenario: str) -> str:
+    """The registered id of a scenario preset, e.g. ``cohort_shift`` -> ``driftrec/CohortShift-v0``."""
+    return "driftrec/" + "".join(part.capitalize() for part in scenario.split("_")) + "-v0"
+
+
+def registered_ids() -> list[str]:
+    """Every id this package registers."""
+    return ["driftrec/RecDrift-v0"] + [env_id(name) for name in SCENARIOS]
+
+
+def register_envs() -> None:
+    """Register all ids (idempotent)."""
+    specs = {"driftrec/RecDrift-v0": {}} | {env_id(n): {"scenario": n} for n in SCENARIOS}
+    for id_, kwargs in specs.items():
+        if id_ in gym.registry:
+            continue
+        gym.register(
+            id=id_,
+            entry_point=ENTRY_POINT,
+            vector_entry_point=VECTOR_ENTRY_POINT,
+            kwargs=kwargs,
+            disable_env_checker=False,
+        )

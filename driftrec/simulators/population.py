@@ -1,0 +1,157 @@
+"""The true state of a world: the user population and the item catalogue, as arrays.
+
+Everything here is ground truth the agent never sees directly, except the ``features`` arrays,
+``topic`` and ``history``, which make up observations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from driftrec.simulators.config import WorldConfig
+
+NEVER = np.iinfo(np.int64).max
+"""Arrival or retirement time of something that never happens."""
+
+FEATURE_BOUND = 10.0
+"""Observable features are clipped to [-FEATURE_BOUND, FEATURE_BOUND] (a bounded Box space)."""
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit Euclidean length."""
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _unit_vectors(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
+    return unit_rows(rng.standard_normal((n, d)))
+
+
+@dataclass
+class UserPopulation:
+    """Users, batched over the user id.
+
+    Attributes:
+        theta: (n_users, d) float32 true preferences, unit length.
+        cohort: (n_users,) int64 cohort id.
+        cohort_centres: (n_cohorts, d) float64 unit centres; drift rotates them with the users.
+        cohort_activity: (n_cohorts,) float64 multiplier on the activity of each cohort.
+        activity: (n_users,) float64 Pareto activity weight.
+        arrival: (n_users,) int64 world clock at which the user appears.
+        alive: (n_users,) bool, False once the user has churned.
+        features: (n_users, f_u) float32 observable features (fixed at creation).
+        boredom: (n_users, n_topics) float32 current boredom per topic.
+        history: (n_users, H) int64 most recent clicked item ids, newest first, -1 padded.
+    """
+
+    theta: np.ndarray
+    cohort: np.ndarray
+    cohort_centres: np.ndarray
+    cohort_activity: np.ndarray
+    activity: np.ndarray
+    arrival: np.ndarray
+    alive: np.ndarray
+    features: np.ndarray
+    boredom: np.ndarray
+    history: np.ndarray
+    feature_map: np.ndarray
+    """(d, f_u) fixed projection from preferences to observable features."""
+
+    @classmethod
+    def draw(cls, config: WorldConfig, rng: np.random.Generator) -> UserPopulation:
+        n, d = config.num_users, config.latent_dim
+        centres = _unit_vectors(rng, config.num_cohorts, d)
+        cohort = rng.integers(0, config.num_cohorts, n)
+        theta = unit_rows(centres[cohort] + config.cohort_spread * rng.standard_normal((n, d)))
+        activity = rng.pareto(config.activity_alpha, n) + 1.0
+        arrival = np.zeros(n, dtype=np.int64)
+        late = rng.random(n) >= config.initial_user_fraction
+        arrival[late] = rng.integers(1, config.arrival_horizon + 1, int(late.sum()))
+        users = cls(
+            theta=theta.astype(np.float32),
+            cohort=cohort.astype(np.int64),
+            cohort_centres=centres,
+            cohort_activity=np.ones(config.num_cohorts),
+            activity=activity,
+            arrival=arrival,
+            alive=np.ones(n, dtype=bool),
+            features=np.zeros((n, config.user_feature_dim), np.float32),
+            boredom=np.zeros((n, config.num_topics), np.float32),
+            history=np.full((n, config.history_length), -1, dtype=np.int64),
+            feature_map=rng.standard_normal((d, config.user_feature_dim)) / np.sqrt(d),
+        )
+        users.features[:] = users.observe(np.arange(n), config.feature_noise, rng)
+        return users
+
+    def observe(
+        self, ids: np.ndarray, noise: float, rng: np.random.Generator
+    ) -> np.ndarray:
+        """Fresh observable features for users ``ids`` from their current preferences."""
+        clean = self.theta[ids] @ self.feature_map * np.sqrt(self.theta.shape[1])
+        noisy = clean + noise * rng.standard_normal(clean.shape)
+        return np.clip(noisy, -FEATURE_BOUND, FEATURE_BOUND).astype(np.float32)
+
+    def add_cohort(self, centre: np.ndarray) -> int:
+        """Append a cohort with unit ``centre`` (d,); returns its id."""
+        self.cohort_centres = np.vstack([self.cohort_centres, centre[None]])
+        self.cohort_activity = np.append(self.cohort_activity, 1.0)
+        return len(self.cohort_centres) - 1
+
+
+@dataclass
+class ItemCatalogue:
+    """Items, batched over the item id.
+
+    Attributes:
+        phi: (n_items, d) float32 latent vectors, unit length.
+        topic: (n_items,) int64 topic id (observable).
+        topic_centres: (n_topics, d) float64 unit centres.
+        quality: (n_items,) float32 quality / bias q_i added to every user's utility.
+        engagement: (n_items,) float32 value of a click on the item (mean 1).
+        arrival: (n_items,) int64 clock at which the item becomes available (NEVER: reserve).
+        retirement: (n_items,) int64 clock at which it stops being available (NEVER: not yet).
+        features: (n_items, f_i) float32 observable features (fixed at creation).
+        popularity: (n_items,) float64 clicks, decayed with the configured half-life.
+    """
+
+    phi: np.ndarray
+    topic: np.ndarray
+    topic_centres: np.ndarray
+    quality: np.ndarray
+    engagement: np.ndarray
+    arrival: np.ndarray
+    retirement: np.ndarray
+    features: np.ndarray
+    popularity: np.ndarray
+
+    @classmethod
+    def draw(cls, config: WorldConfig, rng: np.random.Generator) -> ItemCatalogue:
+        m, d = config.num_items, config.latent_dim
+        centres = _unit_vectors(rng, config.num_topics, d)
+        topic = rng.integers(0, config.num_topics, m)
+        phi = unit_rows(centres[topic] + config.topic_spread * rng.standard_normal((m, d)))
+        sigma = config.engagement_sigma
+        engagement = np.exp(sigma * rng.standard_normal(m) - sigma**2 / 2)
+        live = round(m * config.initial_item_fraction)
+        arrival = np.full(m, NEVER, dtype=np.int64)
+        arrival[rng.permutation(m)[:live]] = 0
+        feature_map = rng.standard_normal((d, config.item_feature_dim))
+        features = phi @ feature_map + config.feature_noise * rng.standard_normal(
+            (m, config.item_feature_dim)
+        )
+        return cls(
+            phi=phi.astype(np.float32),
+            topic=topic.astype(np.int64),
+            topic_centres=centres,
+            quality=(config.quality_scale * rng.standard_normal(m)).astype(np.float32),
+            engagement=engagement.astype(np.float32),
+            arrival=arrival,
+            retirement=np.full(m, NEVER, dtype=np.int64),
+            features=np.clip(features, -FEATURE_BOUND, FEATURE_BOUND).astype(np.float32),
+            popularity=np.zeros(m),
+        )
+
+    def available(self, t: int) -> np.ndarray:
+        """(n_items,) bool: released at or before ``t`` and not retired by then."""
+        return (self.arrival <= t) & (self.retirement > t)

@@ -1,0 +1,213 @@
+"""Named scenario presets: which drift processes run, when, and how strongly.
+
+Every preset is a function whose keyword arguments are its documented parameters (defaults are
+sized for a horizon of about 200,000 requests); ``make_scenario(name, **params)`` builds it and
+rejects unknown names or parameters with the list of valid ones. See ``docs/scenarios.md``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from driftrec.simulators.config import WorldConfig
+from driftrec.simulators.drift import (
+    AlternatingPopulation,
+    CatalogChurn,
+    ClickNoise,
+    CohortMixShift,
+    DriftProcess,
+    FeedbackLoop,
+    GradualShift,
+    IncrementalDrift,
+    NewCohort,
+    QualityShift,
+    RecurringShift,
+    SuddenShift,
+)
+from driftrec.simulators.world import SeedLike, World
+
+__all__ = ["SCENARIOS", "Scenario", "build_world", "make_scenario", "scenario_parameters"]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A resolved preset: its drift processes, world settings it changes, and regime slicing."""
+
+    name: str
+    processes: tuple[DriftProcess, ...] = ()
+    world_defaults: dict[str, Any] = field(default_factory=dict)
+    regime_every: int | None = None
+
+
+SCENARIOS: dict[str, Callable[..., Scenario]] = {}
+
+
+def _preset(fn: Callable[..., Scenario]) -> Callable[..., Scenario]:
+    SCENARIOS[fn.__name__] = fn
+    return fn
+
+
+@_preset
+def stationary() -> Scenario:
+    """Nothing drifts (beyond user arrivals, churn and boredom): the control condition."""
+    return Scenario("stationary")
+
+
+@_preset
+def sudden(
+    at: int = 100_000, similarity: float = 0.0, cohorts: tuple[int, ...] | None = None
+) -> Scenario:
+    """At ``at`` every affected cohort's preferences jump to cos(old, new) = ``similarity``."""
+    return Scenario("sudden", (SuddenShift(at, similarity, cohorts),))
+
+
+@_preset
+def gradual(
+    start: int = 60_000,
+    duration: int = 80_000,
+    similarity: float = 0.0,
+    cohorts: tuple[int, ...] | None = None,
+) -> Scenario:
+    """From ``start``, preferences rotate evenly over ``duration`` requests to cos = ``similarity``."""
+    return Scenario("gradual", (GradualShift(start, duration, similarity, cohorts),))
+
+
+@_preset
+def incremental(
+    interval: int = 10_000, similarity: float = 0.95, regime_every: int = 50_000
+) -> Scenario:
+    """A random walk: every ``interval`` requests each cohort's preferences rotate to
+    cos = ``similarity``; regimes are slices of ``regime_every`` requests."""
+    return Scenario("incremental", (IncrementalDrift(interval, similarity),),
+                    regime_every=regime_every)
+
+
+@_preset
+def recurring(
+    period: int = 50_000, mode: str = "population", similarity: float = 0.0, leak: float = 0.0
+) -> Scenario:
+    """Regimes A -> B -> A -> ... every ``period`` requests.
+
+    ``mode="population"``: the active population alternates (even cohorts, then odd ones; the
+    inactive group keeps ``leak`` of its activity); nobody's taste changes. ``mode=
+    "preferences"``: the same users alternate between two tastes with cos(A, B) = ``similarity``.
+    """
+    if mode == "population":
+        return Scenario("recurring", (AlternatingPopulation(period, leak=leak),))
+    if mode == "preferences":
+        return Scenario("recurring", (RecurringShift(period, similarity),))
+    raise ValueError(f"recurring mode must be 'population' or 'preferences', got {mode!r}")
+
+
+@_preset
+def cohort_shift(
+    shift_at: int = 60_000,
+    shift_duration: int = 20_000,
+    target: tuple[float, ...] | None = None,
+    new_cohort_at: int = 120_000,
+    new_cohort_fraction: float = 0.2,
+) -> Scenario:
+    """The cohort mix moves (default: the first half of the cohorts fades to 0.2 of its activity,
+    the second half rises to 1.8) from ``shift_at`` over ``shift_duration``; a new cohort with a
+    fresh taste, ``new_cohort_fraction`` of the population, arrives at ``new_cohort_at``."""
+    return Scenario(
+        "cohort_shift",
+        (
+            CohortMixShift(shift_at, shift_duration, target),
+            NewCohort(new_cohort_at, new_cohort_fraction),
+        ),
+    )
+
+
+@_preset
+def catalog_churn(
+    every: int = 20_000,
+    fraction: float = 0.1,
+    quality_shift_at: int = 100_000,
+    quality_shift_fraction: float = 0.2,
+    initial_item_fraction: float = 0.5,
+) -> Scenario:
+    """Every ``every`` requests a ``fraction`` of the live items retire and as many new ones are
+    released; at ``quality_shift_at`` the quality of ``quality_shift_fraction`` of the live items
+    is redrawn. Half of the catalogue starts in reserve (``initial_item_fraction``)."""
+    return Scenario(
+        "catalog_churn",
+        (CatalogChurn(every, fraction), QualityShift(quality_shift_at, quality_shift_fraction)),
+        {"initial_item_fraction": initial_item_fraction},
+    )
+
+
+@_preset
+def feedback_loop(
+    strength: float = 0.05, report_every: int = 20_000, regime_every: int = 50_000
+) -> Scenario:
+    """Preferences move toward what users click (strength per click); the recommender shapes
+    its own data. Regimes are slices of ``regime_every`` requests."""
+    return Scenario("feedback_loop", (FeedbackLoop(strength, report_every),),
+                    regime_every=regime_every)
+
+
+@_preset
+def noisy(
+    start: int = 50_000, end: int = 150_000, flip_prob: float = 0.1, bot_fraction: float = 0.1
+) -> Scenario:
+    """Between ``start`` and ``end`` observed clicks are corrupted (flips and bot traffic);
+    true preferences stay put, so only the feedback drifts."""
+    return Scenario("noisy", (ClickNoise(start, end, flip_prob, bot_fraction),))
+
+
+def scenario_parameters(name: str) -> dict[str, Any]:
+    """The parameters of scenario ``name`` and their defaults."""
+    _check_name(name)
+    return {
+        p.name: p.default for p in inspect.signature(SCENARIOS[name]).parameters.values()
+    }
+
+
+def _check_name(name: str) -> None:
+    if name not in SCENARIOS:
+        raise ValueError(f"unknown scenario {name!r}; valid scenarios are {sorted(SCENARIOS)}")
+
+
+def make_scenario(name: str, **params: Any) -> Scenario:
+    """Build preset ``name`` with ``params`` overriding its defaults."""
+    valid = scenario_parameters(name)
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise TypeError(
+            f"unknown parameter(s) {unknown} for scenario {name!r}; its parameters are "
+            f"{sorted(valid) or 'none'}"
+        )
+    return SCENARIOS[name](**params)
+
+
+def split_parameters(name: str, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split keyword arguments into (world settings, scenario parameters); reject the rest."""
+    scenario_keys = set(scenario_parameters(name))
+    world_keys = set(WorldConfig.field_names())
+    unknown = sorted(set(params) - scenario_keys - world_keys)
+    if unknown:
+        raise TypeError(
+            f"unknown parameter(s) {unknown} for scenario {name!r}. Scenario parameters: "
+            f"{sorted(scenario_keys) or 'none'}; world parameters: {sorted(world_keys)}"
+        )
+    world = {k: v for k, v in params.items() if k in world_keys and k not in scenario_keys}
+    scenario = {k: v for k, v in params.items() if k in scenario_keys}
+    return world, scenario
+
+
+def build_world(scenario: str = "stationary", seed: SeedLike = None, **params: Any) -> World:
+    """A world for preset ``scenario``; ``params`` mixes world settings and scenario parameters.
+
+    Example:
+        >>> world = build_world("sudden", seed=1, at=500, num_users=300, num_items=400)
+        >>> world.regime_boundaries(10_000)
+        [500]
+    """
+    world_params, scenario_params = split_parameters(scenario, params)
+    spec = make_scenario(scenario, **scenario_params)
+    config = WorldConfig().replace(**{**spec.world_defaults, **world_params})
+    return World(config, spec.processes, seed=seed, regime_every=spec.regime_every)
