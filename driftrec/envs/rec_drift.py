@@ -62,9 +62,12 @@ def action_to_slates(action: Any, batch: int, config: WorldConfig) -> np.ndarray
             f"values from {arr.min()} to {arr.max()}"
         )
     slates = arr.astype(np.int64)
-    # A position already shown earlier in the slate is shown once only: the later slot is empty.
-    repeated = np.tril(slates[:, :, None] == slates[:, None, :], -1).any(axis=2)
-    slates[repeated] = -1
+    ordered = np.sort(slates, axis=1)
+    if (ordered[:, 1:] == ordered[:, :-1]).any():
+        # A position already shown earlier in the slate is shown once only: the later slot
+        # is empty.
+        repeated = np.tril(slates[:, :, None] == slates[:, None, :], -1).any(axis=2)
+        slates[repeated] = -1
     return slates
 
 
@@ -190,14 +193,14 @@ class RecDriftEnv(gym.Env):
     ## Observation Space
     ``Dict``:
 
-    | key                  | shape      | dtype   | meaning                                     |
-    |----------------------|------------|---------|---------------------------------------------|
-    | user_id              | ()         | int64   | id of the requesting user                   |
-    | user_features        | (f_u,)     | float32 | noisy observable user features              |
-    | history              | (H,)       | int64   | user's recent clicked item ids, newest first, -1 padded |
-    | candidate_ids        | (C,)       | int64   | ids of the candidate items                  |
-    | candidate_features   | (C, f_i)   | float32 | noisy observable item features              |
-    | candidate_topics     | (C,)       | int64   | topic of each candidate                     |
+    | key                | shape    | dtype   | meaning                                        |
+    |--------------------|----------|---------|------------------------------------------------|
+    | user_id            | ()       | int64   | id of the requesting user                      |
+    | user_features      | (f_u,)   | float32 | noisy observable user features                 |
+    | history            | (H,)     | int64   | recent clicked item ids, newest first, -1 pad  |
+    | candidate_ids      | (C,)     | int64   | ids of the candidate items                     |
+    | candidate_features | (C, f_i) | float32 | noisy observable item features                 |
+    | candidate_topics   | (C,)     | int64   | topic of each candidate                        |
 
     ## Rewards
     With ``reward="click"`` (default): 1 if the user clicks an item of the slate, else 0. With
@@ -231,8 +234,9 @@ class RecDriftEnv(gym.Env):
 
     metadata = {"render_modes": ["ansi"], "render_fps": 4}
 
-    def __init__(self, scenario: str = "stationary", render_mode: str | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, scenario: str = "stationary", render_mode: str | None = None, **kwargs: Any
+    ) -> None:
         if render_mode not in (None, "ansi"):
             raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
         self.render_mode = render_mode

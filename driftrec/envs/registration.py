@@ -12,7 +12,7 @@ VECTOR_ENTRY_POINT = "driftrec.envs.rec_drift:RecDriftVectorEnv"
 
 
 def env_id(scenario: str) -> str:
-    """The registered id of a scenario preset, e.g. ``cohort_shift`` -> ``driftrec/CohortShift-v0``."""
+    """The id of a scenario preset: ``cohort_shift`` -> ``driftrec/CohortShift-v0``."""
     return "driftrec/" + "".join(part.capitalize() for part in scenario.split("_")) + "-v0"
 
 

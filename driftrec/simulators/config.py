@@ -28,7 +28,7 @@ class WorldConfig:
     slate_size: int = 10
     """Items shown per request (k)."""
     latent_dim: int = 16
-    """Dimension d of the hidden preference and item vectors; must be even (drift rotates planes)."""
+    """Dimension d of hidden preferences and item vectors; even (drift rotates planes)."""
     num_topics: int = 20
     """Topics; each item belongs to one, boredom is tracked per topic."""
     num_cohorts: int = 8
@@ -118,7 +118,9 @@ class WorldConfig:
                 f"initial_item_fraction"
             )
         if self.choice_model not in CHOICE_MODELS:
-            raise ValueError(f"choice_model must be one of {CHOICE_MODELS}, got {self.choice_model!r}")
+            raise ValueError(
+                f"choice_model must be one of {CHOICE_MODELS}, got {self.choice_model!r}"
+            )
         if self.reward not in REWARDS:
             raise ValueError(f"reward must be one of {REWARDS}, got {self.reward!r}")
         for name in ("initial_user_fraction", "initial_item_fraction"):

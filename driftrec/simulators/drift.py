@@ -135,21 +135,35 @@ class DriftProcess:
     kind: ClassVar[str] = "none"
 
     def prepare(
-        self, config: WorldConfig, users: UserPopulation, items: ItemCatalogue,
-        memory: Memory, rng: np.random.Generator,
+        self,
+        config: WorldConfig,
+        users: UserPopulation,
+        items: ItemCatalogue,
+        memory: Memory,
+        rng: np.random.Generator,
     ) -> None:
         """Called once when the world is drawn."""
 
     def advance(
-        self, users: UserPopulation, items: ItemCatalogue, memory: Memory,
-        t0: int, t1: int, rng: np.random.Generator,
+        self,
+        users: UserPopulation,
+        items: ItemCatalogue,
+        memory: Memory,
+        t0: int,
+        t1: int,
+        rng: np.random.Generator,
     ) -> list[DriftEvent]:
         """Apply everything scheduled in (t0, t1]; return the events that fired, in time order."""
         return []
 
     def on_consumption(
-        self, users: UserPopulation, items: ItemCatalogue, memory: Memory,
-        user_ids: np.ndarray, item_ids: np.ndarray, rng: np.random.Generator,
+        self,
+        users: UserPopulation,
+        items: ItemCatalogue,
+        memory: Memory,
+        user_ids: np.ndarray,
+        item_ids: np.ndarray,
+        rng: np.random.Generator,
     ) -> None:
         """See the true clicks of a served batch: ``user_ids[i]`` clicked ``item_ids[i]``."""
 
@@ -215,22 +229,23 @@ class GradualShift(DriftProcess):
             raise ValueError(f"steps must be >= 1, got {self.steps}")
 
     def advance(self, users, items, memory, t0, t1, rng):
+        # Step j in 1..steps adds 1/steps of the angle at start + j * step_len; j = 0 marks start.
         step_len = max(1, self.duration // self.steps)
-        crossed = [j for j in _crossed(t0, t1, self.start, step_len) if j < self.steps]
+        crossed = [j for j in _crossed(t0, t1, self.start, step_len) if j <= self.steps]
         if not crossed:
             return []
         cohorts = _cohort_ids(self.cohorts, users)
         if "bases" not in memory:
             d = users.theta.shape[1]
             memory["bases"] = {c: random_plane_basis(rng, d) for c in cohorts}
-        angle = math.acos(self.similarity) * len(crossed) / self.steps
+        angle = math.acos(self.similarity) * sum(j > 0 for j in crossed) / self.steps
         for c in cohorts:
             _rotate_cohort(users, c, rotation(memory["bases"][c], angle))
         events = []
         if crossed[0] == 0:
             events.append(DriftEvent(self.start, self.kind, self.similarity, cohorts))
-        if crossed[-1] == self.steps - 1:
-            end = self.start + (self.steps - 1) * step_len
+        if crossed[-1] == self.steps:
+            end = self.start + self.steps * step_len
             events.append(DriftEvent(end, self.kind + "_end", self.similarity, cohorts))
         return events
 
@@ -260,9 +275,7 @@ class IncrementalDrift(DriftProcess):
             for c in cohorts:
                 basis = random_plane_basis(rng, users.theta.shape[1])
                 _rotate_cohort(users, c, rotation(basis, angle))
-            events.append(
-                DriftEvent(self.interval * (j + 1), self.kind, self.similarity, cohorts)
-            )
+            events.append(DriftEvent(self.interval * (j + 1), self.kind, self.similarity, cohorts))
         return events
 
 
@@ -359,8 +372,14 @@ class AlternatingPopulation(DriftProcess):
         events = []
         for j in _crossed(t0, t1, self.period, self.period):
             self._activate(users, j + 1)
-            events.append(DriftEvent(self.period * (j + 1), self.kind, 1.0 - self.leak,
-                                     self._groups(users)[(j + 1) % 2]))
+            events.append(
+                DriftEvent(
+                    self.period * (j + 1),
+                    self.kind,
+                    1.0 - self.leak,
+                    self._groups(users)[(j + 1) % 2],
+                )
+            )
         return events
 
     def boundaries(self, until):
@@ -369,8 +388,9 @@ class AlternatingPopulation(DriftProcess):
 
 def _cohort_share(users: UserPopulation) -> np.ndarray:
     """Expected share of requests per cohort given current activity (arrival ignored)."""
-    base = np.bincount(users.cohort, weights=users.activity * users.alive,
-                       minlength=len(users.cohort_centres))
+    base = np.bincount(
+        users.cohort, weights=users.activity * users.alive, minlength=len(users.cohort_centres)
+    )
     w = base * users.cohort_activity
     return w / w.sum()
 
@@ -401,7 +421,9 @@ class CohortMixShift(DriftProcess):
         if self.target is None:
             return np.where(np.arange(n) < n // 2, 0.2, 1.8)
         if len(self.target) != n:
-            raise ValueError(f"target needs one multiplier per cohort ({n}), got {len(self.target)}")
+            raise ValueError(
+                f"target needs one multiplier per cohort ({n}), got {len(self.target)}"
+            )
         return np.asarray(self.target, dtype=np.float64)
 
     def advance(self, users, items, memory, t0, t1, rng):
@@ -415,7 +437,9 @@ class CohortMixShift(DriftProcess):
             memory["share0"] = _cohort_share(users)
         progress = (crossed[-1] + 1) / steps
         target = self._target(len(memory["initial"]))
-        users.cohort_activity[: len(target)] = (1 - progress) * memory["initial"] + progress * target
+        users.cohort_activity[: len(target)] = (1 - progress) * memory[
+            "initial"
+        ] + progress * target
         if crossed[-1] != steps - 1:
             return []
         tv = 0.5 * np.abs(_cohort_share(users) - memory["share0"]).sum()
@@ -587,7 +611,7 @@ class ClickNoise(DriftProcess):
     def corrupt_feedback(self, t, click_slot, shown, rng):
         if not self.start <= t < self.end:
             return click_slot
-        n, k = shown.shape
+        n, _k = shown.shape
         u = rng.random((n, 3))
         n_shown = shown.sum(axis=1)
         random_slot = np.minimum((u[:, 2] * n_shown).astype(np.int64), np.maximum(n_shown - 1, 0))

@@ -84,9 +84,7 @@ class UserPopulation:
         users.features[:] = users.observe(np.arange(n), config.feature_noise, rng)
         return users
 
-    def observe(
-        self, ids: np.ndarray, noise: float, rng: np.random.Generator
-    ) -> np.ndarray:
+    def observe(self, ids: np.ndarray, noise: float, rng: np.random.Generator) -> np.ndarray:
         """Fresh observable features for users ``ids`` from their current preferences."""
         clean = self.theta[ids] @ self.feature_map * np.sqrt(self.theta.shape[1])
         noisy = clean + noise * rng.standard_normal(clean.shape)

@@ -71,7 +71,7 @@ def gradual(
     similarity: float = 0.0,
     cohorts: tuple[int, ...] | None = None,
 ) -> Scenario:
-    """From ``start``, preferences rotate evenly over ``duration`` requests to cos = ``similarity``."""
+    """From ``start``, preferences rotate evenly over ``duration`` requests to ``similarity``."""
     return Scenario("gradual", (GradualShift(start, duration, similarity, cohorts),))
 
 
@@ -81,8 +81,9 @@ def incremental(
 ) -> Scenario:
     """A random walk: every ``interval`` requests each cohort's preferences rotate to
     cos = ``similarity``; regimes are slices of ``regime_every`` requests."""
-    return Scenario("incremental", (IncrementalDrift(interval, similarity),),
-                    regime_every=regime_every)
+    return Scenario(
+        "incremental", (IncrementalDrift(interval, similarity),), regime_every=regime_every
+    )
 
 
 @_preset
@@ -146,8 +147,9 @@ def feedback_loop(
 ) -> Scenario:
     """Preferences move toward what users click (strength per click); the recommender shapes
     its own data. Regimes are slices of ``regime_every`` requests."""
-    return Scenario("feedback_loop", (FeedbackLoop(strength, report_every),),
-                    regime_every=regime_every)
+    return Scenario(
+        "feedback_loop", (FeedbackLoop(strength, report_every),), regime_every=regime_every
+    )
 
 
 @_preset
@@ -162,9 +164,7 @@ def noisy(
 def scenario_parameters(name: str) -> dict[str, Any]:
     """The parameters of scenario ``name`` and their defaults."""
     _check_name(name)
-    return {
-        p.name: p.default for p in inspect.signature(SCENARIOS[name]).parameters.values()
-    }
+    return {p.name: p.default for p in inspect.signature(SCENARIOS[name]).parameters.values()}
 
 
 def _check_name(name: str) -> None:

@@ -40,6 +40,7 @@ class Requests:
         utilities: (n, C) float32 true utility of each candidate for its user, at request time.
         values: (n, C) float32 value of a click on each candidate (engagement reward), or None
             when the reward is the click itself.
+        topics: (n, C) int64 topic of each candidate.
     """
 
     t: int
@@ -47,6 +48,7 @@ class Requests:
     candidates: np.ndarray
     utilities: np.ndarray
     values: np.ndarray | None
+    topics: np.ndarray
 
     def __len__(self) -> int:
         return len(self.users)
@@ -113,7 +115,9 @@ class World:
         self.seed = seed
         self.regime_every = regime_every
         if regime_every is not None and regime_every <= 0:
-            raise ValueError(f"regime_every must be a positive number of requests, got {regime_every}")
+            raise ValueError(
+                f"regime_every must be a positive number of requests, got {regime_every}"
+            )
         root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
         self.rng = {
             name: np.random.Generator(np.random.PCG64(s))
@@ -151,9 +155,7 @@ class World:
         next_arrival = int(later.min()) if len(later) else NEVER
         key = (users.cohort_activity.tobytes(), self._churned)
         if self._user_cdf is None or self._user_cdf_key != key or self.clock >= self._cdf_until:
-            weights = (
-                users.activity * users.cohort_activity[users.cohort] * self.present_users()
-            )
+            weights = users.activity * users.cohort_activity[users.cohort] * self.present_users()
             self._user_cdf = np.cumsum(weights)
             if self._user_cdf[-1] <= 0:
                 raise RuntimeError(
@@ -223,34 +225,43 @@ class World:
         """
         rng = self.rng["requests"] if rng is None else rng
         users = np.asarray(users, dtype=np.int64)
-        n = len(users)
-        parts = []
+        candidates = np.empty((len(users), self.config.num_candidates), dtype=np.int64)
+        offset = 0
         for pool, count in self._retrieval_pools():
             shuffled = pool[rng.permutation(len(pool))]
             extended = np.concatenate([shuffled, shuffled[:count]])
-            start = rng.integers(0, len(pool), n)
-            parts.append(extended[start[:, None] + np.arange(count)])
-        candidates = np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+            start = rng.integers(0, len(pool), len(users))
+            candidates[:, offset : offset + count] = extended.take(
+                start[:, None] + np.arange(count)
+            )
+            offset += count
+        topics = self.items.topic.take(candidates)
         return Requests(
             t=self.clock,
             users=users,
             candidates=candidates,
-            utilities=self.utilities(users, candidates, with_boredom),
+            utilities=self._utilities(users, candidates, topics if with_boredom else None),
             values=self.items.engagement.take(candidates)
             if self.config.reward == "engagement"
             else None,
+            topics=topics,
         )
 
     def utilities(
         self, users: np.ndarray, candidates: np.ndarray, with_boredom: bool = True
     ) -> np.ndarray:
         """True utilities s_ui = beta <theta_u, phi_i> + q_i - boredom_u(topic_i): (n, C)."""
+        topics = self.items.topic.take(candidates) if with_boredom else None
+        return self._utilities(users, candidates, topics)
+
+    def _utilities(
+        self, users: np.ndarray, candidates: np.ndarray, topics: np.ndarray | None
+    ) -> np.ndarray:
         items = self.items
         phi = items.phi.take(candidates, axis=0)  # (n, C, d): the memory-bound gather
         affinity = np.matmul(phi, self.users.theta.take(users, axis=0)[:, :, None])[:, :, 0]
         util = self.config.affinity_scale * affinity + items.quality.take(candidates)
-        if with_boredom:
-            topics = items.topic.take(candidates)
+        if topics is not None:
             flat = users[:, None] * self.config.num_topics + topics
             util -= self.users.boredom.ravel().take(flat)
         return util
@@ -268,7 +279,7 @@ class World:
             "history": self.users.history.take(users, axis=0),
             "candidate_ids": cands,
             "candidate_features": self.items.features.take(cands, axis=0),
-            "candidate_topics": self.items.topic.take(cands),
+            "candidate_topics": requests.topics,
         }
 
     # ------------------------------------------------------------------ responses
@@ -307,7 +318,7 @@ class World:
         probs = self.slot_probabilities(requests, slates)
         slot_values = _slot_values(requests, slates)
         expected = expected_reward(probs, slot_values)
-        oracle_expected = self.choice.oracle(requests.utilities, requests.values)[1]
+        oracle_expected = self.choice.oracle_value(requests.utilities, requests.values)
         true_slot = sample_slots(probs, self.rng["responses"])
 
         rows = np.arange(n)
@@ -441,7 +452,9 @@ class World:
         elif callable(policy):
             scores = np.asarray(policy(observation), dtype=np.float64) / temperature
         else:
-            raise ValueError(f"unknown logging policy {policy!r}; use 'uniform', 'softmax' or a callable")
+            raise ValueError(
+                f"unknown logging policy {policy!r}; use 'uniform', 'softmax' or a callable"
+            )
         k = self.config.slate_size
         gumbel = scores - np.log(-np.log(rng.random(scores.shape)))
         slates = np.argsort(-gumbel, axis=1)[:, :k]
@@ -532,9 +545,7 @@ class ProbeSet:
         subset = np.argpartition(keys, k - 1, axis=2)[:, :, :k] if k < c else np.argsort(keys)
         order = np.argsort(np.take_along_axis(keys, subset, axis=2), axis=2)
         draws = np.take_along_axis(subset, order, axis=2)
-        self.random_expected_reward = np.mean(
-            [self.expected_reward(d) for d in draws], axis=0
-        )
+        self.random_expected_reward = np.mean([self.expected_reward(d) for d in draws], axis=0)
 
     def __len__(self) -> int:
         return len(self.requests)

@@ -1,0 +1,20 @@
+# The two commands of the README. Both set up .venv first (scripts/setup.sh, idempotent).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup demo test lint bench
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup  ## the main job: run the demo experiment and write its report to results/demo
+	$(PY) -m driftrec.experiments.cli demo --out results/demo
+
+test: setup  ## the whole test suite (slow cluster tests included)
+	$(PY) -m pytest -q -n 2 --dist loadgroup
+
+lint: setup
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+bench: setup
+	$(PY) benchmarks/env_throughput.py

@@ -1,0 +1,198 @@
+"""Environments: Gymnasium API (registry-driven), determinism, pickling, parity, bad input."""
+
+import pickle
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import driftrec  # noqa: F401  (registers the ids)
+from driftrec.envs import RecDriftEnv, RecDriftVectorEnv, registered_ids
+
+SMALL = dict(num_users=300, num_items=400, num_candidates=20, slate_size=5)
+IDS = registered_ids()
+
+
+def test_every_preset_has_an_id():
+    from driftrec.simulators import SCENARIOS
+
+    assert len(IDS) == len(SCENARIOS) + 1
+    assert "driftrec/Sudden-v0" in IDS and "driftrec/CohortShift-v0" in IDS
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_check_env(env_id):
+    env = gym.make(env_id, **SMALL)
+    check_env(env.unwrapped, skip_render_check=False)
+    env.close()
+
+
+def trajectory(env, steps=80, seed=0, action_seed=1):
+    obs, _ = env.reset(seed=seed)
+    env.action_space.seed(action_seed)
+    out = [obs]
+    for _ in range(steps):
+        obs, reward, terminated, _truncated, info = env.step(env.action_space.sample())
+        out.append((obs, reward, terminated, info["expected_reward"], info["t"]))
+        if terminated:
+            out.append(env.reset()[0])
+    return out
+
+
+def assert_same_tree(a, b):
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for key in a:
+            assert_same_tree(a[key], b[key])
+    elif isinstance(a, (tuple, list)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b, strict=True):
+            assert_same_tree(x, y)
+    else:
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_same_seed_same_trajectory(env_id):
+    kwargs = dict(SMALL)
+    a = trajectory(gym.make(env_id, **kwargs))
+    b = trajectory(gym.make(env_id, **kwargs))
+    assert_same_tree(a, b)
+    c = trajectory(gym.make(env_id, **kwargs), seed=1)
+    with pytest.raises(AssertionError):
+        assert_same_tree(a, c)
+
+
+@pytest.mark.parametrize(
+    "env_id", ["driftrec/Sudden-v0", "driftrec/CatalogChurn-v0", "driftrec/FeedbackLoop-v0"]
+)
+def test_pickle_round_trip_mid_stream_continues_identically(env_id):
+    env = gym.make(env_id, **SMALL, **({"at": 60} if "Sudden" in env_id else {}))
+    trajectory(env, steps=50)
+    clone = pickle.loads(pickle.dumps(env))
+    env.action_space.seed(9)
+    clone.action_space.seed(9)
+    for _ in range(60):
+        a = env.action_space.sample()
+        assert_same_tree(env.step(a), clone.step(a))
+
+
+def test_vector_env_with_one_session_reproduces_the_single_env_step_for_step():
+    single = RecDriftEnv("sudden", **SMALL, at=100)
+    batched = RecDriftVectorEnv(1, "sudden", **SMALL, at=100)
+    obs_s, _ = single.reset(seed=4)
+    obs_b, _ = batched.reset(seed=4)
+    rng = np.random.default_rng(0)
+    terminations = 0
+    for _ in range(300):
+        assert_same_tree(obs_s, {k: v[0] for k, v in obs_b.items()})
+        action = rng.integers(0, 20, 5)
+        obs_s, r_s, term_s, trunc_s, info_s = single.step(action)
+        obs_b, r_b, term_b, trunc_b, info_b = batched.step(action[None])
+        assert (r_s, term_s, trunc_s) == (r_b[0], term_b[0], trunc_b[0])
+        for key in info_s:
+            assert_same_tree(info_s[key], info_b[key][0])
+        if term_s:
+            terminations += 1
+            obs_s, _ = single.reset()  # the next session was already waiting
+    assert terminations > 3
+    assert single.world.clock == 300 and single.world.regime() == 1
+
+
+def test_make_vec_gives_the_native_batched_env():
+    env = gym.make_vec("driftrec/Sudden-v0", num_envs=16, **SMALL)
+    assert isinstance(env, RecDriftVectorEnv)
+    obs, _ = env.reset(seed=0)
+    assert obs["candidate_features"].shape == (16, 20, 8)
+    obs, reward, term, trunc, info = env.step(env.action_space.sample())
+    assert reward.shape == term.shape == trunc.shape == (16,)
+    for key in ("expected_reward", "oracle_expected_reward", "regime", "t", "drift_events"):
+        assert len(info[key]) == 16, key
+    assert (info["expected_reward"] <= info["oracle_expected_reward"] + 1e-12).all()
+    np.testing.assert_array_equal(info["t"], np.arange(16))
+    assert env.world.clock == 16
+
+
+def test_drift_events_and_regime_reported_in_info():
+    env = RecDriftVectorEnv(50, "sudden", **SMALL, at=120)
+    env.reset(seed=0)
+    seen = []
+    for _ in range(4):
+        _, _, _, _, info = env.step(env.action_space.sample())
+        seen.append((info["regime"][0], info["drift_events"][0]))
+    # steps serve clocks 0-49, 50-99, 100-149, 150-199: the shift at 120 fires at the end of
+    # the third step (that batch was served by the pre-shift world) and rules the fourth.
+    assert [r for r, _ in seen] == [0, 0, 0, 1]
+    assert [len(e) for _, e in seen] == [0, 0, 1, 0]
+    assert seen[2][1][0].t == 120 and seen[2][1][0].kind == "sudden"
+
+
+def test_repeated_position_is_shown_once_and_the_later_slot_is_empty():
+    env = RecDriftVectorEnv(1, **SMALL)
+    env.reset(seed=0)
+    requests = env.sessions.requests
+    expected = env.world.expected_reward(requests, np.array([[3, 7, -1, -1, -1]]))
+    _, _, _, _, info = env.step(np.array([[3, 7, 3, 7, 7]]))
+    np.testing.assert_allclose(info["expected_reward"], expected)
+
+
+def test_oracle_action_achieves_the_oracle_value():
+    env = RecDriftEnv(**SMALL)
+    env.reset(seed=0)
+    for _ in range(20):
+        _, _, _, _, info = env.step(env.oracle_action())
+        assert info["expected_reward"] == pytest.approx(info["oracle_expected_reward"])
+
+
+@pytest.mark.parametrize(
+    ("action", "error", "message"),
+    [
+        (np.array([0, 1, 2, 3, 20]), ValueError, r"in \[0, 19\]"),
+        (np.array([0, 1, 2, -1, 4]), ValueError, r"in \[0, 19\]"),
+        (np.array([0, 1, 2]), ValueError, r"shape \(5,\)"),
+        (np.array([[0, 1, 2, 3, 4]] * 2), ValueError, r"shape \(5,\)"),
+        (np.array([0.0, 1, 2, 3, np.nan]), TypeError, "contains NaN"),
+        (np.array([0.0, 1, 2, 3, 4]), TypeError, "integer array"),
+        (["a", "b", "c", "d", "e"], TypeError, "integer array"),
+    ],
+)
+def test_bad_actions_raise_clearly_and_leave_the_world_unchanged(action, error, message):
+    env = RecDriftEnv(**SMALL)
+    env.reset(seed=0)
+    before = pickle.dumps(env.world)
+    with pytest.raises(error, match=message):
+        env.step(action)
+    assert pickle.dumps(env.world) == before
+    env.step(np.arange(5))  # still usable
+
+
+def test_unknown_scenario_or_parameter_lists_the_valid_ones():
+    with pytest.raises(ValueError, match=r"valid scenarios are \['catalog_churn'"):
+        gym.make("driftrec/RecDrift-v0", scenario="tsunami")
+    with pytest.raises(TypeError, match=r"Scenario parameters: \['at'.*world parameters"):
+        gym.make("driftrec/Sudden-v0", magnitude=0.5)
+
+
+def test_world_persists_across_reset_and_is_rebuilt_by_seed():
+    env = RecDriftEnv(**SMALL)
+    env.reset(seed=0)
+    for _ in range(30):
+        env.step(np.arange(5))
+    clock = env.world.clock
+    env.reset()
+    assert env.world.clock == clock
+    env.reset(seed=0)
+    assert env.world.clock == 0
+
+
+def test_step_before_reset_is_an_error():
+    with pytest.raises(gym.error.ResetNeeded):
+        RecDriftVectorEnv(2, **SMALL).step(np.zeros((2, 5), np.int64))
+
+
+def test_render_ansi():
+    env = RecDriftEnv(render_mode="ansi", **SMALL)
+    env.reset(seed=0)
+    env.step(np.arange(5))
+    assert "expected=" in env.render()

@@ -1,0 +1,173 @@
+"""The world: seeding, sessions, probes, logged data, configuration errors."""
+
+import math
+import pickle
+
+import numpy as np
+import pytest
+
+from driftrec.simulators import SessionBatch, World, WorldConfig, build_world
+
+SMALL = dict(num_users=400, num_items=500, num_candidates=20, slate_size=4)
+
+
+def rollout(world, steps=30, batch=16):
+    sessions = SessionBatch(world, batch)
+    rng = np.random.default_rng(0)
+    out = []
+    for _ in range(steps):
+        slates = np.argsort(rng.random((batch, 20)), axis=1)[:, :4]
+        step = sessions.serve(slates)
+        out.append(
+            (
+                sessions.requests.candidates.copy(),
+                step.response.reward.copy(),
+                step.response.expected_reward.copy(),
+                step.terminated.copy(),
+            )
+        )
+    return out
+
+
+def assert_same(a, b):
+    for x, y in zip(a, b, strict=True):
+        for u, v in zip(x, y, strict=True):
+            np.testing.assert_array_equal(u, v)
+
+
+def test_same_seed_same_trajectory_different_seed_differs():
+    a = rollout(build_world("sudden", seed=5, at=200, **SMALL))
+    b = rollout(build_world("sudden", seed=5, at=200, **SMALL))
+    c = rollout(build_world("sudden", seed=6, at=200, **SMALL))
+    assert_same(a, b)
+    assert not np.array_equal(a[-1][0], c[-1][0])
+
+
+def test_probe_sets_and_logs_do_not_change_the_trajectory():
+    plain = build_world("gradual", seed=3, start=100, duration=200, **SMALL)
+    probed = build_world("gradual", seed=3, start=100, duration=200, **SMALL)
+    probed.probe_set(50)
+    probed.log_interactions(100, "softmax")
+    assert_same(rollout(plain), rollout(probed))
+
+
+def test_pickled_world_continues_identically():
+    world = build_world("catalog_churn", seed=1, every=100, **SMALL)
+    rollout(world, steps=10)
+    clone = pickle.loads(pickle.dumps(world))
+    assert_same(rollout(world), rollout(clone))
+
+
+def test_heavy_tailed_activity_few_users_make_most_requests():
+    world = World(WorldConfig(num_users=5_000, num_items=300, initial_user_fraction=1.0), seed=0)
+    counts = np.bincount(world.sample_users(100_000), minlength=5_000)
+    top = np.sort(counts)[::-1]
+    assert top[:500].sum() / counts.sum() > 0.3  # top 10% of users make > 30% of requests
+
+
+def test_late_users_arrive_over_time():
+    world = World(WorldConfig(**SMALL, initial_user_fraction=0.5, arrival_horizon=1_000), seed=0)
+    late = world.users.arrival > 0
+    assert not np.isin(world.sample_users(5_000), np.flatnonzero(late)).any()
+    world.advance(1_000)
+    assert np.isin(world.sample_users(5_000), np.flatnonzero(late)).any()
+
+
+def test_sessions_end_and_dissatisfied_users_churn():
+    world = World(WorldConfig(**SMALL, churn_prob=1.0, no_click_utility=8.0), seed=0)
+    sessions = SessionBatch(world, 32)
+    ended = 0
+    for _ in range(50):
+        step = sessions.serve(np.full((32, 4), -1))  # empty slates: nobody ever clicks
+        ended += step.terminated.sum()
+    assert ended > 0
+    assert (~world.users.alive).sum() > 0
+    assert not np.isin(world.sample_users(2_000), np.flatnonzero(~world.users.alive)).any()
+
+
+def test_boredom_lowers_utility_of_a_just_clicked_topic():
+    world = World(WorldConfig(**SMALL, boredom_increment=1.0), seed=0)
+    user = np.array([0])
+    requests = world.make_requests(user)
+    slates, _ = world.oracle(requests)
+    for _ in range(30):
+        r = world.respond(requests, slates)
+        if r.true_click_slot[0] >= 0:
+            break
+        requests = world.make_requests(user)
+        slates, _ = world.oracle(requests)
+    topic = world.items.topic[r.clicked_item[0]]
+    assert world.users.boredom[0, topic] > 0
+    assert world.users.history[0, 0] == r.clicked_item[0]
+
+
+def test_probe_set_scores_policies_exactly():
+    world = build_world("stationary", seed=0, **SMALL)
+    probe = world.probe_set(200)
+    assert probe.observation["candidate_ids"].shape == (200, 20)
+    assert probe.normalised_reward(probe.oracle_slates) == pytest.approx(1.0)
+    np.testing.assert_allclose(
+        probe.expected_reward(probe.oracle_slates), probe.oracle_expected_reward
+    )
+    assert 0.2 < float(np.mean(probe.random_expected_reward / probe.oracle_expected_reward)) < 0.9
+    relevance = probe.click_probability()
+    assert relevance.shape == (200, 20) and ((relevance > 0) & (relevance < 1)).all()
+
+
+def test_uniform_logging_propensity_is_one_over_ordered_slates():
+    world = build_world("stationary", seed=0, **SMALL)
+    log = world.log_interactions(300, "uniform")
+    np.testing.assert_allclose(log.propensity, 1 / math.perm(20, 4))
+    assert log.slates.shape == (300, 4)
+    assert all(len(set(row)) == 4 for row in log.slates.tolist())
+
+
+def test_softmax_logging_propensities_match_empirical_frequencies():
+    # three live items, three candidates: every request ranks the same set (in some order)
+    cfg = WorldConfig(
+        num_users=1,
+        num_items=4,
+        initial_item_fraction=0.75,
+        num_candidates=3,
+        slate_size=2,
+        boredom_increment=0.0,
+    )
+    world = World(cfg, seed=0)
+    log = world.log_interactions(20_000, "softmax", temperature=0.5)
+    chosen = np.take_along_axis(log.observation["candidate_ids"], log.slates, axis=1)
+    _keys, first, counts = np.unique(chosen, axis=0, return_index=True, return_counts=True)
+    cand_sets = np.sort(log.observation["candidate_ids"], axis=1)
+    assert (cand_sets == cand_sets[0]).all(), "one user, three candidates: same set every time"
+    freq = counts / len(chosen)
+    p = log.propensity[first]
+    assert 0.999 < p.sum() <= 1.0 + 1e-12  # the unseen ordered slates are the unlikely ones
+    sigma = np.sqrt(p * (1 - p) / len(chosen))
+    assert np.all(np.abs(freq - p) < 4.5 * sigma)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"latent_dim": 15}, "latent_dim must be even"),
+        ({"slate_size": 30}, "cannot exceed num_candidates"),
+        ({"num_items": 20}, "only 16 items are live"),
+        ({"choice_model": "probit"}, "choice_model must be one of"),
+        ({"num_users": 0}, "num_users must be a positive integer"),
+    ],
+)
+def test_bad_world_configuration_fails_with_a_clear_message(change, message):
+    with pytest.raises(ValueError, match=message):
+        WorldConfig(**{**SMALL, **change})
+
+
+def test_unknown_world_parameter_lists_valid_ones():
+    with pytest.raises(TypeError, match="unknown world parameter"):
+        WorldConfig().replace(num_userz=3)
+
+
+def test_requests_must_be_served_once_in_order():
+    world = build_world("stationary", seed=0, **SMALL)
+    requests = world.make_requests(world.sample_users(3))
+    world.respond(requests, np.zeros((3, 4), np.int64))
+    with pytest.raises(RuntimeError, match="serve each batch of requests once"):
+        world.respond(requests, np.zeros((3, 4), np.int64))
