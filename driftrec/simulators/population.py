@@ -110,7 +110,9 @@ class ItemCatalogue:
         arrival: (n_items,) int64 clock at which the item becomes available (NEVER: reserve).
         retirement: (n_items,) int64 clock at which it stops being available (NEVER: not yet).
         features: (n_items, f_i) float32 observable features (fixed at creation).
-        popularity: (n_items,) float64 clicks, decayed with the configured half-life.
+        popularity: (n_items,) float64 clicks, decayed with the configured half-life; it starts
+            from a tiny quality-based prior, so that the first popular pool holds good items
+            rather than the lowest ids.
     """
 
     phi: np.ndarray
@@ -138,16 +140,17 @@ class ItemCatalogue:
         features = phi @ feature_map + config.feature_noise * rng.standard_normal(
             (m, config.item_feature_dim)
         )
+        quality = config.quality_scale * rng.standard_normal(m)
         return cls(
             phi=phi.astype(np.float32),
             topic=topic.astype(np.int64),
             topic_centres=centres,
-            quality=(config.quality_scale * rng.standard_normal(m)).astype(np.float32),
+            quality=quality.astype(np.float32),
             engagement=engagement.astype(np.float32),
             arrival=arrival,
             retirement=np.full(m, NEVER, dtype=np.int64),
             features=np.clip(features, -FEATURE_BOUND, FEATURE_BOUND).astype(np.float32),
-            popularity=np.zeros(m),
+            popularity=1e-3 * np.exp(quality),
         )
 
     def available(self, t: int) -> np.ndarray:
