@@ -123,6 +123,17 @@ def _check_similarity(similarity: float) -> None:
         raise ValueError(f"similarity is a cosine and must be in [-1, 1], got {similarity}")
 
 
+def _check_fraction(
+    name: str, value: float, *, closed_below: bool = False, open_above: bool = False
+) -> None:
+    """``value`` in (0, 1]; ``closed_below`` admits 0, ``open_above`` excludes 1."""
+    low_ok = value >= 0.0 if closed_below else value > 0.0
+    high_ok = value < 1.0 if open_above else value <= 1.0
+    if not (low_ok and high_ok):
+        interval = ("[" if closed_below else "(") + "0, 1" + (")" if open_above else "]")
+        raise ValueError(f"{name} must be in {interval}, got {value}")
+
+
 def _check_time(name: str, value: int, minimum: int = 0) -> None:
     if not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer world-clock time >= {minimum}, got {value!r}")
@@ -349,8 +360,7 @@ class AlternatingPopulation(DriftProcess):
 
     def __post_init__(self) -> None:
         _check_time("period", self.period, 1)
-        if not 0.0 <= self.leak < 1.0:
-            raise ValueError(f"leak must be in [0, 1), got {self.leak}")
+        _check_fraction("leak", self.leak, closed_below=True, open_above=True)
 
     def _groups(self, users: UserPopulation) -> tuple[tuple[int, ...], tuple[int, ...]]:
         groups = self.groups or _split_cohorts(len(users.cohort_centres))
@@ -461,8 +471,7 @@ class NewCohort(DriftProcess):
 
     def __post_init__(self) -> None:
         _check_time("at", self.at, 1)
-        if not 0.0 < self.fraction < 1.0:
-            raise ValueError(f"fraction must be in (0, 1), got {self.fraction}")
+        _check_fraction("fraction", self.fraction, open_above=True)
 
     def prepare(self, config, users, items, memory, rng):
         d = users.theta.shape[1]
@@ -498,8 +507,7 @@ class CatalogChurn(DriftProcess):
 
     def __post_init__(self) -> None:
         _check_time("every", self.every, 1)
-        if not 0.0 < self.fraction <= 1.0:
-            raise ValueError(f"fraction must be in (0, 1], got {self.fraction}")
+        _check_fraction("fraction", self.fraction)
 
     def advance(self, users, items, memory, t0, t1, rng):
         events = []
@@ -528,8 +536,7 @@ class QualityShift(DriftProcess):
 
     def __post_init__(self) -> None:
         _check_time("at", self.at, 1)
-        if not 0.0 < self.fraction <= 1.0:
-            raise ValueError(f"fraction must be in (0, 1], got {self.fraction}")
+        _check_fraction("fraction", self.fraction)
 
     def advance(self, users, items, memory, t0, t1, rng):
         if not t0 < self.at <= t1:
@@ -597,8 +604,7 @@ class ClickNoise(DriftProcess):
         if self.end <= self.start:
             raise ValueError(f"end ({self.end}) must be after start ({self.start})")
         for name in ("flip_prob", "bot_fraction"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+            _check_fraction(name, getattr(self, name), closed_below=True)
 
     def advance(self, users, items, memory, t0, t1, rng):
         events = []
