@@ -26,6 +26,7 @@ from driftrec.simulators.population import NEVER, ItemCatalogue, UserPopulation
 __all__ = ["LoggedInteractions", "ProbeSet", "Requests", "Response", "World"]
 
 SeedLike = int | np.random.SeedSequence | None
+_FEW_REQUESTS = 4
 _STREAMS = ("world", "requests", "responses", "drift", "probes", "logging")
 
 
@@ -221,19 +222,23 @@ class World:
 
         Each pool contributes a uniformly random subset of its items: a request takes a
         contiguous window of a fresh random permutation of the pool, which is distinct within
-        the row and marginally uniform, at O(n C) cost.
+        the row and marginally uniform, at O(n C) cost (for a handful of requests, a direct
+        draw without replacement per request is cheaper than the permutation).
         """
         rng = self.rng["requests"] if rng is None else rng
         users = np.asarray(users, dtype=np.int64)
         candidates = np.empty((len(users), self.config.num_candidates), dtype=np.int64)
         offset = 0
         for pool, count in self._retrieval_pools():
-            shuffled = pool[rng.permutation(len(pool))]
-            extended = np.concatenate([shuffled, shuffled[:count]])
-            start = rng.integers(0, len(pool), len(users))
-            candidates[:, offset : offset + count] = extended.take(
-                start[:, None] + np.arange(count)
-            )
+            block = candidates[:, offset : offset + count]
+            if len(users) <= _FEW_REQUESTS:  # a permutation of the pool would dominate the cost
+                for row in block:
+                    row[:] = rng.choice(pool, count, replace=False)
+            else:
+                shuffled = pool[rng.permutation(len(pool))]
+                extended = np.concatenate([shuffled, shuffled[:count]])
+                start = rng.integers(0, len(pool), len(users))
+                block[:] = extended.take(start[:, None] + np.arange(count))
             offset += count
         topics = self.items.topic.take(candidates)
         return Requests(

@@ -171,3 +171,16 @@ def test_requests_must_be_served_once_in_order():
     world.respond(requests, np.zeros((3, 4), np.int64))
     with pytest.raises(RuntimeError, match="serve each batch of requests once"):
         world.respond(requests, np.zeros((3, 4), np.int64))
+
+
+@pytest.mark.parametrize("n", [1, 3, 200])
+def test_candidates_are_distinct_live_items_from_every_pool(n):
+    world = build_world("stationary", seed=0, num_users=400, num_items=2_000)
+    requests = world.make_requests(world.sample_users(n))
+    cands = requests.candidates
+    assert cands.shape == (n, 100)
+    assert all(len(set(row)) == 100 for row in cands.tolist())
+    assert world.items.available(world.clock)[cands].all()
+    popular, fresh, rest = (pool for pool, _ in world._retrieval_pools())
+    for pool, share in ((popular, 20), (fresh, 10), (rest, 70)):
+        assert (np.isin(cands, pool).sum(axis=1) == share).all()
