@@ -226,7 +226,7 @@ class World:
         draw without replacement per request is cheaper than the permutation).
         """
         rng = self.rng["requests"] if rng is None else rng
-        users = np.asarray(users, dtype=np.int64)
+        users = np.array(users, dtype=np.int64)  # a copy: callers may reuse their array
         candidates = np.empty((len(users), self.config.num_candidates), dtype=np.int64)
         offset = 0
         for pool, count in self._retrieval_pools():

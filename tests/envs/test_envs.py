@@ -196,3 +196,13 @@ def test_render_ansi():
     env.reset(seed=0)
     env.step(np.arange(5))
     assert "expected=" in env.render()
+
+
+def test_observations_are_not_overwritten_by_later_steps():
+    env = RecDriftVectorEnv(64, **SMALL, session_mean_length=1.0)  # every session ends at once
+    obs, _ = env.reset(seed=0)
+    users = obs["user_id"].copy()
+    candidates = obs["candidate_ids"].copy()
+    env.step(env.action_space.sample())
+    np.testing.assert_array_equal(obs["user_id"], users)
+    np.testing.assert_array_equal(obs["candidate_ids"], candidates)
