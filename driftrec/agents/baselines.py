@@ -1,0 +1,160 @@
+"""Baselines: random slates, recent popularity, and the oracle."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+
+from driftrec.agents.exploration import random_slates
+from driftrec.agents.protocol import (
+    AgentBase,
+    Observation,
+    TaskSizes,
+    Transition,
+    slates_from_action,
+)
+
+__all__ = ["OracleAgent", "PopularityAgent", "RandomAgent"]
+
+
+class RandomAgent(AgentBase):
+    """Uniformly random slates of distinct candidates: the floor every learner must beat.
+
+    Args:
+        sizes: the task's sizes.
+        seed: seeds the agent's own numpy stream.
+    """
+
+    def __init__(self, sizes: TaskSizes, seed: int = 0) -> None:
+        self.sizes = sizes
+        self.rng = np.random.default_rng(np.random.SeedSequence(seed))
+
+    def __repr__(self) -> str:
+        return "RandomAgent()"
+
+    def act(self, obs: Observation) -> np.ndarray:
+        n = np.shape(obs["candidate_ids"])[0]
+        return random_slates(n, self.sizes.num_candidates, self.sizes.slate_size, self.rng)
+
+    def observe(self, transition: Transition) -> None:
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": copy.deepcopy(self.rng.bit_generator.state)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = copy.deepcopy(state["rng"])
+
+
+class PopularityAgent(AgentBase):
+    """The candidates with the most observed clicks over the last ``window`` requests, ties
+    broken at random (the popularity baseline; Ji et al. 2020, "A re-visit of the popularity
+    baseline in recommender systems", SIGIR, on why it must be windowed in time).
+
+    Args:
+        sizes: the task's sizes (click counts are kept per item id, ``num_items`` of them).
+        window: requests the counts cover.
+        seed: seeds the tie-breaking stream.
+    """
+
+    def __init__(self, sizes: TaskSizes, window: int = 10_000, seed: int = 0) -> None:
+        if window < 1:
+            raise ValueError(f"window must be >= 1 requests, got {window}")
+        self.sizes = sizes
+        self.window = window
+        self.rng = np.random.default_rng(np.random.SeedSequence(seed))
+        self.counts = np.zeros(sizes.num_items, dtype=np.int64)
+        self.ring = np.full(window, -1, dtype=np.int64)  # clicked item per request, -1 none
+        self.head = 0
+
+    def __repr__(self) -> str:
+        return f"PopularityAgent(window={self.window})"
+
+    def act(self, obs: Observation) -> np.ndarray:
+        ids = np.asarray(obs["candidate_ids"]) % self.sizes.num_items
+        scores = self.counts[ids] + 0.5 * self.rng.random(ids.shape)
+        k = self.sizes.slate_size
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1)
+        return np.take_along_axis(part, order, axis=1).astype(np.int64)
+
+    def observe(self, transition: Transition) -> None:
+        m = self.sizes.num_items
+        slates = slates_from_action(transition.action)
+        slot = np.asarray(transition.info["click_slot"])
+        hit = np.flatnonzero(slot >= 0)
+        clicked = np.full(len(slot), -1, dtype=np.int64)
+        cands = np.asarray(transition.obs["candidate_ids"])
+        clicked[hit] = cands[hit, slates[hit, slot[hit]]] % m
+        if len(clicked) > self.window:
+            clicked = clicked[-self.window :]
+        n = len(clicked)
+        idx = (self.head + np.arange(n)) % self.window
+        leaving = self.ring[idx]
+        self.counts -= np.bincount(leaving[leaving >= 0], minlength=m)
+        self.counts += np.bincount(clicked[clicked >= 0], minlength=m)
+        self.ring[idx] = clicked
+        self.head = int((self.head + n) % self.window)
+
+    def state_dict(self) -> dict[str, Any]:
+        return copy.deepcopy(
+            {
+                "rng": self.rng.bit_generator.state,
+                "counts": self.counts,
+                "ring": self.ring,
+                "head": self.head,
+            }
+        )
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        state = copy.deepcopy(state)
+        self.rng.bit_generator.state = state["rng"]
+        self.counts, self.ring, self.head = state["counts"], state["ring"], state["head"]
+
+
+class OracleAgent(AgentBase):
+    """The exact best slate for every pending request, read from the environment's one
+    privileged channel, ``env.oracle_action()`` (the world's true utilities). No other agent
+    uses it; it is the ceiling that normalised reward is measured against.
+
+    Args:
+        env: the environment whose pending requests ``act`` answers (vector or single,
+            possibly wrapped).
+    """
+
+    def __init__(self, env: Any) -> None:
+        self.env = env
+        target = env if hasattr(env, "oracle_action") else getattr(env, "unwrapped", None)
+        if not hasattr(target, "oracle_action"):
+            raise TypeError(
+                "the oracle reads ground truth through env.oracle_action(); pass a driftrec "
+                f"environment, got {type(env).__name__}"
+            )
+        self._oracle_action = target.oracle_action
+
+    def __repr__(self) -> str:
+        return "OracleAgent()"
+
+    def act(self, obs: Observation) -> np.ndarray:
+        action = np.asarray(self._oracle_action(), dtype=np.int64)
+        if action.ndim == 1:
+            action = action[None]
+        n = np.shape(obs["candidate_ids"])[0]
+        if action.shape[0] != n:
+            raise ValueError(
+                f"the oracle answers the environment's {action.shape[0]} pending request(s), "
+                f"but was asked for {n}: call act with the observation the environment just "
+                "returned"
+            )
+        return action
+
+    def observe(self, transition: Transition) -> None:
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        return None

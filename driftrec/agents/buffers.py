@@ -1,0 +1,155 @@
+"""Stores of past examples: a recent window, everything seen, and a bounded reservoir.
+
+Stores are plain containers: the trainer adds to them, data sources read from them. Each keeps
+preallocated numpy columns, so adding a micro-batch is a few array copies and no Python loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from driftrec.agents.examples import SlateExamples
+
+__all__ = ["CumulativeStore", "RecentWindow", "ReplayBuffer"]
+
+
+class RecentWindow:
+    """The last ``capacity`` examples (a ring buffer), oldest first when read."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"a window holds at least one example, got capacity={capacity}")
+        self.capacity = capacity
+        self.data: SlateExamples | None = None
+        self.size = 0
+        self.head = 0  # next slot to write
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, rows: SlateExamples, rng: np.random.Generator | None = None) -> None:
+        """Append ``rows`` (``rng`` is unused: the common store signature)."""
+        if len(rows) >= self.capacity:
+            rows = rows.take(slice(len(rows) - self.capacity, None))
+        if self.data is None:
+            self.data = SlateExamples.empty_like(rows, self.capacity)
+        idx = (self.head + np.arange(len(rows))) % self.capacity
+        self.data.put(idx, rows)
+        self.head = int((self.head + len(rows)) % self.capacity)
+        self.size = min(self.capacity, self.size + len(rows))
+
+    def recent(self, n: int | None = None) -> SlateExamples | None:
+        """The newest ``min(n, len)`` examples (all by default), oldest first; None if empty."""
+        n = self.size if n is None else min(n, self.size)
+        if self.data is None or n <= 0:
+            return None
+        idx = (self.head - n + np.arange(n)) % self.capacity
+        return self.data.take(idx)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"data": self.data, "size": self.size, "head": self.head}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.data, self.size, self.head = state["data"], state["size"], state["head"]
+
+
+class CumulativeStore:
+    """Every example seen (growing by doubling), optionally only the last ``max_size``."""
+
+    def __init__(self, max_size: int | None = None) -> None:
+        if max_size is not None and max_size < 1:
+            raise ValueError(f"max_size must be positive or None, got {max_size}")
+        self.max_size = max_size
+        self.data: SlateExamples | None = None
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, rows: SlateExamples, rng: np.random.Generator | None = None) -> None:
+        """Append ``rows`` (``rng`` is unused: the common store signature)."""
+        if self.data is None:
+            self.data = SlateExamples.empty_like(rows, max(1024, 2 * len(rows)))
+        need = self.size + len(rows)
+        capacity = len(self.data)
+        if need > capacity:
+            grown = SlateExamples.empty_like(rows, max(need, 2 * capacity))
+            grown.put(slice(0, self.size), self.data.take(slice(0, self.size)))
+            self.data = grown
+        self.data.put(slice(self.size, need), rows)
+        self.size = need
+        if self.max_size is not None and self.size > self.max_size:
+            keep = self.data.take(slice(self.size - self.max_size, self.size))
+            self.data.put(slice(0, self.max_size), keep)
+            self.size = self.max_size
+
+    def all(self) -> SlateExamples | None:
+        if self.data is None or self.size == 0:
+            return None
+        return self.data.take(slice(0, self.size))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"data": self.all(), "size": self.size}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.data, self.size = None, 0
+        if state["data"] is not None:
+            self.add(state["data"])
+
+
+class ReplayBuffer:
+    """A bounded uniform sample of everything seen: reservoir sampling (Vitter 1985,
+    "Random sampling with a reservoir", ACM TOMS, Algorithm R), as used for experience replay
+    in continual learning (Rolnick et al. 2019; Chaudhry et al. 2019, "On tiny episodic
+    memories in continual learning").
+
+    After ``n`` examples have been offered, each of them is in the buffer with probability
+    ``min(1, capacity / n)``, whatever the order they came in: memory is bounded, and old
+    regimes keep their share.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"a replay buffer holds at least one example, got {capacity}")
+        self.capacity = capacity
+        self.data: SlateExamples | None = None
+        self.size = 0
+        self.seen = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, rows: SlateExamples, rng: np.random.Generator) -> None:
+        """Offer ``rows`` to the reservoir."""
+        n = len(rows)
+        if self.data is None:
+            self.data = SlateExamples.empty_like(rows, self.capacity)
+        free = min(self.capacity - self.size, n)
+        if free:
+            self.data.put(slice(self.size, self.size + free), rows.take(slice(0, free)))
+            self.size += free
+        rest = np.arange(free, n)
+        if len(rest):
+            # Algorithm R, vectorised: row i (the (seen+i+1)-th example) replaces a uniform slot
+            # in [0, seen+i] if that slot is inside the buffer. When several rows hit one slot,
+            # the last one wins, exactly as in the sequential algorithm.
+            slot = rng.integers(0, self.seen + rest + 1)
+            hit = slot < self.capacity
+            slot, src = slot[hit], rest[hit]
+            last = len(slot) - 1 - np.unique(slot[::-1], return_index=True)[1]
+            self.data.put(slot[last], rows.take(src[last]))
+        self.seen += n
+
+    def sample(self, n: int, rng: np.random.Generator) -> SlateExamples | None:
+        """``n`` examples drawn uniformly with replacement; None while empty."""
+        if self.size == 0 or n <= 0:
+            return None
+        return self.data.take(rng.integers(0, self.size, n))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"data": self.data, "size": self.size, "seen": self.seen}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.data, self.size, self.seen = state["data"], state["size"], state["seen"]

@@ -1,0 +1,106 @@
+"""What to train on: the fresh micro-batch, a recent window, everything seen, or the fresh
+micro-batch mixed with a replay sample.
+
+A data source is a frozen configuration. It makes the store it needs (the trainer owns it and
+adds every fresh micro-batch to it *after* the update), and, given that store and the fresh
+micro-batch, says which examples an update trains on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from driftrec.agents.buffers import CumulativeStore, RecentWindow, ReplayBuffer
+from driftrec.agents.examples import SlateExamples
+
+__all__ = ["Cumulative", "DataSource", "FreshData", "Replay", "Store", "Window"]
+
+
+class Store(Protocol):
+    def __len__(self) -> int: ...
+
+    def add(self, rows: SlateExamples, rng: np.random.Generator) -> None: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+class DataSource(Protocol):
+    def make_store(self) -> Store | None:
+        """The store this source reads (None: it needs none)."""
+        ...
+
+    def training_data(
+        self, store: Store | None, fresh: SlateExamples, rng: np.random.Generator
+    ) -> SlateExamples:
+        """The examples an update trains on, given the store (before ``fresh`` is added)."""
+        ...
+
+
+@dataclass(frozen=True)
+class FreshData:
+    """Only the micro-batch just observed (online learning)."""
+
+    def make_store(self) -> None:
+        return None
+
+    def training_data(self, store, fresh, rng) -> SlateExamples:
+        return fresh
+
+
+@dataclass(frozen=True)
+class Window:
+    """The last ``size`` requests (including the fresh micro-batch)."""
+
+    size: int
+
+    def __post_init__(self) -> None:
+        if self.size < 1:
+            raise ValueError(f"a window holds at least one request, got size={self.size}")
+
+    def make_store(self) -> RecentWindow:
+        return RecentWindow(self.size)
+
+    def training_data(self, store, fresh, rng) -> SlateExamples:
+        older = store.recent(self.size - len(fresh)) if len(fresh) < self.size else None
+        return fresh if older is None else SlateExamples.concat([older, fresh])
+
+
+@dataclass(frozen=True)
+class Cumulative:
+    """Everything observed so far (only the last ``max_size`` if set, to bound memory)."""
+
+    max_size: int | None = None
+
+    def make_store(self) -> CumulativeStore:
+        return CumulativeStore(self.max_size)
+
+    def training_data(self, store, fresh, rng) -> SlateExamples:
+        seen = store.all()
+        return fresh if seen is None else SlateExamples.concat([seen, fresh])
+
+
+@dataclass(frozen=True)
+class Replay:
+    """The fresh micro-batch plus ``ratio`` times as many examples drawn from a reservoir
+    :class:`~driftrec.agents.buffers.ReplayBuffer` of ``capacity`` past requests."""
+
+    capacity: int = 10_000
+    ratio: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {self.capacity}")
+        if self.ratio < 0:
+            raise ValueError(f"ratio must be >= 0, got {self.ratio}")
+
+    def make_store(self) -> ReplayBuffer:
+        return ReplayBuffer(self.capacity)
+
+    def training_data(self, store, fresh, rng) -> SlateExamples:
+        old = store.sample(round(self.ratio * len(fresh)), rng)
+        return fresh if old is None else SlateExamples.concat([fresh, old])

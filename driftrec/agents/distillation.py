@@ -1,0 +1,74 @@
+"""Learning without forgetting: distil the previous model's rankings into the current one."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["Distillation"]
+
+
+@dataclass(frozen=True)
+class Distillation:
+    """LwF-style distillation (Li & Hoiem 2017, "Learning without forgetting", TPAMI; knowledge
+    distillation, Hinton et al. 2015).
+
+    The teacher is a frozen copy of the model, refreshed every ``every`` requests. On the fresh
+    micro-batch's full candidate lists (the new data, as in LwF), the term is
+    ``strength * T^2 * KL(softmax(teacher / T) || softmax(student / T))`` over the candidates:
+    the student keeps the teacher's ranking of the candidates while it fits the new clicks.
+    Without candidate lists in the batch (pretraining), it uses the shown items.
+
+    Args:
+        strength: weight of the term.
+        temperature: T.
+        every: requests between teacher refreshes.
+    """
+
+    strength: float = 1.0
+    temperature: float = 2.0
+    every: int = 5_000
+
+    def __post_init__(self) -> None:
+        if self.strength < 0 or self.temperature <= 0 or self.every < 1:
+            raise ValueError(
+                f"Distillation needs strength >= 0, temperature > 0 and every >= 1, got {self}"
+            )
+
+    needs_candidates = True
+    """The trainer attaches the fresh micro-batch's candidate lists to every batch."""
+
+    @property
+    def consolidate_every(self) -> int:
+        return self.every
+
+    def penalty(self, model, scope, batch, memory) -> Tensor:
+        if memory is None:
+            return torch.zeros((), device=batch.reward.device)
+        if batch.candidates is not None:
+            users, items = batch.candidates
+            mask = None
+        else:
+            users, items, mask = batch.users, batch.items, batch.shown
+        with torch.no_grad():
+            teacher = memory(users, items) / self.temperature
+        student = model(users, items) / self.temperature
+        if mask is not None:
+            teacher = teacher.masked_fill(~mask, -1e9)
+            student = student.masked_fill(~mask, -1e9)
+        kl = nn.functional.kl_div(
+            nn.functional.log_softmax(student, dim=1),
+            nn.functional.log_softmax(teacher, dim=1),
+            log_target=True,
+            reduction="batchmean",
+        )
+        return self.strength * self.temperature**2 * kl
+
+    def consolidate(self, model, scope, recent, loss_fn, memory, device) -> nn.Module:
+        teacher = copy.deepcopy(model)
+        teacher.eval()
+        teacher.requires_grad_(False)
+        return teacher

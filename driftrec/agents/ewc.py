@@ -1,0 +1,92 @@
+"""Online elastic weight consolidation: a quadratic pull toward past parameters, weighted by
+how much each parameter mattered."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from driftrec.agents.losses import training_batch
+from driftrec.agents.terms import penalised_values
+
+__all__ = ["EWC"]
+
+
+@dataclass(frozen=True)
+class EWC:
+    """Online EWC (Kirkpatrick et al. 2017, "Overcoming catastrophic forgetting in neural
+    networks", PNAS; the online form with one running Fisher: Schwarz et al. 2018, "Progress &
+    compress", ICML).
+
+    Penalty ``strength / 2 * sum_i F_i (theta_i - theta*_i)^2``. Every ``every`` requests the
+    term consolidates: ``theta*`` becomes the current parameters and ``F <- decay * F + F_new``,
+    where ``F_new`` is the diagonal empirical Fisher on the last ``fisher_samples`` requests
+    (squared mini-batch gradients of the click loss, times the mini-batch size). A stream has
+    no task boundaries, so consolidation is periodic.
+
+    Args:
+        strength: lambda.
+        decay: gamma, how much of the old Fisher is kept at each consolidation.
+        every: requests between consolidations.
+        fisher_samples: requests the Fisher is estimated on.
+        batch_size: requests per mini-batch of the estimate.
+    """
+
+    strength: float = 10.0
+    decay: float = 0.9
+    every: int = 5_000
+    fisher_samples: int = 2_048
+    batch_size: int = 256
+
+    def __post_init__(self) -> None:
+        if self.strength < 0 or not 0.0 <= self.decay <= 1.0 or self.every < 1:
+            raise ValueError(f"EWC needs strength >= 0, decay in [0, 1] and every >= 1, got {self}")
+
+    @property
+    def consolidate_every(self) -> int:
+        return self.every
+
+    def penalty(self, model, scope, batch, memory) -> Tensor:
+        total = torch.zeros((), device=batch.reward.device)
+        if memory is None:
+            return total
+        anchor, fisher = memory["anchor"], memory["fisher"]
+        for name, values, rows in penalised_values(scope, batch):
+            if name not in fisher:
+                continue
+            f, a = fisher[name], anchor[name]
+            if rows is not None:
+                f, a = f[rows], a[rows]
+            total = total + (f * (values - a) ** 2).sum()
+        return 0.5 * self.strength * total
+
+    def consolidate(self, model, scope, recent, loss_fn, memory, device) -> dict[str, Any] | None:
+        if recent is None:
+            return memory
+        recent = recent.take(slice(max(0, len(recent) - self.fisher_samples), None))
+        params = [p for n, p in scope.named() if n in scope.penalised]
+        names = [n for n in scope.names if n in scope.penalised]
+        fisher = {n: torch.zeros_like(p) for n, p in zip(names, params, strict=True)}
+        batches = 0
+        for start in range(0, len(recent), self.batch_size):
+            part = recent.take(slice(start, start + self.batch_size))
+            batch = training_batch(part, device)
+            grads = torch.autograd.grad(loss_fn(batch), params, allow_unused=True)
+            for name, grad in zip(names, grads, strict=True):
+                if grad is None:
+                    continue
+                if grad.is_sparse:
+                    grad = grad.coalesce()
+                    fisher[name].index_add_(0, grad.indices()[0], grad.values() ** 2 * len(part))
+                else:
+                    fisher[name] += grad**2 * len(part)
+            batches += 1
+        for name in names:
+            fisher[name] /= max(batches, 1)
+            if memory is not None and name in memory["fisher"]:
+                fisher[name] += self.decay * memory["fisher"][name]
+        anchor = {n: p.detach().clone() for n, p in zip(names, params, strict=True)}
+        return {"anchor": anchor, "fisher": fisher}

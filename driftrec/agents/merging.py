@@ -1,0 +1,72 @@
+"""How newly trained parameters combine with the ones they replace."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from torch import Tensor
+
+__all__ = ["Ensemble", "Merge", "MovingAverage", "Replace"]
+
+
+class Merge(Protocol):
+    """Combines the parameters before an update (``old``) with those after it (``new``).
+
+    Attributes:
+        members: how many models serve together (1: just the current one); with more, the
+            trainer keeps the ``members - 1`` most recent post-update snapshots and the agent
+            ranks by the mean of their scores.
+    """
+
+    members: int
+
+    def merge(self, old: dict[str, Tensor], new: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The parameters to keep, by name (a pure function)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Replace:
+    """Keep the newly trained parameters."""
+
+    members: int = 1
+
+    def merge(self, old, new):
+        return new
+
+
+@dataclass(frozen=True)
+class MovingAverage:
+    """``weight * new + (1 - weight) * old``: integrate the update into the old model (Polyak
+    averaging, Polyak & Juditsky 1992, applied once per update)."""
+
+    weight: float = 0.5
+    members: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.weight <= 1.0:
+            raise ValueError(f"weight must be in (0, 1], got {self.weight}")
+
+    def merge(self, old, new):
+        w = self.weight
+        return {name: w * new[name] + (1.0 - w) * old[name] for name in new}
+
+
+@dataclass(frozen=True)
+class Ensemble:
+    """Keep the new parameters, and serve the mean score of the current model and the
+    ``size - 1`` previous post-update snapshots (a temporal ensemble)."""
+
+    size: int = 3
+
+    def __post_init__(self) -> None:
+        if self.size < 1:
+            raise ValueError(f"an ensemble has at least one member, got size={self.size}")
+
+    @property
+    def members(self) -> int:
+        return self.size
+
+    def merge(self, old, new):
+        return new

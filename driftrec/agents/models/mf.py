@@ -1,0 +1,107 @@
+"""Matrix factorisation with biases."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from driftrec.agents.models.base import (
+    Adapter,
+    ItemBatch,
+    UserBatch,
+    factorised_score,
+    init_module,
+    lookup,
+)
+from driftrec.agents.protocol import TaskSizes
+
+__all__ = ["MatrixFactorisation"]
+
+
+class MatrixFactorisation(nn.Module):
+    """Biased matrix factorisation, s_ui = <p_u, q_i> + b_u + b_i + b (Koren, Bell & Volinsky
+    2009, "Matrix factorization techniques for recommender systems", IEEE Computer).
+
+    It sees ids only: an id it has never trained on scores from its initial (small random)
+    factors and zero bias, i.e. close to the global mean.
+
+    Args:
+        sizes: task sizes; the tables hold ``num_users`` and ``num_items`` rows.
+        dim: number of latent factors d.
+        init_std: standard deviation of the initial factors.
+        adapter_dim: bottleneck of the residual adapters on p_u and q_i (0: no adapters; the
+            ``adapters`` scope needs them).
+
+    Parameter groups: ``embeddings`` = factors p, q; ``head`` = biases b_u, b_i, b;
+    ``adapters``; ``feedback`` = slot bias.
+    """
+
+    def __init__(
+        self, sizes: TaskSizes, dim: int = 32, init_std: float = 0.1, adapter_dim: int = 0
+    ) -> None:
+        super().__init__()
+        self.sizes, self.dim, self.init_std = sizes, dim, init_std
+        self.user_factors = nn.Embedding(sizes.num_users, dim, sparse=True)
+        self.item_factors = nn.Embedding(sizes.num_items, dim, sparse=True)
+        self.user_bias = nn.Embedding(sizes.num_users, 1)
+        self.item_bias = nn.Embedding(sizes.num_items, 1)
+        self.global_bias = nn.Parameter(torch.zeros(()))
+        self.user_adapter = Adapter(dim, adapter_dim) if adapter_dim else None
+        self.item_adapter = Adapter(dim, adapter_dim) if adapter_dim else None
+        self.slot_bias = nn.Parameter(torch.zeros(sizes.slate_size))
+
+    def reset_parameters(self, generator: torch.Generator) -> None:
+        init_module(self, generator, self.init_std)
+        with torch.no_grad():
+            self.user_bias.weight.zero_()
+            self.item_bias.weight.zero_()
+            self.global_bias.zero_()
+            self.slot_bias.zero_()
+
+    def encode_users(self, users: UserBatch) -> tuple[Tensor, Tensor]:
+        p = lookup(self.user_factors, users.user_id)
+        if self.user_adapter is not None:
+            p = self.user_adapter(p)
+        return p, lookup(self.user_bias, users.user_id)[:, 0] + self.global_bias
+
+    def encode_items(self, items: ItemBatch) -> tuple[Tensor, Tensor]:
+        q = lookup(self.item_factors, items.ids)
+        if self.item_adapter is not None:
+            q = self.item_adapter(q)
+        return q, lookup(self.item_bias, items.ids)[..., 0]
+
+    def forward(self, users: UserBatch, items: ItemBatch) -> Tensor:
+        return factorised_score(*self.encode_users(users), *self.encode_items(items))
+
+    def id_tables(self) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
+        """The score as plain tables, when it depends on ids only (no adapters): user factors
+        (U, d), user bias incl. the global one (U,), item factors (I, d), item bias (I,);
+        ``forward`` equals ``<P[u], Q[i]> + b_u + b_i`` with them. Lets acting skip autograd
+        and per-op dispatch (see ``driftrec.agents.learning_agent``)."""
+        if self.user_adapter is not None or self.item_adapter is not None:
+            return None
+        with torch.no_grad():
+            return (
+                self.user_factors.weight.detach(),
+                self.user_bias.weight.detach()[:, 0] + self.global_bias.detach(),
+                self.item_factors.weight.detach(),
+                self.item_bias.weight.detach()[:, 0],
+            )
+
+    def parameter_groups(self) -> dict[str, list[str]]:
+        groups: dict[str, list[str]] = {
+            g: [] for g in ("embeddings", "body", "head", "adapters", "feedback")
+        }
+        for name, _ in self.named_parameters():
+            if name.startswith(("user_factors", "item_factors")):
+                groups["embeddings"].append(name)
+            elif name.startswith(("user_adapter", "item_adapter")):
+                groups["adapters"].append(name)
+            elif name == "slot_bias":
+                groups["feedback"].append(name)
+            else:
+                groups["head"].append(name)
+        return groups
+
+    def table_ids(self, users: UserBatch, items: ItemBatch) -> dict[str, Tensor]:
+        return {"user_factors.weight": users.user_id, "item_factors.weight": items.ids}

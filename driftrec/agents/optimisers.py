@@ -1,0 +1,130 @@
+"""Optimisers that respect sparse id tables: lazy Adam on the tables with sparse gradients and
+Adam on the dense parameters, or plain SGD on both."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["LazyAdam", "SplitOptimiser"]
+
+
+def _row_gradients(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(distinct rows (R,), their summed gradients (R, d)) of a sparse row gradient; the same
+    as ``grad.coalesce()``, about twice as fast on CPU for a few thousand rows."""
+    if grad.is_coalesced():
+        return grad.indices()[0], grad.values()
+    rows, inverse = torch.unique(grad._indices()[0], return_inverse=True)
+    values = grad._values()
+    summed = torch.zeros((len(rows), *values.shape[1:]), dtype=values.dtype, device=values.device)
+    return rows, summed.index_add_(0, inverse, values)
+
+
+class LazyAdam:
+    """Adam (Kingma & Ba 2015) applied to the rows a sparse gradient touches only, "lazily": the
+    moments of untouched rows are neither decayed nor applied (as TensorFlow's LazyAdam and
+    ``torch.optim.SparseAdam``; bias correction uses the global step count). A step costs
+    O(rows touched), not O(table).
+
+    This is a leaner equivalent of ``torch.optim.SparseAdam`` (same update), about twice as fast
+    on small micro-batches because it gathers and scatters the touched rows directly.
+    """
+
+    def __init__(
+        self,
+        params: Sequence[nn.Parameter],
+        lr: float,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
+        self.params = list(params)
+        self.lr, self.betas, self.eps = lr, betas, eps
+        self.t = 0
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.t += 1
+        b1, b2 = self.betas
+        step_size = self.lr * math.sqrt(1 - b2**self.t) / (1 - b1**self.t)
+        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq, strict=True):
+            if p.grad is None:
+                continue
+            if not p.grad.is_sparse:
+                raise RuntimeError(
+                    "LazyAdam needs sparse gradients (nn.Embedding(sparse=True) tables)"
+                )
+            idx, g = _row_gradients(p.grad)
+            m_rows = m.index_select(0, idx).lerp_(g, 1 - b1)
+            v_rows = v.index_select(0, idx).mul_(b2).addcmul_(g, g, value=1 - b2)
+            m.index_copy_(0, idx, m_rows)
+            v.index_copy_(0, idx, v_rows)
+            update = m_rows.div_(v_rows.sqrt_().add_(self.eps)).mul_(-step_size)
+            # index_add_ with alpha != 1 takes a path 4x slower on CPU: the step is pre-scaled.
+            p.data.index_add_(0, idx, update)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"t": self.t, "exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.t = state["t"]
+        self.exp_avg = [s.clone() for s in state["exp_avg"]]
+        self.exp_avg_sq = [s.clone() for s in state["exp_avg_sq"]]
+
+
+class SplitOptimiser:
+    """One optimiser over a parameter scope, split by gradient layout.
+
+    Args:
+        named: the (name, parameter) pairs to optimise.
+        sparse: names of the parameters whose gradients are sparse.
+        kind: ``"adam"`` (:class:`LazyAdam` on sparse tables, Adam on the rest) or ``"sgd"``.
+        lr: learning rate.
+    """
+
+    def __init__(
+        self,
+        named: Sequence[tuple[str, nn.Parameter]],
+        sparse: frozenset[str],
+        kind: str,
+        lr: float,
+    ) -> None:
+        sparse_params = [p for n, p in named if n in sparse]
+        dense_params = [p for n, p in named if n not in sparse]
+        self.parts: list[Any] = []
+        if kind == "adam":
+            if sparse_params:
+                self.parts.append(LazyAdam(sparse_params, lr=lr))
+            if dense_params:
+                # The fused kernel is ~3x faster for many small tensors, and deterministic.
+                self.parts.append(torch.optim.Adam(dense_params, lr=lr, fused=True))
+        elif kind == "sgd":
+            self.parts.append(torch.optim.SGD(sparse_params + dense_params, lr=lr))
+        else:
+            raise ValueError(f"unknown optimiser {kind!r}; valid optimisers are ['adam', 'sgd']")
+
+    def step(self) -> None:
+        for part in self.parts:
+            part.step()
+
+    def zero_grad(self) -> None:
+        for part in self.parts:
+            part.zero_grad(set_to_none=True)
+
+    def state_dict(self) -> list[dict[str, Any]]:
+        return [part.state_dict() for part in self.parts]
+
+    def load_state_dict(self, state: list[dict[str, Any]]) -> None:
+        if len(state) != len(self.parts):
+            raise ValueError("optimiser state does not match this optimiser's parameter split")
+        for part, s in zip(self.parts, state, strict=True):
+            part.load_state_dict(s)

@@ -1,0 +1,332 @@
+"""Continual-learning strategies: compositions of *what data*, *when*, *which parameters*,
+*extra loss terms* and *how to merge*, and the named presets built from them.
+
+A :class:`Strategy` is pure configuration: a tuple of :class:`UpdateRule`s, checked after every
+micro-batch in order, plus how much logged data it wants before the stream starts. The
+:class:`~driftrec.agents.trainer.Trainer` owns every piece of state (stores, detectors,
+optimisers, anchors) and does every mutation.
+
+``make_strategy(name, **params)`` builds a preset and rejects unknown names or parameters with
+the list of valid ones; ``STRATEGIES`` lists the presets.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from driftrec.agents.data import Cumulative, DataSource, FreshData, Replay, Window
+from driftrec.agents.distillation import Distillation
+from driftrec.agents.ewc import EWC
+from driftrec.agents.losses import CLICK_LOSSES
+from driftrec.agents.merging import Ensemble, Merge, MovingAverage, Replace
+from driftrec.agents.scopes import SCOPES
+from driftrec.agents.terms import LossTerm
+from driftrec.agents.triggers import DriftAlarm, EveryN, EveryStep, Schedule, Trigger
+
+__all__ = [
+    "OPTIMISERS",
+    "STRATEGIES",
+    "LearnerConfig",
+    "Strategy",
+    "UpdateRule",
+    "make_strategy",
+    "strategy_parameters",
+]
+
+OPTIMISERS = ("adam", "sgd")
+
+
+@dataclass(frozen=True)
+class LearnerConfig:
+    """How gradient steps are taken (shared by every rule of a strategy)."""
+
+    loss: str = "softmax"
+    """Click loss, one of ``driftrec.agents.losses.CLICK_LOSSES``: ``softmax`` (the default; the
+    multinomial logit over the slate and no-click, which is how the world's users choose),
+    ``bce`` (per shown item), ``mse`` (for an engagement reward)."""
+    optimiser: str = "adam"
+    """``adam`` (lazy Adam on id tables, Adam elsewhere) or ``sgd``."""
+    lr: float = 0.01
+    """Learning rate."""
+    l1: float = 0.0
+    """L1 penalty per gradient step on the trained parameters (lazy on id tables)."""
+    l2: float = 0.0
+    """L2 penalty per gradient step on the trained parameters (lazy on id tables)."""
+    micro_batch: int = 256
+    """Requests gathered before the rules are checked (online learning's granularity)."""
+    batch_size: int = 512
+    """Requests per gradient step when an update trains on more than a micro-batch."""
+
+    def __post_init__(self) -> None:
+        if self.loss not in CLICK_LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; valid losses are {list(CLICK_LOSSES)}")
+        if self.optimiser not in OPTIMISERS:
+            raise ValueError(
+                f"unknown optimiser {self.optimiser!r}; valid optimisers are {list(OPTIMISERS)}"
+            )
+        if self.lr <= 0 or self.micro_batch < 1 or self.batch_size < 1:
+            raise ValueError("lr, micro_batch and batch_size must be positive")
+        if self.l1 < 0 or self.l2 < 0:
+            raise ValueError(f"l1 and l2 must be >= 0, got {self.l1}, {self.l2}")
+
+
+@dataclass(frozen=True)
+class UpdateRule:
+    """One way the model is updated.
+
+    Attributes:
+        trigger: when (``driftrec.agents.triggers``).
+        data: on what (``driftrec.agents.data``).
+        scope: which parameter groups (``driftrec.agents.scopes.SCOPES``).
+        freeze: groups held fixed even if ``scope`` includes them.
+        terms: extra loss terms (EWC, distillation, ...); the learner's L1/L2 is added to all.
+        merge: how the result combines with the parameters before the update.
+        from_scratch: re-initialise the model before training (full retraining).
+        epochs: passes over the data per update.
+        lr: learning rate of this rule (None: the learner's).
+    """
+
+    trigger: Trigger
+    data: DataSource = field(default_factory=FreshData)
+    scope: tuple[str, ...] = ("all",)
+    freeze: tuple[str, ...] = ()
+    terms: tuple[LossTerm, ...] = ()
+    merge: Merge = field(default_factory=Replace)
+    from_scratch: bool = False
+    epochs: int = 1
+    lr: float | None = None
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.scope) - set(SCOPES))
+        if unknown or not self.scope:
+            raise ValueError(f"unknown scope {unknown or self.scope}; valid scopes are {SCOPES}")
+        frozen = sorted(set(self.freeze) - set(SCOPES[1:]))
+        if frozen:
+            raise ValueError(f"cannot freeze {frozen}; groups are {list(SCOPES[1:])}")
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A named continual-learning strategy.
+
+    Attributes:
+        name: the preset's name (or any label).
+        rules: update rules, checked in order after every micro-batch.
+        pretrain_requests: logged requests the strategy wants to pretrain on before the stream
+            (0: none). A runner passes them to ``agent.pretrain``.
+        pretrain_epochs: passes over the logged data.
+        pretrain_scope: parameter groups pretraining trains.
+    """
+
+    name: str
+    rules: tuple[UpdateRule, ...]
+    pretrain_requests: int = 0
+    pretrain_epochs: int = 3
+    pretrain_scope: tuple[str, ...] = ("all",)
+
+
+STRATEGIES: dict[str, Callable[..., Strategy]] = {}
+"""Preset names and their builder functions (keyword arguments are the preset's parameters)."""
+
+
+def _preset(fn: Callable[..., Strategy]) -> Callable[..., Strategy]:
+    STRATEGIES[fn.__name__] = fn
+    return fn
+
+
+def _merge(merge: str, weight: float, ensemble_size: int) -> Merge:
+    if merge == "replace":
+        return Replace()
+    if merge == "moving_average":
+        return MovingAverage(weight)
+    if merge == "ensemble":
+        return Ensemble(ensemble_size)
+    raise ValueError(
+        f"unknown merge {merge!r}; valid merges are ['ensemble', 'moving_average', 'replace']"
+    )
+
+
+@_preset
+def static(train_on: int = 20_000, epochs: int = 3, pretrain: int = 0) -> Strategy:
+    """Train once, never update: the "no retraining" control of every drift study (Gama et al.
+    2014, "A survey on concept drift adaptation", ACM CSUR, the static baseline).
+
+    Trains on the first ``train_on`` requests (``epochs`` passes; from scratch, or from the
+    pretrained model if ``pretrain`` logged requests were asked for) and never changes after
+    that; ``train_on=0`` with ``pretrain`` > 0 trains on the logged data only.
+    """
+    rules = ()
+    if train_on:
+        rule = UpdateRule(
+            Schedule((train_on,)), Window(train_on), from_scratch=not pretrain, epochs=epochs
+        )
+        rules = (rule,)
+    return Strategy("static", rules, pretrain_requests=pretrain)
+
+
+@_preset
+def full_retrain(every: int = 10_000, epochs: int = 3, max_size: int | None = None) -> Strategy:
+    """Periodic full retraining: every ``every`` requests, a model re-initialised from scratch
+    is trained on everything seen (``epochs`` passes); the batch-retraining baseline of Zhang
+    et al. 2020, "How to retrain recommender system? A sequential meta-learning method"
+    (SIGIR). ``max_size`` bounds the history kept (None: all of it)."""
+    rule = UpdateRule(EveryN(every), Cumulative(max_size), from_scratch=True, epochs=epochs)
+    return Strategy("full_retrain", (rule,))
+
+
+@_preset
+def fine_tune(
+    every: int = 2_000,
+    window: int | None = None,
+    epochs: int = 2,
+    freeze: tuple[str, ...] = (),
+    pretrain: int = 20_000,
+    pretrain_epochs: int = 3,
+) -> Strategy:
+    """Transfer by fine-tuning (Yosinski et al. 2014, "How transferable are features in deep
+    neural networks?", NeurIPS; in recommendation, the fine-tuning baseline of Zhang et al.
+    2020, SIGIR): pretrain on ``pretrain`` logged requests from the source regime, then every
+    ``every`` requests continue training (``epochs`` passes) on the last ``window`` requests
+    (default: those since the previous update), with the groups in ``freeze`` held fixed."""
+    rule = UpdateRule(EveryN(every), Window(window or every), freeze=tuple(freeze), epochs=epochs)
+    return Strategy(
+        "fine_tune", (rule,), pretrain_requests=pretrain, pretrain_epochs=pretrain_epochs
+    )
+
+
+@_preset
+def incremental(
+    every: int = 2_000,
+    window: int | None = None,
+    epochs: int = 2,
+    scope: tuple[str, ...] = ("embeddings",),
+    merge: str = "moving_average",
+    weight: float = 0.5,
+    ensemble_size: int = 3,
+) -> Strategy:
+    """Incremental update: every ``every`` requests only part of the parameters (``scope``,
+    default the id embeddings) is trained on the new data, and the updated model is integrated
+    with the old one (``merge``: a moving average with ``weight`` on the update, an ensemble of
+    ``ensemble_size``, or replace). Partial, frequent parameter refreshes follow production
+    practice (Liu et al. 2022, "Monolith: real time recommendation system with collisionless
+    embedding table", which syncs touched embeddings often and dense layers rarely); the
+    integration is Polyak averaging (Polyak & Juditsky 1992) of the old and updated model."""
+    rule = UpdateRule(
+        EveryN(every),
+        Window(window or every),
+        tuple(scope),
+        merge=_merge(merge, weight, ensemble_size),
+        epochs=epochs,
+    )
+    return Strategy("incremental", (rule,))
+
+
+@_preset
+def online(epochs: int = 1) -> Strategy:
+    """Online learning: a gradient step on every micro-batch as it arrives (Rendle &
+    Schmidt-Thieme 2008, "Online-updating regularized kernel matrix factorization models for
+    large-scale recommender systems", RecSys; Vinagre et al. 2014, "Fast incremental matrix
+    factorization for recommendation with positive-only feedback", UMAP)."""
+    return Strategy("online", (UpdateRule(EveryStep(), FreshData(), epochs=epochs),))
+
+
+@_preset
+def replay(capacity: int = 10_000, ratio: float = 1.0) -> Strategy:
+    """Online learning with experience replay from a bounded reservoir (Rolnick et al. 2019,
+    "Experience replay for continual learning", NeurIPS; reservoir sampling, Vitter 1985): each
+    step trains on the fresh micro-batch plus ``ratio`` times as many examples drawn from a
+    reservoir of ``capacity`` past requests."""
+    return Strategy("replay", (UpdateRule(EveryStep(), Replay(capacity, ratio)),))
+
+
+@_preset
+def ewc(
+    strength: float = 10.0, decay: float = 0.9, every: int = 5_000, fisher_samples: int = 2_048
+) -> Strategy:
+    """Online learning regularised by online EWC (Kirkpatrick et al. 2017, PNAS; Schwarz et al.
+    2018, "Progress & compress", ICML); see :class:`driftrec.agents.ewc.EWC`."""
+    term = EWC(strength, decay, every, fisher_samples)
+    return Strategy("ewc", (UpdateRule(EveryStep(), FreshData(), terms=(term,)),))
+
+
+@_preset
+def distill(strength: float = 1.0, temperature: float = 2.0, every: int = 5_000) -> Strategy:
+    """Online learning with LwF-style distillation from the previous model (Li & Hoiem 2017,
+    "Learning without forgetting", TPAMI); see
+    :class:`driftrec.agents.distillation.Distillation`."""
+    term = Distillation(strength, temperature, every)
+    return Strategy("distill", (UpdateRule(EveryStep(), FreshData(), terms=(term,)),))
+
+
+@_preset
+def drift_triggered(
+    signal: str = "reward",
+    delta: float = 0.002,
+    hold: int = 20_000,
+    warmup: int = 20_000,
+    warmup_epochs: int = 5,
+    min_gap: int = 0,
+) -> Strategy:
+    """Informed adaptation (Gama et al. 2014, "A survey on concept drift adaptation", ACM
+    CSUR): train once on the first ``warmup`` requests (``warmup_epochs`` passes), then stay
+    fixed until ADWIN (Bifet & Gavalda 2007; ``river.drift.ADWIN`` with ``delta``) detects a
+    change in the agent's own ``signal`` stream, one value per request (the observed
+    ``reward``, the default, or the model's prequential ``loss``, as the surprise
+    ``1 - exp(-loss)``); after each alarm, learn online for ``hold`` requests. Learning costs
+    nothing while the stream is stable. (On the built-in scenarios the reward stream gives
+    fewer false alarms: the loss of a model on its own slates also moves with boredom.)"""
+    rules = [UpdateRule(DriftAlarm(signal, delta, hold, min_gap), FreshData())]
+    if warmup:
+        rules.insert(0, UpdateRule(Schedule((warmup,)), Window(warmup), epochs=warmup_epochs))
+    return Strategy("drift_triggered", tuple(rules))
+
+
+@_preset
+def hybrid(
+    pretrain: int = 20_000,
+    every: int = 10_000,
+    window: int | None = None,
+    epochs: int = 2,
+    scope: tuple[str, ...] = ("all",),
+    weight: float = 0.5,
+) -> Strategy:
+    """Pretrain, then periodic incremental updates with online learning in between: the
+    production pattern of He et al. 2014 ("Practical lessons from predicting clicks on ads at
+    Facebook", ADKDD: periodic retraining plus online learning for freshness) and Liu et al.
+    2022 (Monolith: batch and online training together). Online steps on every micro-batch;
+    every ``every`` requests, an update of ``scope`` on the last ``window`` requests (default
+    ``every``), integrated by a moving average with ``weight`` on the update."""
+    periodic = UpdateRule(
+        EveryN(every),
+        Window(window or every),
+        tuple(scope),
+        merge=MovingAverage(weight),
+        epochs=epochs,
+    )
+    return Strategy(
+        "hybrid", (UpdateRule(EveryStep(), FreshData()), periodic), pretrain_requests=pretrain
+    )
+
+
+def strategy_parameters(name: str) -> dict[str, Any]:
+    """The parameters of preset ``name`` and their defaults."""
+    if name not in STRATEGIES:
+        raise ValueError(f"unknown strategy {name!r}; valid strategies are {sorted(STRATEGIES)}")
+    return {p.name: p.default for p in inspect.signature(STRATEGIES[name]).parameters.values()}
+
+
+def make_strategy(name: str, **params: Any) -> Strategy:
+    """Build preset ``name`` with ``params`` overriding its defaults."""
+    valid = strategy_parameters(name)
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise TypeError(
+            f"unknown parameter(s) {unknown} for strategy {name!r}; its parameters are "
+            f"{sorted(valid) or 'none'}"
+        )
+    return STRATEGIES[name](**params)

@@ -1,0 +1,100 @@
+"""Extra loss terms of an update, and the L1 / L2 weight penalty.
+
+A loss term is a frozen configuration. Its ``memory`` (anchors, Fisher information, a teacher
+model) is owned by the trainer: the term computes a penalty from it, and, every
+``consolidate_every`` requests, returns a new memory from the current model. Terms never mutate
+the model or the trainer.
+
+On id tables with sparse gradients, penalties read only the rows the batch reads (``batch.rows``),
+so an update stays sparse: this is the "lazy" regularisation used with sparse embeddings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from driftrec.agents.examples import SlateExamples
+from driftrec.agents.losses import TrainingBatch
+from driftrec.agents.scopes import ParameterScope
+
+__all__ = ["LossFunction", "LossTerm", "WeightPenalty", "penalised_values"]
+
+LossFunction = Callable[[TrainingBatch], Tensor]
+"""The update's click loss on a batch (the model is closed over)."""
+
+
+class LossTerm(Protocol):
+    """An extra loss term.
+
+    Attributes:
+        consolidate_every: requests between consolidations (None: never consolidates).
+    """
+
+    @property
+    def consolidate_every(self) -> int | None: ...
+
+    def penalty(
+        self, model: nn.Module, scope: ParameterScope, batch: TrainingBatch, memory: Any
+    ) -> Tensor:
+        """The term's value on ``batch`` (a scalar tensor, differentiable in the scope)."""
+        ...
+
+    def consolidate(
+        self,
+        model: nn.Module,
+        scope: ParameterScope,
+        recent: SlateExamples | None,
+        loss_fn: LossFunction,
+        memory: Any,
+        device: torch.device | str,
+    ) -> Any:
+        """The new memory after consolidating on ``recent`` examples (None if nothing seen)."""
+        ...
+
+
+def penalised_values(
+    scope: ParameterScope, batch: TrainingBatch
+) -> Iterator[tuple[str, Tensor, Tensor | None]]:
+    """``(name, values, rows)`` for each penalised parameter: the whole tensor (rows None), or
+    for a sparse table the batch's rows, read with a sparse gradient."""
+    for name, param in scope.named():
+        if name not in scope.penalised:
+            continue
+        if name in scope.sparse:
+            rows = batch.rows[name]
+            yield name, nn.functional.embedding(rows, param, sparse=True), rows
+        else:
+            yield name, param, None
+
+
+@dataclass(frozen=True)
+class WeightPenalty:
+    """``l1 * sum |w| + l2 * sum w^2`` over the update's parameters (lazy on id tables)."""
+
+    l1: float = 0.0
+    l2: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.l1 < 0 or self.l2 < 0:
+            raise ValueError(f"l1 and l2 must be >= 0, got l1={self.l1}, l2={self.l2}")
+
+    @property
+    def consolidate_every(self) -> None:
+        return None
+
+    def penalty(self, model, scope, batch, memory) -> Tensor:
+        total = torch.zeros((), device=batch.reward.device)
+        for _, values, _ in penalised_values(scope, batch):
+            if self.l1:
+                total = total + self.l1 * values.abs().sum()
+            if self.l2:
+                total = total + self.l2 * (values * values).sum()
+        return total
+
+    def consolidate(self, model, scope, recent, loss_fn, memory, device) -> None:
+        return None

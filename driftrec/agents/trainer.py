@@ -1,0 +1,350 @@
+"""The trainer: runs a strategy's update rules on a model and owns every piece of learning state.
+
+Strategies, data sources, triggers, loss terms and merges are frozen configuration; everything
+that changes (the model's parameters, the stores, detectors, optimisers, anchors, teachers,
+ensemble members, the random streams) lives here, and only the trainer changes it.
+
+Flow per observed batch: examples wait in a pending list until a micro-batch is full; then each
+rule's trigger is checked in order and, if it fires, the rule trains; then the micro-batch is
+added to the rules' stores and to the recent window that loss terms consolidate on.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from driftrec.agents.buffers import RecentWindow
+from driftrec.agents.examples import SlateExamples
+from driftrec.agents.losses import (
+    TrainingBatch,
+    candidates_of,
+    click_loss,
+    slot_logits,
+    training_batch,
+)
+from driftrec.agents.merging import Ensemble, Replace
+from driftrec.agents.optimisers import SplitOptimiser
+from driftrec.agents.protocol import Observation
+from driftrec.agents.scopes import ParameterScope, resolve_scope
+from driftrec.agents.strategies import LearnerConfig, Strategy, UpdateRule
+from driftrec.agents.terms import LossTerm, WeightPenalty
+
+__all__ = ["Trainer"]
+
+
+def _concat_obs(parts: list[Observation]) -> dict[str, np.ndarray]:
+    if len(parts) == 1:
+        return dict(parts[0])
+    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+
+
+def _slice_obs(obs: Observation, part: slice) -> dict[str, np.ndarray]:
+    return {key: value[part] for key, value in obs.items()}
+
+
+class Trainer:
+    """Applies ``strategy`` to ``model``.
+
+    Args:
+        model: the recommender (a ``driftrec.agents.models.Recommender``).
+        strategy: the update rules.
+        learner: loss, optimiser and batch sizes.
+        rng: the trainer's numpy stream (shuffling, replay sampling).
+        generator: the torch stream that re-initialises the model (from-scratch rules).
+        device: where the model lives.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        strategy: Strategy,
+        learner: LearnerConfig,
+        rng: np.random.Generator,
+        generator: torch.Generator,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.model = model
+        self.strategy = strategy
+        self.learner = learner
+        self.rng = rng
+        self.generator = generator
+        self.device = device
+        penalty = (WeightPenalty(learner.l1, learner.l2),) if learner.l1 or learner.l2 else ()
+        self.rules: tuple[UpdateRule, ...] = strategy.rules
+        self.scopes = [resolve_scope(model, rule.scope, rule.freeze) for rule in self.rules]
+        self.terms: list[tuple[LossTerm, ...]] = [(*rule.terms, *penalty) for rule in self.rules]
+        self.stores = [rule.data.make_store() for rule in self.rules]
+        self.trigger_states = [rule.trigger.init_state() for rule in self.rules]
+        self.optimisers = [self._optimiser(i) for i in range(len(self.rules))]
+        self.memories: list[list[Any]] = [[None] * len(terms) for terms in self.terms]
+        self.members: list[nn.Module] = []
+        need = max(
+            [0]
+            + [
+                getattr(t, "fisher_samples", 0) or learner.micro_batch
+                for terms in self.terms
+                for t in terms
+                if t.consolidate_every
+            ]
+        )
+        # Recent examples for loss terms to consolidate on (kept only if a term needs them).
+        self.recent = RecentWindow(need) if need else None
+        self.signals = {rule.trigger.signal for rule in self.rules} - {None}
+        self.keeps_candidates = any(
+            getattr(t, "needs_candidates", False) for terms in self.terms for t in terms
+        )
+        self.seen = 0
+        self.pending: list[tuple[SlateExamples, Observation]] = []
+        self.pending_rows = 0
+        self.stats = {
+            "gradient_steps": 0,
+            "examples_trained": 0,
+            "updates": [0] * len(self.rules),
+            "parameters_in_scope": [sum(p.numel() for p in s.params) for s in self.scopes],
+        }
+
+    # ------------------------------------------------------------------ observing
+
+    def observe(self, examples: SlateExamples, obs: Observation) -> None:
+        """Queue a batch of served requests; run the rules for every full micro-batch.
+
+        ``obs`` (the full candidate lists) is kept, as a copy, only if a loss term needs it."""
+        if self.keeps_candidates:
+            obs = {key: np.array(value) for key, value in obs.items()}
+        else:
+            obs = {}
+        self.pending.append((examples, obs))
+        self.pending_rows += len(examples)
+        size = self.learner.micro_batch
+        if self.pending_rows < size:
+            return
+        if len(self.pending) == 1:
+            rows, batch_obs = self.pending[0]
+        else:
+            rows = SlateExamples.concat([p[0] for p in self.pending])
+            batch_obs = _concat_obs([p[1] for p in self.pending])
+        full = (self.pending_rows // size) * size
+        if full == len(rows) == size:
+            self._step(rows, batch_obs)
+        else:
+            for start in range(0, full, size):
+                part = slice(start, start + size)
+                self._step(rows.take(part), _slice_obs(batch_obs, part))
+        if full < len(rows):
+            rest = slice(full, None)
+            self.pending = [(rows.take(rest), _slice_obs(batch_obs, rest))]
+        else:
+            self.pending = []
+        self.pending_rows = len(rows) - full
+
+    def _step(self, fresh: SlateExamples, fresh_obs: Observation) -> None:
+        before, after = self.seen, self.seen + len(fresh)
+        values = {signal: self._signal(signal, fresh) for signal in self.signals}
+        for i, rule in enumerate(self.rules):
+            signal = rule.trigger.signal
+            value = values[signal] if signal is not None else None
+            if rule.trigger.fires(self.trigger_states[i], before, after, value):
+                self._update(i, fresh, fresh_obs)
+            if self.stores[i] is not None:
+                self.stores[i].add(fresh, self.rng)
+        self.seen = after
+        if self.recent is not None:
+            self.recent.add(fresh)
+        for i, terms in enumerate(self.terms):
+            for j, term in enumerate(terms):
+                every = term.consolidate_every
+                if every and before // every < after // every:
+                    self.memories[i][j] = self._consolidate(i, term, self.memories[i][j])
+
+    def _signal(self, signal: str, fresh: SlateExamples) -> np.ndarray:
+        """(n,) per-request values of a trigger's stream, in [0, 1] for clicks: the observed
+        reward, or the prequential surprise 1 - exp(-loss) of the model (before it learns from
+        the micro-batch); ADWIN's bound assumes values in [0, 1]."""
+        if signal == "reward":
+            return fresh.reward.astype(np.float64)
+        with torch.no_grad():
+            batch = training_batch(fresh, self.device)
+            loss = click_loss(
+                self.learner.loss, slot_logits(self.model, batch), batch, per_request=True
+            )
+            return (1.0 - torch.exp(-loss)).cpu().numpy().astype(np.float64)
+
+    # ------------------------------------------------------------------ updating
+
+    def _optimiser(self, i: int) -> SplitOptimiser:
+        lr = self.rules[i].lr
+        return self._optimiser_for(self.scopes[i], self.learner.lr if lr is None else lr)
+
+    def _optimiser_for(self, scope: ParameterScope, lr: float) -> SplitOptimiser:
+        return SplitOptimiser(scope.named(), scope.sparse, self.learner.optimiser, lr)
+
+    def _update(self, i: int, fresh: SlateExamples, fresh_obs: Observation) -> None:
+        rule, scope = self.rules[i], self.scopes[i]
+        data = rule.data.training_data(self.stores[i], fresh, self.rng)
+        if rule.from_scratch:
+            self.model.reset_parameters(self.generator)
+            self.optimisers[i] = self._optimiser(i)
+        keep_old = not isinstance(rule.merge, (Replace, Ensemble))
+        old = {n: p.detach().clone() for n, p in scope.named()} if keep_old else None
+        candidates = None
+        if any(getattr(t, "needs_candidates", False) for t in self.terms[i]):
+            candidates = candidates_of(fresh_obs, self.device)
+        self._fit(
+            data,
+            rule.epochs,
+            scope,
+            self.optimisers[i],
+            self.terms[i],
+            self.memories[i],
+            candidates,
+        )
+        if old is not None:
+            new = {n: p.detach() for n, p in scope.named()}
+            merged = rule.merge.merge(old, new)
+            with torch.no_grad():
+                for name, param in scope.named():
+                    param.copy_(merged[name])
+        if rule.merge.members > 1:
+            self.members.append(_frozen_copy(self.model))
+            del self.members[: max(0, len(self.members) - (rule.merge.members - 1))]
+        self.stats["updates"][i] += 1
+
+    def _fit(
+        self,
+        data: SlateExamples,
+        epochs: int,
+        scope: ParameterScope,
+        optimiser: SplitOptimiser,
+        terms: tuple[LossTerm, ...],
+        memories: list[Any],
+        candidates: Any = None,
+    ) -> None:
+        n, size = len(data), self.learner.batch_size
+        for _ in range(epochs):
+            if n <= size:
+                self._gradient_step(data, scope, optimiser, terms, memories, candidates)
+                continue
+            order = self.rng.permutation(n)
+            for start in range(0, n, size):
+                part = data.take(order[start : start + size])
+                self._gradient_step(part, scope, optimiser, terms, memories, candidates)
+
+    def _gradient_step(
+        self,
+        examples: SlateExamples,
+        scope: ParameterScope,
+        optimiser: SplitOptimiser,
+        terms: tuple[LossTerm, ...],
+        memories: list[Any],
+        candidates: Any,
+    ) -> None:
+        batch = training_batch(examples, self.device, candidates)
+        if scope.sparse and terms:
+            batch.rows = self._rows(batch, scope)
+        loss = self._loss(batch)
+        for term, memory in zip(terms, memories, strict=True):
+            loss = loss + term.penalty(self.model, scope, batch, memory)
+        # Gradients of the scope only: out-of-scope parameters neither get nor pile up grads.
+        grads = torch.autograd.grad(loss, scope.params, allow_unused=True)
+        for param, grad in zip(scope.params, grads, strict=True):
+            param.grad = grad
+        optimiser.step()
+        optimiser.zero_grad()
+        self.stats["gradient_steps"] += 1
+        self.stats["examples_trained"] += len(examples)
+
+    def _loss(self, batch: TrainingBatch) -> torch.Tensor:
+        return click_loss(self.learner.loss, slot_logits(self.model, batch), batch)
+
+    def _rows(self, batch: TrainingBatch, scope: ParameterScope) -> dict[str, torch.Tensor]:
+        """The distinct rows of each sparse table in scope that the batch reads (padding out,
+        ids hashed as ``lookup`` does)."""
+        ids = self.model.table_ids(batch.users, batch.items)
+        params = dict(scope.named())
+        rows = {}
+        for name in scope.sparse:
+            used = ids[name]
+            used = used[used >= 0]
+            rows[name] = torch.unique(used % params[name].shape[0])
+        return rows
+
+    def _consolidate(self, i: int, term: LossTerm, memory: Any) -> Any:
+        recent = None if self.recent is None else self.recent.recent()
+        return term.consolidate(self.model, self.scopes[i], recent, self._loss, memory, self.device)
+
+    # ------------------------------------------------------------------ pretraining
+
+    def pretrain(self, examples: SlateExamples, epochs: int | None = None) -> None:
+        """Train on logged examples before the stream (the strategy's pretraining scope and
+        epochs), then consolidate every loss term on them (EWC anchors, distillation teacher)."""
+        epochs = self.strategy.pretrain_epochs if epochs is None else epochs
+        scope = resolve_scope(self.model, self.strategy.pretrain_scope)
+        optimiser = self._optimiser_for(scope, self.learner.lr)
+        self._fit(examples, epochs, scope, optimiser, (), [])
+        keep = self.learner.micro_batch if self.recent is None else self.recent.capacity
+        tail = examples.take(slice(max(0, len(examples) - keep), None))
+        for i, terms in enumerate(self.terms):
+            for j, term in enumerate(terms):
+                if term.consolidate_every:
+                    self.memories[i][j] = term.consolidate(
+                        self.model,
+                        self.scopes[i],
+                        tail,
+                        self._loss,
+                        self.memories[i][j],
+                        self.device,
+                    )
+
+    # ------------------------------------------------------------------ state
+
+    def state_dict(self) -> dict[str, Any]:
+        """All learning state (references; the agent deep-copies)."""
+        return {
+            "model": self.model.state_dict(),
+            "seen": self.seen,
+            "pending": self.pending,
+            "pending_rows": self.pending_rows,
+            "stores": [None if s is None else s.state_dict() for s in self.stores],
+            "trigger_states": self.trigger_states,
+            "optimisers": [o.state_dict() for o in self.optimisers],
+            "memories": self.memories,
+            "members": [m.state_dict() for m in self.members],
+            "recent": None if self.recent is None else self.recent.state_dict(),
+            "rng": self.rng.bit_generator.state,
+            "generator": self.generator.get_state(),
+            "stats": self.stats,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.seen = state["seen"]
+        self.pending, self.pending_rows = state["pending"], state["pending_rows"]
+        for store, s in zip(self.stores, state["stores"], strict=True):
+            if store is not None:
+                store.load_state_dict(s)
+        self.trigger_states = state["trigger_states"]
+        self.optimisers = [self._optimiser(i) for i in range(len(self.rules))]
+        for optimiser, s in zip(self.optimisers, state["optimisers"], strict=True):
+            optimiser.load_state_dict(s)
+        self.memories = state["memories"]
+        self.members = []
+        for s in state["members"]:
+            member = _frozen_copy(self.model)
+            member.load_state_dict(s)
+            self.members.append(member)
+        if self.recent is not None:
+            self.recent.load_state_dict(state["recent"])
+        self.rng.bit_generator.state = state["rng"]
+        self.generator.set_state(state["generator"])
+        self.stats = state["stats"]
+
+
+def _frozen_copy(model: nn.Module) -> nn.Module:
+    member = copy.deepcopy(model)
+    member.requires_grad_(False)
+    return member

@@ -1,0 +1,67 @@
+"""Shared helpers of the agent tests: small worlds and a rollout loop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from driftrec.agents import Transition
+from driftrec.envs import RecDriftVectorEnv
+
+SMALL = {"num_users": 500, "num_items": 600, "num_candidates": 30, "slate_size": 5}
+"""World sizes for tests: random slates score about 0.40 of the oracle here."""
+
+
+@dataclass
+class Rollout:
+    """Per-step records of a rollout: ``rho`` (steps,) mean normalised expected reward of the
+    step's B requests, ``clock`` (steps,) world clock at the step's first request, and the
+    actions taken."""
+
+    rho: np.ndarray
+    clock: np.ndarray
+    actions: list[np.ndarray] = field(default_factory=list)
+
+    def window_mean(self, start: int, end: int) -> float:
+        """Mean normalised reward over steps whose clock lies in [start, end)."""
+        mask = (self.clock >= start) & (self.clock < end)
+        assert mask.any(), f"no step in [{start}, {end})"
+        return float(self.rho[mask].mean())
+
+
+def make_env(num_envs: int = 256, scenario: str = "stationary", **params) -> RecDriftVectorEnv:
+    return RecDriftVectorEnv(num_envs, scenario=scenario, **{**SMALL, **params})
+
+
+def rollout(
+    agent, env, steps: int, seed: int | None = None, obs=None, record=False, pretrain: bool = True
+) -> tuple[Rollout, dict]:
+    """Run ``agent`` on ``env`` for ``steps`` steps (reset with ``seed`` unless ``obs`` is
+    given); pretrain first on logged data if the agent's strategy asks for it."""
+    if obs is None:
+        obs, _ = env.reset(seed=seed)
+        if pretrain and getattr(agent, "pretrain_requests", 0):
+            agent.pretrain(env.world.log_interactions(agent.pretrain_requests))
+    rho, clock, actions = [], [], []
+    for _ in range(steps):
+        action = agent.act(obs)
+        next_obs, reward, terminated, truncated, info = env.step(action)
+        agent.observe(Transition(obs, action, reward, next_obs, terminated, truncated, info))
+        rho.append(float(np.mean(info["expected_reward"] / info["oracle_expected_reward"])))
+        clock.append(int(info["t"][0]))
+        if record:
+            actions.append(action)
+        obs = next_obs
+    return Rollout(np.array(rho), np.array(clock), actions), obs
+
+
+def recovered(run: Rollout, at: int, window: int, eps: float = 0.05) -> bool:
+    """DESIGN 6: after a drift at ``at``, is there a window [t - W, t) after it whose mean
+    normalised reward is at least (1 - eps) times the mean over [at - W, at)?"""
+    pre = run.window_mean(at - window, at)
+    after = run.clock[run.clock >= at]
+    for t in after:
+        if t - window >= at and run.window_mean(t - window, t) >= (1 - eps) * pre:
+            return True
+    return False
