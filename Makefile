@@ -18,3 +18,4 @@ lint: setup
 
 bench: setup
 	$(PY) benchmarks/env_throughput.py
+	$(PY) benchmarks/agent_throughput.py
