@@ -21,6 +21,7 @@ __all__ = [
     "ChoiceModel",
     "MultinomialLogitChoice",
     "make_choice_model",
+    "oracle_value",
     "position_bias_terms",
 ]
 
@@ -46,10 +47,6 @@ class ChoiceModel(Protocol):
         self, utilities: np.ndarray, values: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Best slate per request and its expected reward: ((n, k) positions, -1 empty; (n,))."""
-        ...
-
-    def oracle_value(self, utilities: np.ndarray, values: np.ndarray | None) -> np.ndarray:
-        """The oracle's expected reward alone, (n,): the same number as ``oracle(...)[1]``."""
         ...
 
 
@@ -153,12 +150,6 @@ class MultinomialLogitChoice:
                 break
         return np.where(keep, slate, -1), lam
 
-    def oracle_value(self, utilities: np.ndarray, values: np.ndarray | None) -> np.ndarray:
-        if values is not None:
-            return self.oracle(utilities, values)[1]
-        top = _top_k_values(utilities, self.slate_size)
-        return self.slot_probabilities(top, np.ones(top.shape, bool)).sum(axis=1)
-
 
 @dataclass(frozen=True)
 class CascadeChoice:
@@ -200,12 +191,6 @@ class CascadeChoice:
         )
         return slate, expected_reward(probs, _gather(values, slate))
 
-    def oracle_value(self, utilities: np.ndarray, values: np.ndarray | None) -> np.ndarray:
-        if values is not None:
-            return self.oracle(utilities, values)[1]
-        top = _top_k_values(utilities, self.slate_size)
-        return self.slot_probabilities(top, np.ones(top.shape, bool)).sum(axis=1)
-
     def _engagement_oracle(self, utilities: np.ndarray, values: np.ndarray) -> np.ndarray:
         n, c = utilities.shape
         k = self.slate_size
@@ -229,6 +214,20 @@ class CascadeChoice:
             filled += chosen
             left -= chosen
         return slate
+
+
+def oracle_value(
+    model: ChoiceModel, utilities: np.ndarray, values: np.ndarray | None
+) -> np.ndarray:
+    """The oracle's expected reward alone, (n,): the same number as ``model.oracle(...)[1]``.
+
+    For clicks, both models' oracle is the top-k by utility, best first, so sorting the values
+    is enough (no positions needed); for an item-dependent reward it is the full oracle.
+    """
+    if values is not None:
+        return model.oracle(utilities, values)[1]
+    top = _top_k_values(utilities, model.slate_size)
+    return model.slot_probabilities(top, np.ones(top.shape, bool)).sum(axis=1)
 
 
 def make_choice_model(

@@ -18,7 +18,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from driftrec.simulators.choice import expected_reward, make_choice_model, sample_slots
+from driftrec.simulators.choice import (
+    expected_reward,
+    make_choice_model,
+    oracle_value,
+    sample_slots,
+)
 from driftrec.simulators.config import WorldConfig
 from driftrec.simulators.drift import DriftEvent, DriftProcess
 from driftrec.simulators.population import NEVER, ItemCatalogue, UserPopulation
@@ -323,7 +328,7 @@ class World:
         probs = self.slot_probabilities(requests, slates)
         slot_values = _slot_values(requests, slates)
         expected = expected_reward(probs, slot_values)
-        oracle_expected = self.choice.oracle_value(requests.utilities, requests.values)
+        oracle_expected = oracle_value(self.choice, requests.utilities, requests.values)
         true_slot = sample_slots(probs, self.rng["responses"])
 
         rows = np.arange(n)

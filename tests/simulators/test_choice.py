@@ -128,3 +128,17 @@ def test_click_frequencies_match_probabilities(kind):
 def test_unknown_choice_model_lists_valid():
     with pytest.raises(ValueError, match="valid ones are"):
         make_choice_model("probit", 3, 0.0, 1.0)
+
+
+@pytest.mark.parametrize("kind", ["mnl", "cascade"])
+@pytest.mark.parametrize("reward", ["click", "engagement"])
+def test_oracle_value_equals_the_full_oracle(kind, reward):
+    from driftrec.simulators.choice import oracle_value
+
+    rng = np.random.default_rng(3)
+    model = make_choice_model(kind, 4, no_click_utility=1.0, position_bias=0.8)
+    utilities = rng.normal(0, 2, (50, 12))
+    values = np.exp(rng.normal(0, 1, (50, 12))) if reward == "engagement" else None
+    np.testing.assert_allclose(
+        oracle_value(model, utilities, values), model.oracle(utilities, values)[1], rtol=1e-12
+    )
