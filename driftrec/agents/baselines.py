@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from driftrec.agents.exploration import random_slates
+from driftrec.agents.models.base import grown_rows
 from driftrec.agents.protocol import (
     AgentBase,
     Observation,
@@ -54,7 +55,8 @@ class PopularityAgent(AgentBase):
     baseline in recommender systems", SIGIR, on why it must be windowed in time).
 
     Args:
-        sizes: the task's sizes (click counts are kept per item id, ``num_items`` of them).
+        sizes: the task's sizes (click counts are kept per item id: ``num_items`` of them to
+            start with, more if larger ids appear).
         window: requests the counts cover.
         seed: seeds the tie-breaking stream.
     """
@@ -72,8 +74,17 @@ class PopularityAgent(AgentBase):
     def __repr__(self) -> str:
         return f"PopularityAgent(window={self.window})"
 
+    def _ensure_items(self, ids: np.ndarray) -> None:
+        """Grow the counts (geometrically) to hold item ``ids``: any non-negative id works."""
+        needed = int(ids.max()) + 1 if ids.size else 0
+        if needed > len(self.counts):
+            rows = grown_rows(len(self.counts), needed, self.sizes.num_items)
+            extra = np.zeros(rows - len(self.counts), dtype=np.int64)
+            self.counts = np.concatenate([self.counts, extra])
+
     def act(self, obs: Observation) -> np.ndarray:
-        ids = np.asarray(obs["candidate_ids"]) % self.sizes.num_items
+        ids = np.asarray(obs["candidate_ids"])
+        self._ensure_items(ids)
         scores = self.counts[ids] + 0.5 * self.rng.random(ids.shape)
         k = self.sizes.slate_size
         part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
@@ -81,13 +92,14 @@ class PopularityAgent(AgentBase):
         return np.take_along_axis(part, order, axis=1).astype(np.int64)
 
     def observe(self, transition: Transition) -> None:
-        m = self.sizes.num_items
         slates = slates_from_action(transition.action)
         slot = np.asarray(transition.info["click_slot"])
         hit = np.flatnonzero(slot >= 0)
         clicked = np.full(len(slot), -1, dtype=np.int64)
         cands = np.asarray(transition.obs["candidate_ids"])
-        clicked[hit] = cands[hit, slates[hit, slot[hit]]] % m
+        clicked[hit] = cands[hit, slates[hit, slot[hit]]]
+        self._ensure_items(clicked)
+        m = len(self.counts)
         if len(clicked) > self.window:
             clicked = clicked[-self.window :]
         n = len(clicked)

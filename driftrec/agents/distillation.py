@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from driftrec.agents.models.base import match_rows
+
 __all__ = ["Distillation"]
 
 
@@ -21,6 +23,10 @@ class Distillation:
     ``strength * T^2 * KL(softmax(teacher / T) || softmax(student / T))`` over the candidates:
     the student keeps the teacher's ranking of the candidates while it fits the new clicks.
     Without candidate lists in the batch (pretraining), it uses the shown items.
+
+    When the model's id tables grow, the teacher's grow with them (``match_rows``): it scores
+    an id it never saw from that row's initial value, as it would have in a table that was large
+    from the start.
 
     Args:
         strength: weight of the term.
@@ -72,3 +78,8 @@ class Distillation:
         teacher.eval()
         teacher.requires_grad_(False)
         return teacher
+
+    def grow(self, model, memory) -> nn.Module | None:
+        if memory is not None:
+            match_rows(memory, model)
+        return memory

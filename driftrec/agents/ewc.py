@@ -27,6 +27,10 @@ class EWC:
     (squared mini-batch gradients of the click loss, times the mini-batch size). A stream has
     no task boundaries, so consolidation is periodic.
 
+    When an id table grows, its new rows get Fisher 0 and anchor = their current (initial)
+    value: no pull on rows that did not exist at the last consolidation, exactly as for rows of
+    a large table that no consolidation had seen.
+
     Args:
         strength: lambda.
         decay: gamma, how much of the old Fisher is kept at each consolidation.
@@ -89,4 +93,18 @@ class EWC:
             if memory is not None and name in memory["fisher"]:
                 fisher[name] += self.decay * memory["fisher"][name]
         anchor = {n: p.detach().clone() for n, p in zip(names, params, strict=True)}
+        return {"anchor": anchor, "fisher": fisher}
+
+    def grow(self, model, memory) -> dict[str, Any] | None:
+        if memory is None:
+            return None
+        params = dict(model.named_parameters())
+        anchor, fisher = dict(memory["anchor"]), dict(memory["fisher"])
+        for name, f in memory["fisher"].items():
+            param = params[name].detach()
+            if f.dim() == 0 or f.shape[0] >= param.shape[0]:
+                continue
+            old = f.shape[0]
+            fisher[name] = torch.cat([f, f.new_zeros((param.shape[0] - old, *f.shape[1:]))])
+            anchor[name] = torch.cat([anchor[name], param[old:]])
         return {"anchor": anchor, "fisher": fisher}

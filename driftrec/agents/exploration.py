@@ -36,7 +36,8 @@ class Ranker(Protocol):
     models: list[nn.Module]
     """The serving models: the current one first, then ensemble members (if any)."""
     user_counts: np.ndarray
-    """(num_users,) requests observed per user id (a per-user posterior's data count)."""
+    """Requests observed per user id (a per-user posterior's data count), indexed by id; ids at
+    or beyond its length have none. The agent grows it with its id tables."""
 
     def score(self, users: UserBatch, items: ItemBatch) -> Tensor:
         """(B, C) scores: the mean over ``models``."""
@@ -145,11 +146,18 @@ class Thompson:
         model = ranker.models[0]
         u, user_bias = model.encode_users(users)
         v, item_bias = model.encode_items(items)
-        ids = users.user_id.cpu().numpy() % len(ranker.user_counts)
-        sd = self.scale / np.sqrt(self.prior + ranker.user_counts[ids])
+        sd = self.scale / np.sqrt(self.prior + _counts(ranker.user_counts, users.user_id))
         noise = rng.standard_normal(tuple(u.shape)) * sd[:, None]
         u = u + torch.from_numpy(noise.astype(np.float32)).to(u.device)
         return top_k(factorised_score(u, user_bias, v, item_bias), k)
+
+
+def _counts(counts: np.ndarray, user_id: Tensor) -> np.ndarray:
+    """``counts[user_id]``, 0 for ids beyond ``counts``."""
+    ids = user_id.cpu().numpy()
+    if ids.size and ids.max() >= len(counts):
+        counts = np.concatenate([counts, np.zeros(int(ids.max()) + 1 - len(counts), counts.dtype)])
+    return counts[ids]
 
 
 EXPLORATIONS: dict[str, type] = {

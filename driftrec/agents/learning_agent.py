@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from driftrec.agents.examples import SlateExamples
 from driftrec.agents.exploration import Exploration, Greedy, Thompson
 from driftrec.agents.models import candidate_items, make_model, user_batch
-from driftrec.agents.models.base import ItemBatch, UserBatch
+from driftrec.agents.models.base import DEFAULT_INITIAL_ROWS, ItemBatch, UserBatch, grown_rows
 from driftrec.agents.protocol import AgentBase, Observation, TaskSizes, Transition
 from driftrec.agents.strategies import LearnerConfig, Strategy
 from driftrec.agents.trainer import Trainer
@@ -25,20 +25,19 @@ __all__ = ["LearningAgent"]
 def _score_by_tables(tables: tuple[np.ndarray, ...], users: UserBatch, items: ItemBatch) -> Tensor:
     """``<P[u], Q[i]> + b_u + b_i`` in numpy: the same score as an id-only model's forward
     (up to float summation order), 2-3x faster on CPU for small batches, because one numpy
-    call costs about a microsecond where a torch op costs several."""
+    call costs about a microsecond where a torch op costs several. The tables must hold every
+    id (the agent grows them before acting); -1 reads the last row, as ``lookup`` does."""
     p, bu, q, bi = tables
-    uid = _in_range(users.user_id.numpy(), len(p))
-    cid = _in_range(items.ids.numpy(), len(q))
+    uid, cid = users.user_id.numpy(), items.ids.numpy()
     scores = np.einsum("bcd,bd->bc", q.take(cid, axis=0), p.take(uid, axis=0))
     scores += bi.take(cid)
     scores += bu.take(uid)[:, None]
     return torch.from_numpy(scores)
 
 
-def _in_range(ids: np.ndarray, rows: int) -> np.ndarray:
-    if ids.size and (ids.min() < 0 or ids.max() >= rows):
-        return ids % rows
-    return ids
+def _rows_needed(ids: np.ndarray) -> int:
+    """Rows a table needs to hold ``ids``: the largest + 1 (0 if none)."""
+    return int(ids.max()) + 1 if ids.size else 0
 
 
 def _check_observation(obs: Observation, sizes: TaskSizes) -> int:
@@ -66,6 +65,12 @@ class LearningAgent(AgentBase):
         device: ``"cpu"`` or ``"cuda"``.
         act_chunk: rows scored at once when acting on CPU (bounds the (rows, C, d) gather so
             it stays in cache; 256 is fastest on common CPUs).
+
+    Any non-negative user or item id works, also beyond the capacities in ``sizes``: before a
+    batch is scored or learned from, the model's id tables (and everything that holds per-row
+    state: optimisers, anchors, teachers, ensemble members, the per-user counts of Thompson
+    sampling) grow to hold its ids (see ``driftrec.agents.models.base``). Start the tables
+    small with ``model_params={"initial_rows": ...}``.
 
     Example:
         >>> from driftrec.envs import RecDriftVectorEnv
@@ -112,7 +117,8 @@ class LearningAgent(AgentBase):
         )
         self.rng = np.random.default_rng(explore_seq)
         self._tables: tuple[np.ndarray, ...] | None = None
-        self.user_counts = np.zeros(sizes.num_users, dtype=np.int64)
+        initial = getattr(self.model, "initial_rows", DEFAULT_INITIAL_ROWS)
+        self.user_counts = np.zeros(min(initial, sizes.num_users), dtype=np.int64)
         if isinstance(self.exploration, Thompson) and self.exploration.posterior == "ensemble":
             if not any(rule.merge.members > 1 for rule in strategy.rules):
                 raise ValueError(
@@ -144,6 +150,27 @@ class LearningAgent(AgentBase):
             scores = scores + member(users, items)
         return scores / len(models) if len(models) > 1 else scores
 
+    # ------------------------------------------------------------------ growing
+
+    def ensure_rows(
+        self, user_id: np.ndarray, item_ids: np.ndarray, history: np.ndarray | None = None
+    ) -> None:
+        """Grow the id tables, and all per-row state, to hold these ids (numpy arrays of user
+        ids, item ids, history item ids; -1 padding is ignored). One max per array."""
+        users = _rows_needed(np.asarray(user_id))
+        items = _rows_needed(np.asarray(item_ids))
+        if history is not None:
+            items = max(items, _rows_needed(np.asarray(history)))
+        self.trainer.ensure_rows(users, items)
+        if users > len(self.user_counts):
+            rows = grown_rows(len(self.user_counts), users, self.sizes.num_users)
+            self.user_counts = np.concatenate(
+                [self.user_counts, np.zeros(rows - len(self.user_counts), dtype=np.int64)]
+            )
+
+    def _ensure_rows_for(self, obs: Observation) -> None:
+        self.ensure_rows(obs["user_id"], obs["candidate_ids"], obs["history"])
+
     # ------------------------------------------------------------------ protocol
 
     def act(self, obs: Observation) -> np.ndarray:
@@ -152,6 +179,7 @@ class LearningAgent(AgentBase):
         k = self.sizes.slate_size
         chunk = n if self.device.type != "cpu" else self.act_chunk
         out = np.empty((n, k), dtype=np.int64)
+        self._ensure_rows_for(obs)
         with torch.inference_mode():
             self._tables = self._id_tables()
             for start in range(0, n, chunk):
@@ -177,6 +205,7 @@ class LearningAgent(AgentBase):
         better), e.g. for ranking metrics on probe sets. No exploration, no learning."""
         n = _check_observation(obs, self.sizes)
         out = np.empty((n, self.sizes.num_candidates), dtype=np.float32)
+        self._ensure_rows_for(obs)
         with torch.inference_mode():
             self._tables = self._id_tables()
             for start in range(0, n, self.act_chunk):
@@ -194,10 +223,9 @@ class LearningAgent(AgentBase):
     def observe(self, transition: Transition) -> None:
         """Learn (as the strategy decides) from a batch of served requests."""
         examples = SlateExamples.from_transition(transition)
+        self._ensure_rows_for(transition.obs)
         if isinstance(self.exploration, Thompson):
-            self.user_counts += np.bincount(
-                examples.user_id % self.sizes.num_users, minlength=self.sizes.num_users
-            )
+            self.user_counts += np.bincount(examples.user_id, minlength=len(self.user_counts))
         self.trainer.observe(examples, transition.obs)
 
     @property
@@ -212,6 +240,7 @@ class LearningAgent(AgentBase):
         examples = (
             logged if isinstance(logged, SlateExamples) else SlateExamples.from_logged(logged)
         )
+        self.ensure_rows(examples.user_id, examples.item_ids, examples.history)
         self.trainer.pretrain(examples, epochs)
 
     def cost(self) -> dict[str, Any]:

@@ -1,5 +1,7 @@
 """Optimisers that respect sparse id tables: lazy Adam on the tables with sparse gradients and
-Adam on the dense parameters, or plain SGD on both."""
+Adam on the dense parameters, or plain SGD on both. When an id table grows,
+:meth:`SplitOptimiser.grow` gives its new rows zero state (what they would have had in a table
+that was large from the start: rows never touched have zero moments)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,19 @@ import torch
 from torch import nn
 
 __all__ = ["LazyAdam", "SplitOptimiser"]
+
+
+def _pad_rows(state: torch.Tensor, rows: int) -> torch.Tensor:
+    """``state`` (r, ...) followed by ``rows - r`` rows of zeros."""
+    extra = state.new_zeros((rows - state.shape[0], *state.shape[1:]))
+    return torch.cat([state, extra])
+
+
+def _grown(state: torch.Tensor, param: torch.Tensor) -> bool:
+    """Whether ``state`` is per-row state of ``param`` from before ``param``'s table grew."""
+    return (
+        state.dim() > 0 and state.shape[0] < param.shape[0] and state.shape[1:] == param.shape[1:]
+    )
 
 
 def _row_gradients(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -72,6 +87,13 @@ class LazyAdam:
         for p in self.params:
             p.grad = None
 
+    def grow(self) -> None:
+        """Zero moments for rows added to the parameters since the moments were made."""
+        for i, p in enumerate(self.params):
+            if _grown(self.exp_avg[i], p):
+                self.exp_avg[i] = _pad_rows(self.exp_avg[i], p.shape[0])
+                self.exp_avg_sq[i] = _pad_rows(self.exp_avg_sq[i], p.shape[0])
+
     def state_dict(self) -> dict[str, Any]:
         return {"t": self.t, "exp_avg": self.exp_avg, "exp_avg_sq": self.exp_avg_sq}
 
@@ -119,6 +141,20 @@ class SplitOptimiser:
     def zero_grad(self) -> None:
         for part in self.parts:
             part.zero_grad(set_to_none=True)
+
+    def grow(self) -> None:
+        """Give rows added to the parameters' id tables zero optimiser state (Adam's moments;
+        torch's Adam keeps a per-parameter step count, which is left as it is)."""
+        for part in self.parts:
+            if isinstance(part, LazyAdam):
+                part.grow()
+                continue
+            for group in part.param_groups:
+                for param in group["params"]:
+                    state = part.state.get(param)
+                    for key, value in (state or {}).items():
+                        if torch.is_tensor(value) and _grown(value, param):
+                            state[key] = _pad_rows(value, param.shape[0])
 
     def state_dict(self) -> list[dict[str, Any]]:
         return [part.state_dict() for part in self.parts]

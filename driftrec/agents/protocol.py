@@ -53,7 +53,8 @@ class TaskSizes:
     """The sizes an agent needs, read from the environment's (single-request) spaces.
 
     ``num_users`` and ``num_items`` are capacities: every id the environment can emit is below
-    them (the observation space says so), so id-indexed tables sized by them never overflow.
+    them (the observation space says so). Learning agents take them as hints only: their id
+    tables start smaller and grow with the ids they meet, also beyond the capacities.
     """
 
     num_users: int

@@ -7,6 +7,10 @@ the model or the trainer.
 
 On id tables with sparse gradients, penalties read only the rows the batch reads (``batch.rows``),
 so an update stays sparse: this is the "lazy" regularisation used with sparse embeddings.
+
+When the model's id tables grow, the trainer passes every memory through the term's ``grow``,
+which must return a memory for the grown model that treats the new rows as never seen (no
+anchor pull on them, a teacher that scores them as it would have at its own start).
 """
 
 from __future__ import annotations
@@ -56,6 +60,11 @@ class LossTerm(Protocol):
         """The new memory after consolidating on ``recent`` examples (None if nothing seen)."""
         ...
 
+    def grow(self, model: nn.Module, memory: Any) -> Any:
+        """The memory for ``model`` after its id tables grew (it may be ``memory``, updated in
+        place: the trainer owns it)."""
+        ...
+
 
 def penalised_values(
     scope: ParameterScope, batch: TrainingBatch
@@ -98,3 +107,6 @@ class WeightPenalty:
 
     def consolidate(self, model, scope, recent, loss_fn, memory, device) -> None:
         return None
+
+    def grow(self, model, memory) -> None:
+        return memory

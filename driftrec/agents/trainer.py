@@ -7,6 +7,10 @@ ensemble members, the random streams) lives here, and only the trainer changes i
 Flow per observed batch: examples wait in a pending list until a micro-batch is full; then each
 rule's trigger is checked in order and, if it fires, the rule trains; then the micro-batch is
 added to the rules' stores and to the recent window that loss terms consolidate on.
+
+Before a batch is used, :meth:`Trainer.ensure_rows` grows the model's id tables to hold its ids,
+and with them every piece of per-row state: optimiser moments, loss-term memories (EWC anchors,
+distillation teachers) and ensemble members. Growth never happens inside a gradient step.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from driftrec.agents.losses import (
     training_batch,
 )
 from driftrec.agents.merging import Ensemble, Replace
+from driftrec.agents.models.base import grow_tables, id_tables_of, match_rows, resize_to_state
 from driftrec.agents.optimisers import SplitOptimiser
 from driftrec.agents.protocol import Observation
 from driftrec.agents.scopes import ParameterScope, resolve_scope
@@ -105,8 +110,40 @@ class Trainer:
             "gradient_steps": 0,
             "examples_trained": 0,
             "updates": [0] * len(self.rules),
-            "parameters_in_scope": [sum(p.numel() for p in s.params) for s in self.scopes],
+            "parameters_in_scope": self._parameters_in_scope(),
         }
+        self.id_tables = list(id_tables_of(model).values())
+        self._synced_rows = self._table_rows()
+
+    # ------------------------------------------------------------------ growing
+
+    def _table_rows(self) -> tuple[int, ...]:
+        return tuple(table.num_embeddings for table in self.id_tables)
+
+    def _parameters_in_scope(self) -> list[int]:
+        return [sum(p.numel() for p in s.params) for s in self.scopes]
+
+    def ensure_rows(self, users: int, items: int) -> None:
+        """Grow the model's id tables to hold ``users`` user rows and ``items`` item rows (the
+        largest ids of a batch, + 1), and every piece of per-row state with them. Cheap when
+        nothing grows: a comparison per table."""
+        grow_tables(self.id_tables, users, items)
+        if self._table_rows() != self._synced_rows:
+            self._follow_growth()
+
+    def _follow_growth(self) -> None:
+        """Bring per-row state to the tables' new sizes: zero optimiser moments and EWC Fisher
+        for the new rows, anchors at their initial values, teachers and ensemble members grown
+        (their new rows hold their own initial values: those ids are unseen for them)."""
+        for optimiser in self.optimisers:
+            optimiser.grow()
+        for i, terms in enumerate(self.terms):
+            for j, term in enumerate(terms):
+                self.memories[i][j] = term.grow(self.model, self.memories[i][j])
+        for member in self.members:
+            match_rows(member, self.model)
+        self.stats["parameters_in_scope"] = self._parameters_in_scope()
+        self._synced_rows = self._table_rows()
 
     # ------------------------------------------------------------------ observing
 
@@ -262,15 +299,13 @@ class Trainer:
         return click_loss(self.learner.loss, slot_logits(self.model, batch), batch)
 
     def _rows(self, batch: TrainingBatch, scope: ParameterScope) -> dict[str, torch.Tensor]:
-        """The distinct rows of each sparse table in scope that the batch reads (padding out,
-        ids hashed as ``lookup`` does)."""
+        """The distinct rows of each sparse table in scope that the batch reads (padding out;
+        the tables already hold every id of the batch)."""
         ids = self.model.table_ids(batch.users, batch.items)
-        params = dict(scope.named())
         rows = {}
         for name in scope.sparse:
             used = ids[name]
-            used = used[used >= 0]
-            rows[name] = torch.unique(used % params[name].shape[0])
+            rows[name] = torch.unique(used[used >= 0])
         return rows
 
     def _consolidate(self, i: int, term: LossTerm, memory: Any) -> Any:
@@ -321,6 +356,7 @@ class Trainer:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        resize_to_state(self.model, state["model"])  # a fresh model's tables are still small
         self.model.load_state_dict(state["model"])
         self.seen = state["seen"]
         self.pending, self.pending_rows = state["pending"], state["pending_rows"]
@@ -335,6 +371,7 @@ class Trainer:
         self.members = []
         for s in state["members"]:
             member = _frozen_copy(self.model)
+            resize_to_state(member, s)
             member.load_state_dict(s)
             self.members.append(member)
         if self.recent is not None:
@@ -342,6 +379,7 @@ class Trainer:
         self.rng.bit_generator.state = state["rng"]
         self.generator.set_state(state["generator"])
         self.stats = state["stats"]
+        self._synced_rows = self._table_rows()
 
 
 def _frozen_copy(model: nn.Module) -> nn.Module:

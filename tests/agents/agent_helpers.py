@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,6 +33,61 @@ class Rollout:
 
 def make_env(num_envs: int = 256, scenario: str = "stationary", **params) -> RecDriftVectorEnv:
     return RecDriftVectorEnv(num_envs, scenario=scenario, **{**SMALL, **params})
+
+
+class ArrivalOrderIds:
+    """A vector environment whose user and item ids are numbered in order of first appearance
+    (as a live system assigns them), plus ``offset``: the largest id grows along the stream, so
+    an agent's id tables grow mid-stream; with an ``offset`` beyond the capacities, every id is
+    beyond the observation space. Logged interactions (pretraining) are renumbered the same
+    way. Everything else is the wrapped environment's."""
+
+    def __init__(self, env: RecDriftVectorEnv, offset: int = 0) -> None:
+        self.env, self.offset = env, offset
+        cfg = env.config
+        self.labels = {"user": np.full(cfg.num_users, -1), "item": np.full(cfg.num_items, -1)}
+        self.seen = {"user": 0, "item": 0}
+        self.world = _RenumberedWorld(self)
+
+    def __getattr__(self, name: str):
+        if name.startswith("__") or name == "env":  # copying looks these up before __init__
+            raise AttributeError(name)
+        return getattr(self.env, name)
+
+    def _renumber(self, space: str, ids: np.ndarray) -> np.ndarray:
+        labels, flat = self.labels[space], np.asarray(ids).reshape(-1)
+        valid = flat[flat >= 0]
+        new = np.unique(valid[labels[valid] < 0])
+        labels[new] = self.seen[space] + np.arange(len(new))
+        self.seen[space] += len(new)
+        out = np.where(flat >= 0, labels[np.maximum(flat, 0)] + self.offset, -1)
+        return out.reshape(np.shape(ids))
+
+    def renumber(self, obs: dict) -> dict:
+        obs = dict(obs)
+        obs["user_id"] = self._renumber("user", obs["user_id"])
+        items = np.concatenate([np.ravel(obs["candidate_ids"]), np.ravel(obs["history"])])
+        self._renumber("item", items)  # one numbering for candidates and histories
+        obs["candidate_ids"] = self._renumber("item", obs["candidate_ids"])
+        obs["history"] = self._renumber("item", obs["history"])
+        return obs
+
+    def reset(self, seed: int | None = None):
+        obs, info = self.env.reset(seed=seed)
+        return self.renumber(obs), info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return self.renumber(obs), reward, terminated, truncated, info
+
+
+class _RenumberedWorld:
+    def __init__(self, outer: ArrivalOrderIds) -> None:
+        self.outer = outer
+
+    def log_interactions(self, n: int, **kwargs):
+        logged = self.outer.env.world.log_interactions(n, **kwargs)
+        return dataclasses.replace(logged, observation=self.outer.renumber(logged.observation))
 
 
 def rollout(

@@ -366,9 +366,10 @@ def test_acting_fast_path_scores_like_the_model():
     torch.testing.assert_close(
         _score_by_tables(tables, users, items), reference, rtol=1e-5, atol=1e-5
     )
-    # ids beyond the tables (an environment whose space under-states its capacity) hash in
+    # ids beyond the tables (an environment whose space under-states its capacity) grow them
     far = {**obs, "user_id": obs["user_id"] + 10_000, "candidate_ids": obs["candidate_ids"] + 600}
     assert agent.act(far).shape == (64, 5)
+    assert agent.model.item_factors.num_embeddings > far["candidate_ids"].max()
 
 
 # ---------------------------------------------------------------------------- popularity

@@ -198,7 +198,7 @@ def test_every_preset_docstring_cites_its_source():
             lambda env: make_agent("online", env, model={"name": "mf", "dims": 8}),
             TypeError,
             r"unknown parameter\(s\) \['dims'\] for model 'mf'; its parameters are "
-            r"\['adapter_dim', 'dim', 'init_std'\]",
+            r"\['adapter_dim', 'dim', 'init_std', 'initial_rows'\]",
         ),
         (
             lambda env: make_agent("online", env, exploration="ucb"),
@@ -292,9 +292,9 @@ def test_engagement_reward_with_mse_loss_learns():
 def test_optimisers_and_penalties_train_every_model(model, learner):
     env = make_env(128)
     agent = make_agent("online", env, model=model, seed=0, micro_batch=128, **learner)
-    before = {k: v.clone() for k, v in agent.model.state_dict().items()}
+    before = {k: v.detach().clone() for k, v in agent.model.named_parameters()}
     run, _ = rollout(agent, env, 30, seed=0)
     assert agent.cost()["gradient_steps"] == 30
-    changed = [k for k, v in agent.model.state_dict().items() if not torch.equal(v, before[k])]
+    changed = [k for k, v in agent.model.named_parameters() if not torch.equal(v, before[k])]
     assert len(changed) >= len(before) - 2, changed  # all but maybe unused rows' tables
     assert np.isfinite(run.rho).all()

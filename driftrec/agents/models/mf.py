@@ -6,7 +6,9 @@ import torch
 from torch import Tensor, nn
 
 from driftrec.agents.models.base import (
+    DEFAULT_INITIAL_ROWS,
     Adapter,
+    IdTable,
     ItemBatch,
     UserBatch,
     factorised_score,
@@ -26,35 +28,43 @@ class MatrixFactorisation(nn.Module):
     factors and zero bias, i.e. close to the global mean.
 
     Args:
-        sizes: task sizes; the tables hold ``num_users`` and ``num_items`` rows.
+        sizes: task sizes; ``num_users`` and ``num_items`` are the id tables' capacity hints
+            (any non-negative id works: the tables grow, see ``driftrec.agents.models.base``).
         dim: number of latent factors d.
         init_std: standard deviation of the initial factors.
         adapter_dim: bottleneck of the residual adapters on p_u and q_i (0: no adapters; the
             ``adapters`` scope needs them).
+        initial_rows: rows each id table starts with (its capacity hint if smaller).
 
     Parameter groups: ``embeddings`` = factors p, q; ``head`` = biases b_u, b_i, b;
     ``adapters``; ``feedback`` = slot bias.
     """
 
     def __init__(
-        self, sizes: TaskSizes, dim: int = 32, init_std: float = 0.1, adapter_dim: int = 0
+        self,
+        sizes: TaskSizes,
+        dim: int = 32,
+        init_std: float = 0.1,
+        adapter_dim: int = 0,
+        initial_rows: int = DEFAULT_INITIAL_ROWS,
     ) -> None:
         super().__init__()
         self.sizes, self.dim, self.init_std = sizes, dim, init_std
-        self.user_factors = nn.Embedding(sizes.num_users, dim, sparse=True)
-        self.item_factors = nn.Embedding(sizes.num_items, dim, sparse=True)
-        self.user_bias = nn.Embedding(sizes.num_users, 1)
-        self.item_bias = nn.Embedding(sizes.num_items, 1)
+        self.initial_rows = initial_rows
+        users = {"space": "user", "capacity": sizes.num_users, "initial_rows": initial_rows}
+        items = {"space": "item", "capacity": sizes.num_items, "initial_rows": initial_rows}
+        self.user_factors = IdTable(dim, init_std=init_std, sparse=True, **users)
+        self.item_factors = IdTable(dim, init_std=init_std, sparse=True, **items)
+        self.user_bias = IdTable(1, **users)
+        self.item_bias = IdTable(1, **items)
         self.global_bias = nn.Parameter(torch.zeros(()))
         self.user_adapter = Adapter(dim, adapter_dim) if adapter_dim else None
         self.item_adapter = Adapter(dim, adapter_dim) if adapter_dim else None
         self.slot_bias = nn.Parameter(torch.zeros(sizes.slate_size))
 
     def reset_parameters(self, generator: torch.Generator) -> None:
-        init_module(self, generator, self.init_std)
+        init_module(self, generator, self.init_std)  # the bias tables start at zero
         with torch.no_grad():
-            self.user_bias.weight.zero_()
-            self.item_bias.weight.zero_()
             self.global_bias.zero_()
             self.slot_bias.zero_()
 

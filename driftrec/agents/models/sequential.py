@@ -6,7 +6,9 @@ import torch
 from torch import Tensor, nn
 
 from driftrec.agents.models.base import (
+    DEFAULT_INITIAL_ROWS,
     Adapter,
+    IdTable,
     ItemBatch,
     UserBatch,
     factorised_score,
@@ -36,6 +38,8 @@ class SequentialTransformer(nn.Module):
         layers: transformer layers.
         heads: attention heads (must divide ``dim``).
         adapter_dim: bottleneck of residual adapters on the user and item vectors (0: none).
+        initial_rows: rows each id table starts with (its capacity hint if smaller; the
+            tables grow with the ids, see ``driftrec.agents.models.base``).
 
     Parameter groups: ``embeddings`` = id tables, topic and position embeddings; ``body`` =
     transformer and feature projections; ``head`` = output layer and biases; ``adapters``;
@@ -49,14 +53,18 @@ class SequentialTransformer(nn.Module):
         layers: int = 2,
         heads: int = 2,
         adapter_dim: int = 0,
+        initial_rows: int = DEFAULT_INITIAL_ROWS,
     ) -> None:
         super().__init__()
         if dim % heads:
             raise ValueError(f"heads ({heads}) must divide dim ({dim})")
         self.sizes, self.dim = sizes, dim
-        self.item_emb = nn.Embedding(sizes.num_items, dim, sparse=True)
-        self.item_id_bias = nn.Embedding(sizes.num_items, 1)
-        self.user_emb = nn.Embedding(sizes.num_users, dim, sparse=True)
+        self.initial_rows = initial_rows
+        users = {"space": "user", "capacity": sizes.num_users, "initial_rows": initial_rows}
+        items = {"space": "item", "capacity": sizes.num_items, "initial_rows": initial_rows}
+        self.item_emb = IdTable(dim, init_std=0.1, sparse=True, **items)
+        self.item_id_bias = IdTable(1, **items)  # zero-initialised, as the user-id residual
+        self.user_emb = IdTable(dim, sparse=True, **users)
         self.topic = nn.Embedding(sizes.num_topics, dim)
         self.position = nn.Embedding(sizes.history_length + 1, dim)
         self.user_proj = nn.Linear(sizes.user_feature_dim, dim)
@@ -75,8 +83,6 @@ class SequentialTransformer(nn.Module):
     def reset_parameters(self, generator: torch.Generator) -> None:
         init_module(self, generator, 0.1)
         with torch.no_grad():
-            self.user_emb.weight.zero_()
-            self.item_id_bias.weight.zero_()
             self.slot_bias.zero_()
 
     def encode_users(self, users: UserBatch) -> tuple[Tensor, Tensor]:

@@ -6,7 +6,9 @@ import torch
 from torch import Tensor, nn
 
 from driftrec.agents.models.base import (
+    DEFAULT_INITIAL_ROWS,
     Adapter,
+    IdTable,
     ItemBatch,
     UserBatch,
     factorised_score,
@@ -40,6 +42,8 @@ class TwoTower(nn.Module):
         topic_dim: dimension of the topic embedding fed to the item tower.
         use_ids: add the zero-initialised per-id residuals and biases.
         adapter_dim: bottleneck of the residual adapters on the tower outputs (0: none).
+        initial_rows: rows each id table starts with (its capacity hint if smaller; the
+            tables grow with the ids, see ``driftrec.agents.models.base``).
 
     Parameter groups: ``embeddings`` = id residuals, id biases, topic embedding; ``body`` =
     first tower layers; ``head`` = last tower layers and the feature biases; ``adapters``;
@@ -54,30 +58,30 @@ class TwoTower(nn.Module):
         topic_dim: int = 8,
         use_ids: bool = True,
         adapter_dim: int = 0,
+        initial_rows: int = DEFAULT_INITIAL_ROWS,
     ) -> None:
         super().__init__()
         self.sizes, self.dim, self.use_ids = sizes, dim, use_ids
+        self.initial_rows = initial_rows
         self.topic = nn.Embedding(sizes.num_topics, topic_dim)
         item_in = sizes.item_feature_dim + topic_dim
         self.user_tower = _mlp(sizes.user_feature_dim, hidden, dim)
         self.item_tower = _mlp(item_in, hidden, dim)
         self.user_feature_bias = nn.Linear(sizes.user_feature_dim, 1)
         self.item_feature_bias = nn.Linear(item_in, 1)
-        if use_ids:
-            self.user_ids = nn.Embedding(sizes.num_users, dim, sparse=True)
-            self.item_ids = nn.Embedding(sizes.num_items, dim, sparse=True)
-            self.item_id_bias = nn.Embedding(sizes.num_items, 1)
+        if use_ids:  # zero-initialised residuals and biases
+            users = {"space": "user", "capacity": sizes.num_users, "initial_rows": initial_rows}
+            items = {"space": "item", "capacity": sizes.num_items, "initial_rows": initial_rows}
+            self.user_ids = IdTable(dim, sparse=True, **users)
+            self.item_ids = IdTable(dim, sparse=True, **items)
+            self.item_id_bias = IdTable(1, **items)
         self.user_adapter = Adapter(dim, adapter_dim) if adapter_dim else None
         self.item_adapter = Adapter(dim, adapter_dim) if adapter_dim else None
         self.slot_bias = nn.Parameter(torch.zeros(sizes.slate_size))
 
     def reset_parameters(self, generator: torch.Generator) -> None:
-        init_module(self, generator, 0.1)
+        init_module(self, generator, 0.1)  # the id tables start at zero
         with torch.no_grad():
-            if self.use_ids:
-                self.user_ids.weight.zero_()
-                self.item_ids.weight.zero_()
-                self.item_id_bias.weight.zero_()
             self.slot_bias.zero_()
 
     def encode_users(self, users: UserBatch) -> tuple[Tensor, Tensor]:
