@@ -62,12 +62,14 @@ def action_to_slates(action: Any, batch: int, config: WorldConfig) -> np.ndarray
             f"values from {arr.min()} to {arr.max()}"
         )
     slates = arr.astype(np.int64)
-    ordered = np.sort(slates, axis=1)
-    if (ordered[:, 1:] == ordered[:, :-1]).any():
-        # A position already shown earlier in the slate is shown once only: the later slot
-        # is empty.
-        repeated = np.tril(slates[:, :, None] == slates[:, None, :], -1).any(axis=2)
-        slates[repeated] = -1
+    # A position already shown earlier in the slate is shown once only: the later slot is empty.
+    # A stable sort keeps equal positions in slot order, so each repeat follows its first show.
+    order = np.argsort(slates, axis=1, kind="stable")
+    ordered = np.take_along_axis(slates, order, axis=1)
+    repeat = ordered[:, 1:] == ordered[:, :-1]
+    if repeat.any():
+        rows = np.broadcast_to(np.arange(batch)[:, None], repeat.shape)
+        slates[rows[repeat], order[:, 1:][repeat]] = -1
     return slates
 
 

@@ -157,10 +157,10 @@ class World:
 
     def _user_weights_cdf(self) -> np.ndarray:
         users = self.users
-        later = users.arrival[users.arrival > self.clock]
-        next_arrival = int(later.min()) if len(later) else NEVER
         key = (users.cohort_activity.tobytes(), self._churned)
         if self._user_cdf is None or self._user_cdf_key != key or self.clock >= self._cdf_until:
+            later = users.arrival[users.arrival > self.clock]
+            next_arrival = int(later.min()) if len(later) else NEVER
             weights = users.activity * users.cohort_activity[users.cohort] * self.present_users()
             self._user_cdf = np.cumsum(weights)
             if self._user_cdf[-1] <= 0:
@@ -201,10 +201,10 @@ class World:
         n_fresh = min(round(cfg.num_candidates * cfg.fresh_fraction), cfg.fresh_pool)
         taken = np.zeros(len(live), dtype=bool)
         pop_size = min(cfg.popular_pool, len(live))
-        pop = np.argsort(-items.popularity[live], kind="stable")[:pop_size]
+        pop = _top(items.popularity[live], pop_size)
         taken[pop] = True
         rest = np.flatnonzero(~taken)
-        fresh = rest[np.argsort(-items.arrival[live[rest]], kind="stable")[: cfg.fresh_pool]]
+        fresh = rest[_top(items.arrival[live[rest]], cfg.fresh_pool)]
         taken[fresh] = True
         other = np.flatnonzero(~taken)
         n_pop, n_fresh = min(n_pop, len(pop)), min(n_fresh, len(fresh))
@@ -492,6 +492,13 @@ class World:
             reward=reward,
             expected_reward=expected_reward(probs, _slot_values(requests, slates)),
         )
+
+
+def _top(values: np.ndarray, n: int) -> np.ndarray:
+    """Indices of the ``n`` largest ``values`` (in no particular order)."""
+    if n >= len(values):
+        return np.arange(len(values))
+    return np.argpartition(-values, n - 1)[:n]
 
 
 def _slot_values(requests: Requests, slates: np.ndarray) -> np.ndarray | None:

@@ -206,3 +206,20 @@ def test_observations_are_not_overwritten_by_later_steps():
     env.step(env.action_space.sample())
     np.testing.assert_array_equal(obs["user_id"], users)
     np.testing.assert_array_equal(obs["candidate_ids"], candidates)
+
+
+def test_repeats_become_empty_slots_exactly_as_specified():
+    from driftrec.envs.rec_drift import action_to_slates
+    from driftrec.simulators import WorldConfig
+
+    config = WorldConfig(**SMALL)
+    rng = np.random.default_rng(0)
+    actions = rng.integers(0, 4, (500, 5))  # many repeats
+    expected = actions.copy()
+    for row in expected:
+        seen = set()
+        for j, position in enumerate(row.tolist()):
+            if position in seen:
+                row[j] = -1
+            seen.add(position)
+    np.testing.assert_array_equal(action_to_slates(actions, 500, config), expected)
