@@ -10,6 +10,12 @@ The model is the two-tower scorer over features only (``use_ids=False``): every 
 shared by all users, so what B's users teach it can overwrite what A's taught it. (With per-id
 tables, as in MF, A's users keep their own rows during B, and on this world MF forgets nothing
 measurable: its item vectors only get better.)
+
+The world has two audiences, one per regime (``num_cohorts=2``: cohort 0 in A, cohort 1 in
+B), and user features that say little about taste (4 dimensions, noise 1.0): a shared model must
+then lean on what the current audience likes, which is exactly what plain fine-tuning forgets.
+With the default 8 cohorts and informative features the effect is real but small (0.02-0.06)
+and noisier than the gap between strategies.
 """
 
 from __future__ import annotations
@@ -19,13 +25,14 @@ from agent_helpers import make_env
 
 from driftrec.agents import Transition, make_agent
 
-PERIOD = 100_000
+PERIOD = 60_000
 MODEL = {"name": "two_tower", "use_ids": False}
+WORLD = {"num_cohorts": 2, "user_feature_dim": 4, "feature_noise": 1.0}
 
 
 def forgetting_of_a(name: str, seed: int = 0) -> tuple[float, float]:
-    """(R[A, A], R[B, A]) of agent ``name`` over A (t < 100k) then B (100k <= t < 200k)."""
-    env = make_env(scenario="recurring", mode="population", period=PERIOD)
+    """(R[A, A], R[B, A]) of agent ``name`` over A (t < 60k) then B (60k <= t < 120k)."""
+    env = make_env(scenario="recurring", mode="population", period=PERIOD, **WORLD)
     obs = env.reset(seed=seed)[0]
     agent = make_agent(name, env, model=MODEL, seed=seed)
     if agent.pretrain_requests:
@@ -48,16 +55,16 @@ def forgetting_of_a(name: str, seed: int = 0) -> tuple[float, float]:
 @pytest.fixture(scope="module")
 def fine_tune_forgetting() -> float:
     r_aa, r_ba = forgetting_of_a("fine_tune")
-    assert r_aa > 0.6, "fine_tune must have learned A before it can forget it"
+    assert r_aa > 0.5, "fine_tune must have learned A (random: 0.40) before it can forget it"
     return r_aa - r_ba
 
 
 @pytest.mark.parametrize("name", ["replay", "ewc"])
 def test_replay_and_ewc_forget_less_than_fine_tune(name, fine_tune_forgetting):
-    """Measured at seeds 0-2: fine_tune forgets 0.049, 0.078, 0.062 of A; replay 0.028, 0.026,
-    0.017; ewc 0.022, 0.031, 0.012. The margin asked, 0.015, is below every measured gap
-    (the smallest, 0.021, at seed 0)."""
+    """Measured at seeds 0-2: fine_tune forgets 0.096, 0.139, 0.102 of A; replay 0.037, 0.051,
+    0.041; ewc 0.038, 0.024, 0.045. The margin asked, 0.025, is below every measured gap (the
+    smallest, 0.057, at seed 2)."""
     r_aa, r_ba = forgetting_of_a(name)
-    assert r_aa > 0.6, f"{name} must have learned A"
-    assert r_aa - r_ba < fine_tune_forgetting - 0.015, (name, r_aa, r_ba, fine_tune_forgetting)
-    assert fine_tune_forgetting > 0.02, "the setting must make plain fine-tuning forget"
+    assert r_aa > 0.5, f"{name} must have learned A (random: 0.40)"
+    assert r_aa - r_ba < fine_tune_forgetting - 0.025, (name, r_aa, r_ba, fine_tune_forgetting)
+    assert fine_tune_forgetting > 0.05, "the setting must make plain fine-tuning forget"
