@@ -47,6 +47,7 @@ __all__ = [
     "UserBatch",
     "candidate_items",
     "factorised_score",
+    "group_by_prefix",
     "grow_tables",
     "grown_rows",
     "id_tables_of",
@@ -395,3 +396,24 @@ class Recommender(Protocol):
     def reset_parameters(self, generator: torch.Generator) -> None:
         """Re-initialise every parameter from ``generator``."""
         ...
+
+
+def group_by_prefix(
+    model: nn.Module, embeddings: tuple[str, ...], body: tuple[str, ...] = ()
+) -> dict[str, list[str]]:
+    """The parameter groups of ``PARAMETER_GROUPS`` by name prefix: ``embeddings`` and ``body``
+    as given; every model's residual adapters (``user_adapter``, ``item_adapter``) and slot bias
+    (``feedback``) alike; anything else is the head."""
+    groups: dict[str, list[str]] = {g: [] for g in PARAMETER_GROUPS}
+    for name, _ in model.named_parameters():
+        if name.startswith(embeddings):
+            groups["embeddings"].append(name)
+        elif body and name.startswith(body):
+            groups["body"].append(name)
+        elif name.startswith(("user_adapter", "item_adapter")):
+            groups["adapters"].append(name)
+        elif name == "slot_bias":
+            groups["feedback"].append(name)
+        else:
+            groups["head"].append(name)
+    return groups

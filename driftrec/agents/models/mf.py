@@ -12,6 +12,7 @@ from driftrec.agents.models.base import (
     ItemBatch,
     UserBatch,
     factorised_score,
+    group_by_prefix,
     init_module,
     lookup,
 )
@@ -99,19 +100,7 @@ class MatrixFactorisation(nn.Module):
             )
 
     def parameter_groups(self) -> dict[str, list[str]]:
-        groups: dict[str, list[str]] = {
-            g: [] for g in ("embeddings", "body", "head", "adapters", "feedback")
-        }
-        for name, _ in self.named_parameters():
-            if name.startswith(("user_factors", "item_factors")):
-                groups["embeddings"].append(name)
-            elif name.startswith(("user_adapter", "item_adapter")):
-                groups["adapters"].append(name)
-            elif name == "slot_bias":
-                groups["feedback"].append(name)
-            else:
-                groups["head"].append(name)
-        return groups
+        return group_by_prefix(self, embeddings=("user_factors", "item_factors"))
 
     def table_ids(self, users: UserBatch, items: ItemBatch) -> dict[str, Tensor]:
         return {"user_factors.weight": users.user_id, "item_factors.weight": items.ids}

@@ -12,6 +12,7 @@ from driftrec.agents.models.base import (
     ItemBatch,
     UserBatch,
     factorised_score,
+    group_by_prefix,
     init_module,
     lookup,
 )
@@ -112,21 +113,11 @@ class SequentialTransformer(nn.Module):
         return factorised_score(*self.encode_users(users), *self.encode_items(items))
 
     def parameter_groups(self) -> dict[str, list[str]]:
-        groups: dict[str, list[str]] = {
-            g: [] for g in ("embeddings", "body", "head", "adapters", "feedback")
-        }
-        for name, _ in self.named_parameters():
-            if name.startswith(("item_emb", "item_id_bias", "user_emb", "topic", "position")):
-                groups["embeddings"].append(name)
-            elif name.startswith(("encoder", "user_proj", "item_proj")):
-                groups["body"].append(name)
-            elif name.startswith(("user_adapter", "item_adapter")):
-                groups["adapters"].append(name)
-            elif name == "slot_bias":
-                groups["feedback"].append(name)
-            else:
-                groups["head"].append(name)
-        return groups
+        return group_by_prefix(
+            self,
+            embeddings=("item_emb", "item_id_bias", "user_emb", "topic", "position"),
+            body=("encoder", "user_proj", "item_proj"),
+        )
 
     def table_ids(self, users: UserBatch, items: ItemBatch) -> dict[str, Tensor]:
         return {

@@ -12,6 +12,7 @@ from driftrec.agents.models.base import (
     ItemBatch,
     UserBatch,
     factorised_score,
+    group_by_prefix,
     init_module,
     lookup,
 )
@@ -107,21 +108,11 @@ class TwoTower(nn.Module):
         return factorised_score(*self.encode_users(users), *self.encode_items(items))
 
     def parameter_groups(self) -> dict[str, list[str]]:
-        groups: dict[str, list[str]] = {
-            g: [] for g in ("embeddings", "body", "head", "adapters", "feedback")
-        }
-        for name, _ in self.named_parameters():
-            if name.startswith(("user_ids", "item_ids", "item_id_bias", "topic")):
-                groups["embeddings"].append(name)
-            elif name.startswith(("user_tower.0", "item_tower.0")):
-                groups["body"].append(name)
-            elif name.startswith(("user_adapter", "item_adapter")):
-                groups["adapters"].append(name)
-            elif name == "slot_bias":
-                groups["feedback"].append(name)
-            else:
-                groups["head"].append(name)
-        return groups
+        return group_by_prefix(
+            self,
+            embeddings=("user_ids", "item_ids", "item_id_bias", "topic"),
+            body=("user_tower.0", "item_tower.0"),
+        )
 
     def table_ids(self, users: UserBatch, items: ItemBatch) -> dict[str, Tensor]:
         if not self.use_ids:
