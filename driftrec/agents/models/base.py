@@ -41,6 +41,7 @@ __all__ = [
     "DEFAULT_INITIAL_ROWS",
     "PARAMETER_GROUPS",
     "Adapter",
+    "FactorisedModel",
     "IdTable",
     "ItemBatch",
     "Recommender",
@@ -356,6 +357,21 @@ def init_module(module: nn.Module, generator: torch.Generator, embedding_std: fl
         for sub in module.modules():
             if isinstance(sub, Adapter):
                 sub.zero_()
+
+
+class FactorisedModel(nn.Module):
+    """Base of the models here: the score is ``factorised_score`` of the user and item
+    encodings, which subclasses define (``encode_users``, ``encode_items``)."""
+
+    def encode_users(self, users: UserBatch) -> tuple[Tensor, Tensor]:  # pragma: no cover
+        raise NotImplementedError
+
+    def encode_items(self, items: ItemBatch) -> tuple[Tensor, Tensor]:  # pragma: no cover
+        raise NotImplementedError
+
+    def forward(self, users: UserBatch, items: ItemBatch) -> Tensor:
+        """Scores (n, m) of every user's items."""
+        return factorised_score(*self.encode_users(users), *self.encode_items(items))
 
 
 @runtime_checkable

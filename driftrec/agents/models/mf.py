@@ -8,10 +8,10 @@ from torch import Tensor, nn
 from driftrec.agents.models.base import (
     DEFAULT_INITIAL_ROWS,
     Adapter,
+    FactorisedModel,
     IdTable,
     ItemBatch,
     UserBatch,
-    factorised_score,
     group_by_prefix,
     init_module,
     lookup,
@@ -21,7 +21,7 @@ from driftrec.agents.protocol import TaskSizes
 __all__ = ["MatrixFactorisation"]
 
 
-class MatrixFactorisation(nn.Module):
+class MatrixFactorisation(FactorisedModel):
     """Biased matrix factorisation, s_ui = <p_u, q_i> + b_u + b_i + b (Koren, Bell & Volinsky
     2009, "Matrix factorization techniques for recommender systems", IEEE Computer).
 
@@ -80,9 +80,6 @@ class MatrixFactorisation(nn.Module):
         if self.item_adapter is not None:
             q = self.item_adapter(q)
         return q, lookup(self.item_bias, items.ids)[..., 0]
-
-    def forward(self, users: UserBatch, items: ItemBatch) -> Tensor:
-        return factorised_score(*self.encode_users(users), *self.encode_items(items))
 
     def id_tables(self) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
         """The score as plain tables, when it depends on ids only (no adapters): user factors

@@ -8,10 +8,10 @@ from torch import Tensor, nn
 from driftrec.agents.models.base import (
     DEFAULT_INITIAL_ROWS,
     Adapter,
+    FactorisedModel,
     IdTable,
     ItemBatch,
     UserBatch,
-    factorised_score,
     group_by_prefix,
     init_module,
     lookup,
@@ -21,7 +21,7 @@ from driftrec.agents.protocol import TaskSizes
 __all__ = ["SequentialTransformer"]
 
 
-class SequentialTransformer(nn.Module):
+class SequentialTransformer(FactorisedModel):
     """A SASRec-style self-attentive sequential recommender (Kang & McAuley 2018,
     "Self-attentive sequential recommendation", ICDM), the "large model" stand-in.
 
@@ -108,9 +108,6 @@ class SequentialTransformer(nn.Module):
         if self.item_adapter is not None:
             v = self.item_adapter(v)
         return v, bias
-
-    def forward(self, users: UserBatch, items: ItemBatch) -> Tensor:
-        return factorised_score(*self.encode_users(users), *self.encode_items(items))
 
     def parameter_groups(self) -> dict[str, list[str]]:
         return group_by_prefix(

@@ -8,10 +8,10 @@ from torch import Tensor, nn
 from driftrec.agents.models.base import (
     DEFAULT_INITIAL_ROWS,
     Adapter,
+    FactorisedModel,
     IdTable,
     ItemBatch,
     UserBatch,
-    factorised_score,
     group_by_prefix,
     init_module,
     lookup,
@@ -25,7 +25,7 @@ def _mlp(inputs: int, hidden: int, out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, out))
 
 
-class TwoTower(nn.Module):
+class TwoTower(FactorisedModel):
     """Two towers, one over the user's features, one over the item's features and topic, whose
     dot product is the score (Covington et al. 2016, "Deep neural networks for YouTube
     recommendations"; Yi et al. 2019, "Sampling-bias-corrected neural modeling for large corpus
@@ -103,9 +103,6 @@ class TwoTower(nn.Module):
         if self.item_adapter is not None:
             v = self.item_adapter(v)
         return v, bias
-
-    def forward(self, users: UserBatch, items: ItemBatch) -> Tensor:
-        return factorised_score(*self.encode_users(users), *self.encode_items(items))
 
     def parameter_groups(self) -> dict[str, list[str]]:
         return group_by_prefix(
