@@ -20,7 +20,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from driftrec.experiments.demo import format_table, run_demo, write_report
+    from driftrec.experiments.demo import POLICIES, format_table, run_demo, write_report
 
     params = {"at": args.at} if args.scenario == "sudden" else {}
     print(
@@ -30,7 +30,8 @@ def _demo(args: argparse.Namespace) -> int:
     result = run_demo(args.scenario, args.envs, args.steps, seed=args.seed, **params)
     print(format_table(result))
     paths = write_report(result, Path(args.out), f"driftrec demo: {args.scenario} drift")
-    print(f"{result.requests_per_second:,.0f} requests/s (3 policies, ground truth included)")
+    rate = result.requests_per_second
+    print(f"{rate:,.0f} requests/s ({len(POLICIES)} policies, ground truth included)")
     for path in paths:
         print(f"wrote {path}")
     return 0

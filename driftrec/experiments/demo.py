@@ -1,8 +1,11 @@
-"""The environment demo: what a drift does to a recommender that stops learning.
+"""The environment demo: what a drift does to a recommender that stops learning, and to one
+that keeps learning.
 
-Three policies share one drifting world (the batched environment, ``num_envs`` sessions):
+Four policies share one drifting world (the batched environment, ``num_envs`` sessions):
 
 - ``oracle``: the exact best slate, through the environment's ground-truth channel;
+- ``online MF``: matrix factorisation learning online from the clicks it observes (the
+  ``online`` agent preset), starting from nothing;
 - ``frozen oracle``: the best slate *for the world as it was at t=0* (a perfect model that never
   updates: everything it loses after the drift is what drift costs a static recommender);
 - ``random``: uniformly random slates.
@@ -20,10 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from driftrec.agents import Transition, make_agent
 from driftrec.envs.rec_drift import RecDriftVectorEnv, slates_to_action
 from driftrec.simulators.choice import _top_k_sorted
 
-POLICIES = ("oracle", "frozen oracle", "random")
+POLICIES = ("oracle", "online MF", "frozen oracle", "random")
 
 
 @dataclass(frozen=True)
@@ -44,11 +48,11 @@ def run_demo(
     seed: int = 0,
     **params,
 ) -> DemoResult:
-    """Roll the three policies through ``steps`` batched steps (one environment per policy,
-    same seed, so they see the same world dynamics)."""
+    """Roll the policies through ``steps`` batched steps (one environment per policy, same
+    seed, so they see the same drift at the same clock)."""
     envs = {name: RecDriftVectorEnv(num_envs, scenario, **params) for name in POLICIES}
-    for env in envs.values():
-        env.reset(seed=seed)
+    obs = {name: env.reset(seed=seed)[0] for name, env in envs.items()}
+    learner = make_agent("online", envs["online MF"], model="mf", seed=seed)
     frozen = envs["frozen oracle"].world.snapshot()
     rng = np.random.default_rng(seed)
     k, c = envs["random"].config.slate_size, envs["random"].config.num_candidates
@@ -60,12 +64,19 @@ def run_demo(
             requests = env.sessions.requests
             if name == "oracle":
                 action = env.oracle_action()
+            elif name == "online MF":
+                action = learner.act(obs[name])
             elif name == "frozen oracle":
                 stale = frozen.utilities(requests.users, requests.candidates, with_boredom=False)
                 action = slates_to_action(_top_k_sorted(stale, k))
             else:
                 action = np.argsort(rng.random((num_envs, c)), axis=1)[:, :k]
-            _, _, _, _, info = env.step(action)
+            next_obs, reward, terminated, truncated, info = env.step(action)
+            if name == "online MF":
+                learner.observe(
+                    Transition(obs[name], action, reward, next_obs, terminated, truncated, info)
+                )
+            obs[name] = next_obs
             rewards[name][step] = np.mean(info["expected_reward"] / info["oracle_expected_reward"])
             if name == "oracle":
                 events.extend(info["drift_events"][0])
@@ -94,7 +105,12 @@ def write_report(result: DemoResult, out: Path, title: str) -> list[Path]:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4.2), dpi=120)
-    colours = {"oracle": "#1b9e77", "frozen oracle": "#d95f02", "random": "#7570b3"}
+    colours = {
+        "oracle": "#1b9e77",
+        "online MF": "#e7298a",
+        "frozen oracle": "#d95f02",
+        "random": "#7570b3",
+    }
     for name in POLICIES:
         ax.plot(result.t, result.normalised[name], label=name, color=colours[name], lw=2)
     for event in result.events:

@@ -23,6 +23,7 @@ def test_frozen_oracle_loses_after_the_shift_and_the_oracle_does_not():
     assert result.normalised["frozen oracle"][before].min() > 0.9
     assert result.normalised["frozen oracle"][after].max() < 0.75
     assert result.normalised["random"].max() < 0.75
+    assert np.isfinite(result.normalised["online MF"]).all()
     assert [(e.t, e.kind) for e in result.events] == [(1_280, "sudden")]
 
 
@@ -33,7 +34,7 @@ def test_cli_demo_writes_its_report(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "event: t=320 sudden" in out
     assert (tmp_path / "demo.png").stat().st_size > 10_000
-    assert (tmp_path / "demo.csv").read_text().startswith("t,oracle,frozen oracle,random")
+    assert (tmp_path / "demo.csv").read_text().startswith("t,oracle,online MF,frozen oracle,random")
 
 
 def test_cli_list_names_every_scenario(capsys):
