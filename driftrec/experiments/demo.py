@@ -25,7 +25,7 @@ import numpy as np
 
 from driftrec.agents import Transition, make_agent
 from driftrec.envs.rec_drift import RecDriftVectorEnv, slates_to_action
-from driftrec.simulators.choice import _top_k_sorted
+from driftrec.simulators.choice import top_k_sorted
 
 POLICIES = ("oracle", "online MF", "frozen oracle", "random")
 
@@ -68,7 +68,7 @@ def run_demo(
                 action = learner.act(obs[name])
             elif name == "frozen oracle":
                 stale = frozen.utilities(requests.users, requests.candidates, with_boredom=False)
-                action = slates_to_action(_top_k_sorted(stale, k))
+                action = slates_to_action(top_k_sorted(stale, k))
             else:
                 action = np.argsort(rng.random((num_envs, c)), axis=1)[:, :k]
             next_obs, reward, terminated, truncated, info = env.step(action)

@@ -23,6 +23,7 @@ __all__ = [
     "make_choice_model",
     "oracle_value",
     "position_bias_terms",
+    "top_k_sorted",
 ]
 
 
@@ -70,7 +71,7 @@ def expected_reward(probabilities: np.ndarray, slot_values: np.ndarray | None) -
     return (probabilities * slot_values).sum(axis=1)
 
 
-def _top_k_sorted(scores: np.ndarray, k: int) -> np.ndarray:
+def top_k_sorted(scores: np.ndarray, k: int) -> np.ndarray:
     """Positions of the k largest scores per row, best first: (n, C) -> (n, k)."""
     n, c = scores.shape
     if k < c:
@@ -127,7 +128,7 @@ class MultinomialLogitChoice:
     ) -> tuple[np.ndarray, np.ndarray]:
         k = self.slate_size
         if values is None:
-            slate = _top_k_sorted(utilities, k)
+            slate = top_k_sorted(utilities, k)
             probs = self.slot_probabilities(
                 np.take_along_axis(utilities, slate, axis=1), np.ones(slate.shape, bool)
             )
@@ -138,7 +139,7 @@ class MultinomialLogitChoice:
         lam = np.zeros(utilities.shape[0])
         for _ in range(10 * utilities.shape[1] + 10):
             a = v * (r - lam[:, None])
-            slate = _top_k_sorted(a, k)
+            slate = top_k_sorted(a, k)
             keep = np.take_along_axis(a, slate, axis=1) > 0
             weight = np.take_along_axis(v, slate, axis=1) * c * keep
             new = (weight * np.take_along_axis(r, slate, axis=1)).sum(axis=1) / (
@@ -182,7 +183,7 @@ class CascadeChoice:
     ) -> tuple[np.ndarray, np.ndarray]:
         k = self.slate_size
         if values is None:
-            slate = _top_k_sorted(utilities, k)
+            slate = top_k_sorted(utilities, k)
         else:
             slate = self._engagement_oracle(utilities, values.astype(np.float64))
         shown = slate >= 0
