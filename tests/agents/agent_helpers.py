@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from driftrec.agents import Transition
 from driftrec.envs import RecDriftVectorEnv
@@ -121,3 +123,11 @@ def recovered(run: Rollout, at: int, window: int, eps: float = 0.05) -> bool:
         if t - window >= at and run.window_mean(t - window, t) >= (1 - eps) * pre:
             return True
     return False
+
+
+def through_torch_save(state: dict) -> dict:
+    """``state`` after a ``torch.save`` / ``torch.load`` round trip (as a checkpoint would be)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=False)

@@ -5,12 +5,11 @@ agent, also after a ``torch.save`` / ``torch.load`` round trip."""
 from __future__ import annotations
 
 import copy
-import io
 
 import numpy as np
 import pytest
 import torch
-from agent_helpers import make_env, rollout
+from agent_helpers import make_env, rollout, through_torch_save
 
 from driftrec.agents import make_agent
 
@@ -90,11 +89,7 @@ def test_state_dict_round_trip_continues_identically(name, params):
     agent = make_agent(name, env, model="mf", seed=0, **SMALL_LEARNER, **params)
     _, obs = rollout(agent, env, 21, seed=0)  # 21 * 64 requests: half a micro-batch pending
     assert agent.trainer.pending_rows == 64
-    state = agent.state_dict()
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    buffer.seek(0)
-    state = torch.load(buffer, weights_only=False)
+    state = through_torch_save(agent.state_dict())
     env_copy, obs_copy = copy.deepcopy(env), copy.deepcopy(obs)
 
     original, _ = rollout(agent, env, 20, obs=obs, record=True, pretrain=False)

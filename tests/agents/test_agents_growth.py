@@ -7,12 +7,11 @@ a ``state_dict`` round trip."""
 from __future__ import annotations
 
 import copy
-import io
 
 import numpy as np
 import pytest
 import torch
-from agent_helpers import ArrivalOrderIds, make_env, rollout
+from agent_helpers import ArrivalOrderIds, make_env, rollout, through_torch_save
 
 from driftrec.agents import EWC, SlateExamples, Transition, make_agent, task_sizes
 from driftrec.agents.losses import click_loss, slot_logits, training_batch
@@ -249,11 +248,7 @@ def test_state_dict_round_trip_after_growth_continues_identically(name, params):
     _, obs = rollout(agent, env, 3, seed=0)
     grown = rows_of(agent)
     assert min(grown.values()) > SMALL_ROWS and agent.trainer.pending_rows == 0
-    state = agent.state_dict()
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    buffer.seek(0)
-    state = torch.load(buffer, weights_only=False)
+    state = through_torch_save(agent.state_dict())
     env_copy, obs_copy = copy.deepcopy(env), copy.deepcopy(obs)
 
     original, _ = rollout(agent, env, 20, obs=obs, record=True, pretrain=False)
