@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from driftrec.agents.examples import as_tensor
 from driftrec.agents.exploration import random_slates
 from driftrec.agents.models.base import grown_rows
 from driftrec.agents.protocol import (
@@ -14,8 +15,11 @@ from driftrec.agents.protocol import (
     Observation,
     TaskSizes,
     Transition,
-    slates_from_action,
+    check_transition,
+    observation_batch,
+    task_sizes,
 )
+from driftrec.simulators.validation import check_integer
 
 __all__ = ["OracleAgent", "PopularityAgent", "RandomAgent"]
 
@@ -30,17 +34,19 @@ class RandomAgent(AgentBase):
 
     def __init__(self, sizes: TaskSizes, seed: int = 0) -> None:
         self.sizes = sizes
+        seed = check_integer("seed", seed, minimum=0)
         self.rng = np.random.default_rng(np.random.SeedSequence(seed))
 
     def __repr__(self) -> str:
         return "RandomAgent()"
 
     def act(self, obs: Observation) -> np.ndarray:
-        n = np.shape(obs["candidate_ids"])[0]
+        n = len(observation_batch(obs, self.sizes, caller="act")["user_id"])
         return random_slates(n, self.sizes.num_candidates, self.sizes.slate_size, self.rng)
 
     def observe(self, transition: Transition) -> None:
-        return None
+        """Checks the transition (as every agent does) and learns nothing."""
+        check_transition(transition, self.sizes)
 
     def state_dict(self) -> dict[str, Any]:
         return {"rng": copy.deepcopy(self.rng.bit_generator.state)}
@@ -62,10 +68,9 @@ class PopularityAgent(AgentBase):
     """
 
     def __init__(self, sizes: TaskSizes, window: int = 10_000, seed: int = 0) -> None:
-        if window < 1:
-            raise ValueError(f"window must be >= 1 requests, got {window}")
         self.sizes = sizes
-        self.window = window
+        self.window = window = check_integer("window", window, minimum=1)
+        seed = check_integer("seed", seed, minimum=0)
         self.rng = np.random.default_rng(np.random.SeedSequence(seed))
         self.counts = np.zeros(sizes.num_items, dtype=np.int64)
         self.ring = np.full(window, -1, dtype=np.int64)  # clicked item per request, -1 none
@@ -83,7 +88,7 @@ class PopularityAgent(AgentBase):
             self.counts = np.concatenate([self.counts, extra])
 
     def act(self, obs: Observation) -> np.ndarray:
-        ids = np.asarray(obs["candidate_ids"])
+        ids = observation_batch(obs, self.sizes, caller="act")["candidate_ids"]
         self._ensure_items(ids)
         scores = self.counts[ids] + 0.5 * self.rng.random(ids.shape)
         k = self.sizes.slate_size
@@ -92,11 +97,14 @@ class PopularityAgent(AgentBase):
         return np.take_along_axis(part, order, axis=1).astype(np.int64)
 
     def observe(self, transition: Transition) -> None:
-        slates = slates_from_action(transition.action)
-        slot = np.asarray(transition.info["click_slot"])
+        """Count the clicks of the served requests (checked first: a bad transition raises
+        and changes nothing; rows with ``info["served"]`` False are not requests and do not
+        enter the window)."""
+        feedback = check_transition(transition, self.sizes)
+        slates, slot = feedback.slates, feedback.click_slot
         hit = np.flatnonzero(slot >= 0)
         clicked = np.full(len(slot), -1, dtype=np.int64)
-        cands = np.asarray(transition.obs["candidate_ids"])
+        cands = feedback.obs["candidate_ids"]
         clicked[hit] = cands[hit, slates[hit, slot[hit]]]
         self._ensure_items(clicked)
         m = len(self.counts)
@@ -111,19 +119,19 @@ class PopularityAgent(AgentBase):
         self.head = int((self.head + n) % self.window)
 
     def state_dict(self) -> dict[str, Any]:
-        return copy.deepcopy(
-            {
-                "rng": self.rng.bit_generator.state,
-                "counts": self.counts,
-                "ring": self.ring,
-                "head": self.head,
-            }
-        )
+        """Tensors and plain values (``torch.load`` reads them with ``weights_only=True``)."""
+        return {
+            "rng": copy.deepcopy(self.rng.bit_generator.state),
+            "counts": as_tensor(self.counts),
+            "ring": as_tensor(self.ring),
+            "head": self.head,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        state = copy.deepcopy(state)
-        self.rng.bit_generator.state = state["rng"]
-        self.counts, self.ring, self.head = state["counts"], state["ring"], state["head"]
+        self.rng.bit_generator.state = copy.deepcopy(state["rng"])
+        self.counts = state["counts"].numpy().copy()
+        self.ring = state["ring"].numpy().copy()
+        self.head = int(state["head"])
 
 
 class OracleAgent(AgentBase):
@@ -145,15 +153,16 @@ class OracleAgent(AgentBase):
                 f"environment, got {type(env).__name__}"
             )
         self._oracle_action = target.oracle_action
+        self.sizes = task_sizes(env)
 
     def __repr__(self) -> str:
         return "OracleAgent()"
 
     def act(self, obs: Observation) -> np.ndarray:
+        n = len(observation_batch(obs, self.sizes, caller="act")["user_id"])
         action = np.asarray(self._oracle_action(), dtype=np.int64)
         if action.ndim == 1:
             action = action[None]
-        n = np.shape(obs["candidate_ids"])[0]
         if action.shape[0] != n:
             raise ValueError(
                 f"the oracle answers the environment's {action.shape[0]} pending request(s), "
@@ -163,7 +172,8 @@ class OracleAgent(AgentBase):
         return action
 
     def observe(self, transition: Transition) -> None:
-        return None
+        """Checks the transition (as every agent does) and learns nothing."""
+        check_transition(transition, self.sizes)
 
     def state_dict(self) -> dict[str, Any]:
         return {}

@@ -9,19 +9,28 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
 from driftrec.agents.examples import SlateExamples
+from driftrec.agents.validation import check_optional_integer
+from driftrec.simulators.validation import check_integer
 
 __all__ = ["CumulativeStore", "RecentWindow", "ReplayBuffer"]
+
+
+def _saved(data: SlateExamples | None) -> dict[str, torch.Tensor] | None:
+    return None if data is None else data.state_dict()
+
+
+def _loaded(state: dict[str, torch.Tensor] | None) -> SlateExamples | None:
+    return None if state is None else SlateExamples.from_state_dict(state)
 
 
 class RecentWindow:
     """The last ``capacity`` examples (a ring buffer), oldest first when read."""
 
     def __init__(self, capacity: int) -> None:
-        if capacity < 1:
-            raise ValueError(f"a window holds at least one example, got capacity={capacity}")
-        self.capacity = capacity
+        self.capacity = check_integer("capacity", capacity, minimum=1)
         self.data: SlateExamples | None = None
         self.size = 0
         self.head = 0  # next slot to write
@@ -49,19 +58,18 @@ class RecentWindow:
         return self.data.take(idx)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"data": self.data, "size": self.size, "head": self.head}
+        """Tensors and plain values (see ``SlateExamples.state_dict``)."""
+        return {"data": _saved(self.data), "size": self.size, "head": self.head}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.data, self.size, self.head = state["data"], state["size"], state["head"]
+        self.data, self.size, self.head = _loaded(state["data"]), state["size"], state["head"]
 
 
 class CumulativeStore:
     """Every example seen (growing by doubling), optionally only the last ``max_size``."""
 
     def __init__(self, max_size: int | None = None) -> None:
-        if max_size is not None and max_size < 1:
-            raise ValueError(f"max_size must be positive or None, got {max_size}")
-        self.max_size = max_size
+        self.max_size = check_optional_integer("max_size", max_size, minimum=1)
         self.data: SlateExamples | None = None
         self.size = 0
 
@@ -91,12 +99,13 @@ class CumulativeStore:
         return self.data.take(slice(0, self.size))
 
     def state_dict(self) -> dict[str, Any]:
-        return {"data": self.all(), "size": self.size}
+        """Tensors and plain values (see ``SlateExamples.state_dict``)."""
+        return {"data": _saved(self.all()), "size": self.size}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.data, self.size = None, 0
         if state["data"] is not None:
-            self.add(state["data"])
+            self.add(_loaded(state["data"]))
 
 
 class ReplayBuffer:
@@ -111,9 +120,7 @@ class ReplayBuffer:
     """
 
     def __init__(self, capacity: int) -> None:
-        if capacity < 1:
-            raise ValueError(f"a replay buffer holds at least one example, got {capacity}")
-        self.capacity = capacity
+        self.capacity = check_integer("capacity", capacity, minimum=1)
         self.data: SlateExamples | None = None
         self.size = 0
         self.seen = 0
@@ -149,7 +156,8 @@ class ReplayBuffer:
         return self.data.take(rng.integers(0, self.size, n))
 
     def state_dict(self) -> dict[str, Any]:
-        return {"data": self.data, "size": self.size, "seen": self.seen}
+        """Tensors and plain values (see ``SlateExamples.state_dict``)."""
+        return {"data": _saved(self.data), "size": self.size, "seen": self.seen}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.data, self.size, self.seen = state["data"], state["size"], state["seen"]
+        self.data, self.size, self.seen = _loaded(state["data"]), state["size"], state["seen"]

@@ -15,6 +15,8 @@ import numpy as np
 
 from driftrec.agents.buffers import CumulativeStore, RecentWindow, ReplayBuffer
 from driftrec.agents.examples import SlateExamples
+from driftrec.agents.validation import check_optional_integer
+from driftrec.simulators.validation import check_integer, check_real
 
 __all__ = ["Cumulative", "DataSource", "FreshData", "Replay", "Store", "Window"]
 
@@ -59,8 +61,7 @@ class Window:
     size: int
 
     def __post_init__(self) -> None:
-        if self.size < 1:
-            raise ValueError(f"a window holds at least one request, got size={self.size}")
+        object.__setattr__(self, "size", check_integer("size", self.size, minimum=1))
 
     def make_store(self) -> RecentWindow:
         return RecentWindow(self.size)
@@ -75,6 +76,10 @@ class Cumulative:
     """Everything observed so far (only the last ``max_size`` if set, to bound memory)."""
 
     max_size: int | None = None
+
+    def __post_init__(self) -> None:
+        max_size = check_optional_integer("max_size", self.max_size, minimum=1)
+        object.__setattr__(self, "max_size", max_size)
 
     def make_store(self) -> CumulativeStore:
         return CumulativeStore(self.max_size)
@@ -93,10 +98,8 @@ class Replay:
     ratio: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.capacity < 1:
-            raise ValueError(f"capacity must be >= 1, got {self.capacity}")
-        if self.ratio < 0:
-            raise ValueError(f"ratio must be >= 0, got {self.ratio}")
+        object.__setattr__(self, "capacity", check_integer("capacity", self.capacity, minimum=1))
+        object.__setattr__(self, "ratio", check_real("ratio", self.ratio, low=0.0))
 
     def make_store(self) -> ReplayBuffer:
         return ReplayBuffer(self.capacity)

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from driftrec.agents.models.base import match_rows
+from driftrec.agents.models.base import match_rows, resize_to_state
+from driftrec.simulators.validation import check_integer, check_real
 
 __all__ = ["Distillation"]
 
@@ -39,10 +40,10 @@ class Distillation:
     every: int = 5_000
 
     def __post_init__(self) -> None:
-        if self.strength < 0 or self.temperature <= 0 or self.every < 1:
-            raise ValueError(
-                f"Distillation needs strength >= 0, temperature > 0 and every >= 1, got {self}"
-            )
+        object.__setattr__(self, "strength", check_real("strength", self.strength, low=0.0))
+        temperature = check_real("temperature", self.temperature, low=0.0, low_open=True)
+        object.__setattr__(self, "temperature", temperature)
+        object.__setattr__(self, "every", check_integer("every", self.every, minimum=1))
 
     needs_candidates = True
     """The trainer attaches the fresh micro-batch's candidate lists to every batch."""
@@ -83,3 +84,16 @@ class Distillation:
         if memory is not None:
             match_rows(memory, model)
         return memory
+
+    def memory_state_dict(self, memory) -> dict[str, Tensor] | None:
+        """The teacher's ``state_dict`` (None before the first consolidation)."""
+        return None if memory is None else memory.state_dict()
+
+    def load_memory_state_dict(self, model, state) -> nn.Module | None:
+        """A frozen copy of ``model`` holding the teacher's saved values."""
+        if state is None:
+            return None
+        teacher = self.consolidate(model, None, None, None, None, None)
+        resize_to_state(teacher, state)
+        teacher.load_state_dict(state)
+        return teacher

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from driftrec.agents.losses import training_batch
 from driftrec.agents.terms import penalised_values
+from driftrec.simulators.validation import check_fraction, check_integer, check_real
 
 __all__ = ["EWC"]
 
@@ -46,8 +47,11 @@ class EWC:
     batch_size: int = 256
 
     def __post_init__(self) -> None:
-        if self.strength < 0 or not 0.0 <= self.decay <= 1.0 or self.every < 1:
-            raise ValueError(f"EWC needs strength >= 0, decay in [0, 1] and every >= 1, got {self}")
+        object.__setattr__(self, "strength", check_real("strength", self.strength, low=0.0))
+        decay = check_fraction("decay", self.decay, closed_below=True)
+        object.__setattr__(self, "decay", decay)
+        for name in ("every", "fisher_samples", "batch_size"):
+            object.__setattr__(self, name, check_integer(name, getattr(self, name), minimum=1))
 
     @property
     def consolidate_every(self) -> int:
@@ -108,3 +112,9 @@ class EWC:
             fisher[name] = torch.cat([f, f.new_zeros((param.shape[0] - old, *f.shape[1:]))])
             anchor[name] = torch.cat([anchor[name], param[old:]])
         return {"anchor": anchor, "fisher": fisher}
+
+    def memory_state_dict(self, memory) -> dict[str, Any] | None:
+        return memory  # None, or dicts of tensors: plain already
+
+    def load_memory_state_dict(self, model, state) -> dict[str, Any] | None:
+        return state

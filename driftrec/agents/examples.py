@@ -11,13 +11,28 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+import torch
 
-from driftrec.agents.protocol import Observation, Transition, slates_from_action
+from driftrec.agents.protocol import (
+    Feedback,
+    Observation,
+    TaskSizes,
+    Transition,
+    check_logged,
+    check_transition,
+)
 
-__all__ = ["SlateExamples"]
+__all__ = ["SlateExamples", "as_tensor"]
+
+
+def as_tensor(array: np.ndarray) -> torch.Tensor:
+    """A CPU tensor with the values and dtype of ``array`` (a copy): state dicts hold tensors,
+    never numpy arrays, so that ``torch.load`` can read them with ``weights_only=True``."""
+    return torch.from_numpy(np.array(array, copy=True, order="C"))
 
 
 @dataclass
@@ -56,8 +71,18 @@ class SlateExamples:
         click_slot: np.ndarray,
         reward: np.ndarray,
     ) -> SlateExamples:
-        """Examples from an observation batch and the slates (B, k) served to it (-1 empty)."""
-        slates = np.asarray(slates, dtype=np.int64)
+        """Examples from an observation batch and the slates (B, k) served to it (-1 empty),
+        checked (``driftrec.agents.protocol.check_logged``)."""
+        logged = SimpleNamespace(
+            observation=obs, slates=slates, click_slot=click_slot, reward=reward
+        )
+        return cls.from_feedback(check_logged(logged, caller="SlateExamples.from_observation"))
+
+    @classmethod
+    def from_feedback(cls, feedback: Feedback) -> SlateExamples:
+        """Examples from checked feedback (``driftrec.agents.protocol.check_transition``)."""
+        obs, slates = feedback.obs, feedback.slates
+        click_slot, reward = feedback.click_slot, feedback.reward
         n, k = slates.shape
         cands = np.asarray(obs["candidate_ids"])
         c = cands.shape[1]
@@ -82,25 +107,31 @@ class SlateExamples:
         )
 
     @classmethod
-    def from_transition(cls, transition: Transition) -> SlateExamples:
-        """Examples from a transition (a repeated position in the action is an empty slot)."""
-        return cls.from_observation(
-            transition.obs,
-            slates_from_action(transition.action),
-            transition.info["click_slot"],
-            transition.reward,
-        )
+    def from_transition(
+        cls, transition: Transition, sizes: TaskSizes | None = None
+    ) -> SlateExamples:
+        """Examples from a transition's served rows (a repeated position in the action is an
+        empty slot), checked against ``sizes`` if given."""
+        return cls.from_feedback(check_transition(transition, sizes))
 
     @classmethod
-    def from_logged(cls, logged: Any) -> SlateExamples:
+    def from_logged(cls, logged: Any, sizes: TaskSizes | None = None) -> SlateExamples:
         """Examples from logged interactions (``World.log_interactions``: ``observation``,
-        ``slates``, ``click_slot``, ``reward``)."""
-        return cls.from_observation(
-            logged.observation, logged.slates, logged.click_slot, logged.reward
-        )
+        ``slates``, ``click_slot``, ``reward``), checked against ``sizes`` if given."""
+        return cls.from_feedback(check_logged(logged, sizes))
 
     def columns(self) -> dict[str, np.ndarray]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The columns as CPU tensors (same dtypes and values): what a checkpoint holds, loadable
+        by ``torch.load`` with its default ``weights_only=True``."""
+        return {name: as_tensor(col) for name, col in self.columns().items()}
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, torch.Tensor]) -> SlateExamples:
+        """Examples from a :meth:`state_dict` (the arrays are copies)."""
+        return cls(**{f.name: state[f.name].numpy().copy() for f in dataclasses.fields(cls)})
 
     def take(self, index: np.ndarray | slice) -> SlateExamples:
         """The rows ``index`` (an index array or a slice)."""

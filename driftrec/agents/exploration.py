@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from driftrec.agents.models.base import ItemBatch, UserBatch, factorised_score
+from driftrec.simulators.validation import check_choice, check_fraction, check_real
 
 __all__ = [
     "EXPLORATIONS",
@@ -81,8 +82,8 @@ class EpsilonGreedy:
     epsilon: float = 0.05
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.epsilon <= 1.0:
-            raise ValueError(f"epsilon must be in [0, 1], got {self.epsilon}")
+        epsilon = check_fraction("epsilon", self.epsilon, closed_below=True)
+        object.__setattr__(self, "epsilon", epsilon)
 
     def select(self, ranker, users, items, k, rng) -> np.ndarray:
         slates = top_k(ranker.score(users, items), k)
@@ -101,8 +102,8 @@ class Softmax:
     temperature: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        temperature = check_real("temperature", self.temperature, low=0.0, low_open=True)
+        object.__setattr__(self, "temperature", temperature)
 
     def select(self, ranker, users, items, k, rng) -> np.ndarray:
         scores = ranker.score(users, items)
@@ -130,12 +131,9 @@ class Thompson:
     posterior: str = "last_layer"
 
     def __post_init__(self) -> None:
-        if self.posterior not in ("last_layer", "ensemble"):
-            raise ValueError(
-                f"posterior must be 'last_layer' or 'ensemble', got {self.posterior!r}"
-            )
-        if self.scale < 0 or self.prior <= 0:
-            raise ValueError(f"need scale >= 0 and prior > 0, got {self.scale}, {self.prior}")
+        check_choice("posterior", self.posterior, ("last_layer", "ensemble"))
+        object.__setattr__(self, "scale", check_real("scale", self.scale, low=0.0))
+        object.__setattr__(self, "prior", check_real("prior", self.prior, low=0.0, low_open=True))
 
     def select(self, ranker, users, items, k, rng) -> np.ndarray:
         if self.posterior == "ensemble":

@@ -4,6 +4,7 @@ policy behind the batch-first agent protocol."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,13 +12,22 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from driftrec.agents.examples import SlateExamples
+from driftrec.agents.examples import SlateExamples, as_tensor
 from driftrec.agents.exploration import Exploration, Greedy, Thompson
 from driftrec.agents.models import candidate_items, make_model, user_batch
 from driftrec.agents.models.base import DEFAULT_INITIAL_ROWS, ItemBatch, UserBatch, grown_rows
-from driftrec.agents.protocol import AgentBase, Observation, TaskSizes, Transition
+from driftrec.agents.protocol import (
+    AgentBase,
+    Observation,
+    TaskSizes,
+    Transition,
+    check_transition,
+    observation_batch,
+)
 from driftrec.agents.strategies import LearnerConfig, Strategy
 from driftrec.agents.trainer import Trainer
+from driftrec.agents.validation import check_optional_integer
+from driftrec.simulators.validation import check_integer
 
 __all__ = ["LearningAgent"]
 
@@ -38,16 +48,6 @@ def _score_by_tables(tables: tuple[np.ndarray, ...], users: UserBatch, items: It
 def _rows_needed(ids: np.ndarray) -> int:
     """Rows a table needs to hold ``ids``: the largest + 1 (0 if none)."""
     return int(ids.max()) + 1 if ids.size else 0
-
-
-def _check_observation(obs: Observation, sizes: TaskSizes) -> int:
-    ids = np.shape(obs["candidate_ids"])
-    if len(ids) != 2 or ids[1] != sizes.num_candidates:
-        raise ValueError(
-            f"act takes a batch of requests: candidate_ids of shape (B, "
-            f"{sizes.num_candidates}), got {ids}; use act_one() for a single request"
-        )
-    return ids[0]
 
 
 class LearningAgent(AgentBase):
@@ -96,14 +96,35 @@ class LearningAgent(AgentBase):
         device: str | torch.device = "cpu",
         act_chunk: int = 256,
     ) -> None:
+        if not isinstance(sizes, TaskSizes):
+            raise TypeError(
+                f"sizes must be TaskSizes (driftrec.agents.task_sizes(env)), got {sizes!r}"
+            )
+        if not isinstance(strategy, Strategy):
+            raise TypeError(
+                "strategy must be a Strategy (driftrec.agents.make_strategy(name)), got "
+                f"{strategy!r}"
+            )
+        if learner is not None and not isinstance(learner, LearnerConfig):
+            raise TypeError(f"learner must be a LearnerConfig or None, got {learner!r}")
+        if exploration is not None and not callable(getattr(exploration, "select", None)):
+            raise TypeError(
+                f"exploration must be an exploration policy (driftrec.agents.EXPLORATIONS), got "
+                f"{exploration!r}"
+            )
         self.sizes = sizes
         self.strategy = strategy
         self.model_name = model
         self.learner = learner or LearnerConfig()
         self.exploration = exploration or Greedy()
-        self.device = torch.device(device)
-        self.act_chunk = act_chunk
-        self.seed = seed
+        try:
+            self.device = torch.device(device)
+        except (RuntimeError, TypeError) as error:
+            raise ValueError(
+                f"device must be 'cpu', 'cuda' or a torch.device, got {device!r}"
+            ) from error
+        self.act_chunk = check_integer("act_chunk", act_chunk, minimum=1)
+        self.seed = seed = check_integer("seed", seed, minimum=0)
         train_seq, explore_seq, torch_seq = np.random.SeedSequence(seed).spawn(3)
         generator = torch.Generator().manual_seed(int(torch_seq.generate_state(1, np.uint64)[0]))
         self.model = make_model(model, sizes, generator, self.device, **dict(model_params or {}))
@@ -174,8 +195,10 @@ class LearningAgent(AgentBase):
     # ------------------------------------------------------------------ protocol
 
     def act(self, obs: Observation) -> np.ndarray:
-        """Slates (B, k) int64 for a batch of requests (no learning happens here)."""
-        n = _check_observation(obs, self.sizes)
+        """Slates (B, k) int64 for a batch of requests (no learning happens here). ``user_id``
+        may be (B,) or (B, 1)."""
+        obs = observation_batch(obs, self.sizes, caller="act")
+        n = len(obs["user_id"])
         k = self.sizes.slate_size
         chunk = n if self.device.type != "cpu" else self.act_chunk
         out = np.empty((n, k), dtype=np.int64)
@@ -203,7 +226,8 @@ class LearningAgent(AgentBase):
     def scores(self, obs: Observation) -> np.ndarray:
         """(B, C) float32 scores of the candidates (the serving models' mean; higher is
         better), e.g. for ranking metrics on probe sets. No exploration, no learning."""
-        n = _check_observation(obs, self.sizes)
+        obs = observation_batch(obs, self.sizes, caller="scores")
+        n = len(obs["user_id"])
         out = np.empty((n, self.sizes.num_candidates), dtype=np.float32)
         self._ensure_rows_for(obs)
         with torch.inference_mode():
@@ -221,12 +245,19 @@ class LearningAgent(AgentBase):
         return torch.topk(scores, self.sizes.slate_size, dim=1).indices.numpy()
 
     def observe(self, transition: Transition) -> None:
-        """Learn (as the strategy decides) from a batch of served requests."""
-        examples = SlateExamples.from_transition(transition)
-        self._ensure_rows_for(transition.obs)
+        """Learn (as the strategy decides) from a batch of served requests.
+
+        The transition is checked first (``driftrec.agents.protocol.check_transition``): a bad
+        one raises and leaves the agent exactly as it was. Rows with ``info["served"]`` False
+        (a session being reset under next-step autoreset) are not learned from."""
+        feedback = check_transition(transition, self.sizes)
+        if not len(feedback):
+            return
+        examples = SlateExamples.from_feedback(feedback)
+        self._ensure_rows_for(feedback.obs)
         if isinstance(self.exploration, Thompson):
             self.user_counts += np.bincount(examples.user_id, minlength=len(self.user_counts))
-        self.trainer.observe(examples, transition.obs)
+        self.trainer.observe(examples, feedback.obs)
 
     @property
     def pretrain_requests(self) -> int:
@@ -235,11 +266,13 @@ class LearningAgent(AgentBase):
         return self.strategy.pretrain_requests
 
     def pretrain(self, logged: Any, epochs: int | None = None) -> None:
-        """Train on logged interactions (``World.log_interactions`` output, or
-        :class:`SlateExamples`) before the stream."""
-        examples = (
-            logged if isinstance(logged, SlateExamples) else SlateExamples.from_logged(logged)
-        )
+        """Train on logged interactions (``World.log_interactions`` output, checked like an
+        observed step, or :class:`SlateExamples`) before the stream."""
+        epochs = check_optional_integer("epochs", epochs, minimum=1)
+        if isinstance(logged, SlateExamples):
+            examples = logged
+        else:
+            examples = SlateExamples.from_logged(logged, self.sizes)
         self.ensure_rows(examples.user_id, examples.item_ids, examples.history)
         self.trainer.pretrain(examples, epochs)
 
@@ -250,20 +283,30 @@ class LearningAgent(AgentBase):
         return {**copy.deepcopy(self.trainer.stats), "stored_examples": sum(stores)}
 
     def _signature(self) -> dict[str, Any]:
-        return {"strategy": self.strategy, "model": self.model_name, "sizes": self.sizes}
+        # Plain values (the strategy's repr is a complete description of its frozen
+        # configuration), so that the state loads with torch.load's weights_only=True.
+        return {
+            "strategy": repr(self.strategy),
+            "model": self.model_name,
+            "sizes": dataclasses.asdict(self.sizes),
+        }
 
     def state_dict(self) -> dict[str, Any]:
-        """A deep copy of everything that determines future behaviour."""
+        """A deep copy of everything that determines future behaviour, in tensors and plain
+        containers only (dict, list, str, int, float, bool, None): ``torch.save`` it, and
+        ``torch.load`` reads it back with its default ``weights_only=True``."""
         return copy.deepcopy(
             {
                 "signature": self._signature(),
                 "trainer": self.trainer.state_dict(),
                 "rng": self.rng.bit_generator.state,
-                "user_counts": self.user_counts,
+                "user_counts": as_tensor(self.user_counts),
             }
         )
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` (also one read back by ``torch.load``); the agent then
+        continues bit-identically."""
         if state["signature"] != self._signature():
             raise ValueError(
                 f"this state belongs to {state['signature']}, not to {self._signature()}: "
@@ -272,4 +315,4 @@ class LearningAgent(AgentBase):
         state = copy.deepcopy(state)
         self.trainer.load_state_dict(state["trainer"])
         self.rng.bit_generator.state = state["rng"]
-        self.user_counts = state["user_counts"]
+        self.user_counts = state["user_counts"].numpy().copy()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from torch import Tensor
+
+from driftrec.simulators.validation import check_fraction, check_integer
 
 __all__ = ["Ensemble", "Merge", "MovingAverage", "Replace"]
 
@@ -26,11 +28,23 @@ class Merge(Protocol):
         ...
 
 
+def _one_member(merge: Any) -> None:
+    if check_integer("members", merge.members, minimum=1) != 1:
+        raise ValueError(
+            f"{type(merge).__name__} serves one model: members must be 1, got {merge.members} "
+            "(use Ensemble(size) to serve several)"
+        )
+    object.__setattr__(merge, "members", 1)
+
+
 @dataclass(frozen=True)
 class Replace:
     """Keep the newly trained parameters."""
 
     members: int = 1
+
+    def __post_init__(self) -> None:
+        _one_member(self)
 
     def merge(self, old, new):
         return new
@@ -45,8 +59,8 @@ class MovingAverage:
     members: int = 1
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.weight <= 1.0:
-            raise ValueError(f"weight must be in (0, 1], got {self.weight}")
+        object.__setattr__(self, "weight", check_fraction("weight", self.weight))
+        _one_member(self)
 
     def merge(self, old, new):
         w = self.weight
@@ -61,8 +75,7 @@ class Ensemble:
     size: int = 3
 
     def __post_init__(self) -> None:
-        if self.size < 1:
-            raise ValueError(f"an ensemble has at least one member, got size={self.size}")
+        object.__setattr__(self, "size", check_integer("size", self.size, minimum=1))
 
     @property
     def members(self) -> int:

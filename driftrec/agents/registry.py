@@ -19,6 +19,7 @@ from driftrec.agents.strategies import (
     make_strategy,
     strategy_parameters,
 )
+from driftrec.simulators.validation import check_integer
 
 __all__ = ["AGENTS", "BASELINES", "agent_names", "agent_parameters", "make_agent"]
 
@@ -117,8 +118,13 @@ def make_agent(
         ...
         ValueError: unknown agent 'onlin'; valid agents are ['random', 'popularity', ...
     """
+    if not isinstance(name, (str, Strategy)):
+        raise TypeError(
+            f"name must be an agent name (one of {list(AGENTS)}) or a Strategy, got {name!r}"
+        )
     if isinstance(name, str) and name not in AGENTS:
         raise ValueError(f"unknown agent {name!r}; valid agents are {list(AGENTS)}")
+    seed = check_integer("seed", seed, minimum=0)
     if name in BASELINES:
         unknown = sorted(set(params) - set(_BASELINE_PARAMETERS[name]))
         if unknown:

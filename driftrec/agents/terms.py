@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from driftrec.agents.examples import SlateExamples
 from driftrec.agents.losses import TrainingBatch
 from driftrec.agents.scopes import ParameterScope
+from driftrec.simulators.validation import check_real
 
 __all__ = ["LossFunction", "LossTerm", "WeightPenalty", "penalised_values"]
 
@@ -65,6 +66,16 @@ class LossTerm(Protocol):
         place: the trainer owns it)."""
         ...
 
+    def memory_state_dict(self, memory: Any) -> Any:
+        """``memory`` as tensors and plain containers (for a checkpoint that ``torch.load``
+        reads with ``weights_only=True``); references are fine, the agent deep-copies."""
+        ...
+
+    def load_memory_state_dict(self, model: nn.Module, state: Any) -> Any:
+        """The memory that :meth:`memory_state_dict` described (``model``, already restored,
+        is the template of anything that must be rebuilt)."""
+        ...
+
 
 def penalised_values(
     scope: ParameterScope, batch: TrainingBatch
@@ -89,8 +100,8 @@ class WeightPenalty:
     l2: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.l1 < 0 or self.l2 < 0:
-            raise ValueError(f"l1 and l2 must be >= 0, got l1={self.l1}, l2={self.l2}")
+        object.__setattr__(self, "l1", check_real("l1", self.l1, low=0.0))
+        object.__setattr__(self, "l2", check_real("l2", self.l2, low=0.0))
 
     @property
     def consolidate_every(self) -> None:
@@ -110,3 +121,9 @@ class WeightPenalty:
 
     def grow(self, model, memory) -> None:
         return memory
+
+    def memory_state_dict(self, memory) -> None:
+        return None
+
+    def load_memory_state_dict(self, model, state) -> None:
+        return None

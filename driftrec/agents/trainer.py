@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from driftrec.agents.buffers import RecentWindow
-from driftrec.agents.examples import SlateExamples
+from driftrec.agents.examples import SlateExamples, as_tensor
 from driftrec.agents.losses import (
     TrainingBatch,
     candidates_of,
@@ -338,16 +338,32 @@ class Trainer:
     # ------------------------------------------------------------------ state
 
     def state_dict(self) -> dict[str, Any]:
-        """All learning state (references; the agent deep-copies)."""
+        """All learning state, as tensors and plain containers (some are references; the agent
+        deep-copies)."""
         return {
             "model": self.model.state_dict(),
             "seen": self.seen,
-            "pending": self.pending,
+            "pending": [
+                {
+                    "examples": examples.state_dict(),
+                    "obs": {k: as_tensor(v) for k, v in obs.items()},
+                }
+                for examples, obs in self.pending
+            ],
             "pending_rows": self.pending_rows,
             "stores": [None if s is None else s.state_dict() for s in self.stores],
-            "trigger_states": self.trigger_states,
+            "trigger_states": [
+                rule.trigger.state_dict(state)
+                for rule, state in zip(self.rules, self.trigger_states, strict=True)
+            ],
             "optimisers": [o.state_dict() for o in self.optimisers],
-            "memories": self.memories,
+            "memories": [
+                [
+                    term.memory_state_dict(memory)
+                    for term, memory in zip(terms, memories, strict=True)
+                ]
+                for terms, memories in zip(self.terms, self.memories, strict=True)
+            ],
             "members": [m.state_dict() for m in self.members],
             "recent": None if self.recent is None else self.recent.state_dict(),
             "rng": self.rng.bit_generator.state,
@@ -359,15 +375,31 @@ class Trainer:
         resize_to_state(self.model, state["model"])  # a fresh model's tables are still small
         self.model.load_state_dict(state["model"])
         self.seen = state["seen"]
-        self.pending, self.pending_rows = state["pending"], state["pending_rows"]
+        self.pending = [
+            (
+                SlateExamples.from_state_dict(p["examples"]),
+                {k: v.numpy().copy() for k, v in p["obs"].items()},
+            )
+            for p in state["pending"]
+        ]
+        self.pending_rows = state["pending_rows"]
         for store, s in zip(self.stores, state["stores"], strict=True):
             if store is not None:
                 store.load_state_dict(s)
-        self.trigger_states = state["trigger_states"]
+        self.trigger_states = [
+            rule.trigger.load_state_dict(s)
+            for rule, s in zip(self.rules, state["trigger_states"], strict=True)
+        ]
         self.optimisers = [self._optimiser(i) for i in range(len(self.rules))]
         for optimiser, s in zip(self.optimisers, state["optimisers"], strict=True):
             optimiser.load_state_dict(s)
-        self.memories = state["memories"]
+        self.memories = [
+            [
+                term.load_memory_state_dict(self.model, m)
+                for term, m in zip(terms, saved, strict=True)
+            ]
+            for terms, saved in zip(self.terms, state["memories"], strict=True)
+        ]
         self.members = []
         for s in state["members"]:
             member = _frozen_copy(self.model)

@@ -3,6 +3,9 @@
 A trigger is a frozen configuration; the mutable part (a drift detector) lives in a state object
 that the trainer owns and passes in. Time is counted in requests the agent has observed, and a
 trigger is checked once per micro-batch, so its resolution is the micro-batch size.
+
+A trigger's state travels in checkpoints as tensors and plain containers (``state_dict`` /
+``load_state_dict``), so that ``torch.load`` reads them with its default ``weights_only=True``.
 """
 
 from __future__ import annotations
@@ -11,9 +14,27 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+import river
+import torch
 from river import drift
 
-__all__ = ["DriftAlarm", "EveryN", "EveryStep", "Never", "Schedule", "Trigger"]
+from driftrec.simulators.validation import (
+    check_choice,
+    check_integer,
+    check_integer_tuple,
+    check_real,
+)
+
+__all__ = [
+    "DriftAlarm",
+    "EveryN",
+    "EveryStep",
+    "Never",
+    "Schedule",
+    "Trigger",
+    "adwin_state_dict",
+    "load_adwin_state_dict",
+]
 
 
 class Trigger(Protocol):
@@ -39,60 +60,89 @@ class Trigger(Protocol):
         one value per request. May update ``state`` (a detector) in place."""
         ...
 
+    def state_dict(self, state: Any) -> Any:
+        """``state`` as tensors and plain containers (references are fine: the agent
+        deep-copies)."""
+        ...
+
+    def load_state_dict(self, saved: Any) -> Any:
+        """The state that :meth:`state_dict` described."""
+        ...
+
+
+def _check_no_signal(trigger: Any) -> None:
+    if trigger.signal is not None:
+        raise ValueError(
+            f"{type(trigger).__name__} watches no signal: signal must be None, got "
+            f"{trigger.signal!r}"
+        )
+
+
+class _Stateless:
+    """State handling of the triggers that keep none."""
+
+    def init_state(self) -> None:
+        return None
+
+    def state_dict(self, state: None) -> None:
+        return None
+
+    def load_state_dict(self, saved: None) -> None:
+        return None
+
 
 @dataclass(frozen=True)
-class Never:
+class Never(_Stateless):
     """Never fires (a model that only pretrains)."""
 
     signal: str | None = None
 
-    def init_state(self) -> None:
-        return None
+    def __post_init__(self) -> None:
+        _check_no_signal(self)
 
     def fires(self, state, seen_before, seen_after, values) -> bool:
         return False
 
 
 @dataclass(frozen=True)
-class EveryStep:
+class EveryStep(_Stateless):
     """Fires on every micro-batch (online learning)."""
 
     signal: str | None = None
 
-    def init_state(self) -> None:
-        return None
+    def __post_init__(self) -> None:
+        _check_no_signal(self)
 
     def fires(self, state, seen_before, seen_after, values) -> bool:
         return True
 
 
 @dataclass(frozen=True)
-class EveryN:
+class EveryN(_Stateless):
     """Fires each time the count of observed requests passes a multiple of ``n``."""
 
     n: int
     signal: str | None = None
 
     def __post_init__(self) -> None:
-        if self.n < 1:
-            raise ValueError(f"EveryN needs n >= 1 requests, got {self.n}")
-
-    def init_state(self) -> None:
-        return None
+        object.__setattr__(self, "n", check_integer("n", self.n, minimum=1))
+        _check_no_signal(self)
 
     def fires(self, state, seen_before, seen_after, values) -> bool:
         return seen_before // self.n < seen_after // self.n
 
 
 @dataclass(frozen=True)
-class Schedule:
-    """Fires when the count of observed requests passes one of ``at`` (request counts)."""
+class Schedule(_Stateless):
+    """Fires when the count of observed requests passes one of ``at`` (request counts, each
+    >= 1)."""
 
     at: tuple[int, ...]
     signal: str | None = None
 
-    def init_state(self) -> None:
-        return None
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "at", check_integer_tuple("at", self.at, minimum=1))
+        _check_no_signal(self)
 
     def fires(self, state, seen_before, seen_after, values) -> bool:
         return any(seen_before < t <= seen_after for t in self.at)
@@ -110,14 +160,27 @@ class DriftAlarm:
 
     After an alarm the trigger keeps firing on every micro-batch for ``hold`` requests (0: on
     the alarm's micro-batch only), so that a rule can adapt while the stream is changing and
-    stay still (and cheap) while it is not.
+    stay still (and cheap) while it is not. A change detected during the hold (the world still
+    drifting, or the model still catching up with it) extends the hold by ``hold`` requests
+    from there (``state["extended_at"]``); only changes detected while the model is fixed are
+    alarms (``state["alarm_at"]``).
+
+    When the hold runs out, a fresh detector starts watching the now fixed model. Values served
+    while the model was learning must not be the reference of the next alarm: the signal moves
+    with the learning itself (the reward of the ``drift_triggered`` preset rises by about 0.025
+    over the hold after its warm-up), and a detector that kept those values raised alarms for
+    the agent's own improvement, thousands of requests after learning had stopped (e.g. at
+    54,016 requests, 6,000 before a sudden shift, in the preset's test before this reset). Each
+    new detector waits ``grace_period`` values before it may alarm.
 
     Args:
         signal: ``"loss"`` or ``"reward"``.
-        delta: ADWIN's confidence; smaller means fewer false alarms and later detection.
-        hold: requests after an alarm during which the trigger keeps firing.
+        delta: ADWIN's confidence, in (0, 1); smaller means fewer false alarms and later
+            detection.
+        hold: requests after an alarm (or an extension) during which the trigger keeps
+            firing.
         min_gap: requests to wait after an alarm before another may fire.
-        grace_period: values ADWIN sees before it may raise an alarm.
+        grace_period: values a (new) detector sees before it may raise an alarm.
     """
 
     signal: str = "loss"
@@ -127,29 +190,122 @@ class DriftAlarm:
     grace_period: int = 1_000
 
     def __post_init__(self) -> None:
-        if self.signal not in ("loss", "reward"):
-            raise ValueError(f"signal must be 'loss' or 'reward', got {self.signal!r}")
-        if not 0.0 < self.delta < 1.0:
-            raise ValueError(f"delta must be in (0, 1), got {self.delta}")
-        if self.hold < 0 or self.min_gap < 0:
-            raise ValueError(f"hold and min_gap must be >= 0, got {self.hold}, {self.min_gap}")
+        check_choice("signal", self.signal, ("loss", "reward"))
+        delta = check_real("delta", self.delta, low=0.0, high=1.0, low_open=True, high_open=True)
+        object.__setattr__(self, "delta", delta)
+        for name in ("hold", "min_gap"):
+            object.__setattr__(self, name, check_integer(name, getattr(self, name), minimum=0))
+        grace = check_integer("grace_period", self.grace_period, minimum=1)
+        object.__setattr__(self, "grace_period", grace)
+
+    def _detector(self) -> drift.ADWIN:
+        return drift.ADWIN(delta=self.delta, grace_period=self.grace_period)
 
     def init_state(self) -> dict[str, Any]:
-        detector = drift.ADWIN(delta=self.delta, grace_period=self.grace_period)
-        return {"detector": detector, "last_alarm": None, "alarms": 0, "alarm_at": []}
+        return {
+            "detector": self._detector(),
+            "learning": False,  # an alarm's hold is running
+            "hold_until": None,  # the trigger fires while fewer requests than this were seen
+            "last_alarm": None,
+            "alarms": 0,
+            "alarm_at": [],
+            "extended_at": [],
+        }
 
     def fires(self, state, seen_before, seen_after, values) -> bool:
         if values is None:
             raise ValueError("DriftAlarm needs the signal's values for every micro-batch")
+        until = state["hold_until"]
+        holding = until is not None and seen_after < until
+        if state["learning"] and not holding:
+            # The hold ran out: from here the model is fixed, and it is watched afresh.
+            state["detector"], state["learning"] = self._detector(), False
         detector = state["detector"]
         detected = False
         for value in np.asarray(values, dtype=np.float64).tolist():
             detector.update(value)
             detected = detected or detector.drift_detected
+        if detected and state["learning"]:
+            # Still changing while the rule learns (the world, or the model catching up with
+            # it): keep learning.
+            state["hold_until"] = seen_after + self.hold
+            state["extended_at"].append(seen_after)
+            return True
         last = state["last_alarm"]
         if detected and (last is None or seen_after - last >= self.min_gap):
             state["last_alarm"] = seen_after
             state["alarms"] += 1
             state["alarm_at"].append(seen_after)
+            state["learning"], state["hold_until"] = True, seen_after + self.hold
             return True
-        return last is not None and seen_after - last < self.hold
+        return holding
+
+    def state_dict(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The state with the detector as :func:`adwin_state_dict` describes it."""
+        return {**state, "detector": adwin_state_dict(state["detector"])}
+
+    def load_state_dict(self, saved: dict[str, Any]) -> dict[str, Any]:
+        detector = load_adwin_state_dict(saved["detector"])
+        if (detector.delta, detector.grace_period) != (self.delta, self.grace_period):
+            raise ValueError(
+                f"the saved detector has delta={detector.delta}, grace_period="
+                f"{detector.grace_period}; this trigger has delta={self.delta}, grace_period="
+                f"{self.grace_period}"
+            )
+        return {**saved, "detector": detector}
+
+
+_ADWIN_PARAMETERS = ("delta", "clock", "max_buckets", "min_window_length", "grace_period")
+
+
+def adwin_state_dict(detector: drift.ADWIN) -> dict[str, Any]:
+    """A ``river.drift.ADWIN`` as tensors and plain values, faithfully: its parameters, whether
+    its last update detected a drift (river resets the window on the next update then), and
+    its window in river's own serialised form (the bucket structure, totals and variances
+    that river's Rust ``AdaptiveWindowing`` pickles through ``__getstate__``) as a uint8
+    tensor. ``width``, ``total``, ``variance`` and ``n_detections`` are kept readable too, and
+    :func:`load_adwin_state_dict` checks the restored window against them."""
+    window = detector._helper.__getstate__()
+    return {
+        **{name: getattr(detector, name) for name in _ADWIN_PARAMETERS},
+        "drift_detected": bool(detector.drift_detected),
+        "window": torch.frombuffer(bytearray(window), dtype=torch.uint8),
+        "width": int(detector.width),
+        "total": float(detector.total),
+        "variance": float(detector.variance),
+        "n_detections": int(detector.n_detections),
+        "river_version": river.__version__,
+    }
+
+
+def load_adwin_state_dict(saved: dict[str, Any]) -> drift.ADWIN:
+    """The ``river.drift.ADWIN`` that :func:`adwin_state_dict` described: it continues exactly
+    as the saved one would (same alarms on the same values).
+
+    Raises:
+        ValueError: the window cannot be restored by this river version (the check of width,
+            total, variance and detections fails).
+    """
+    detector = drift.ADWIN(**{name: saved[name] for name in _ADWIN_PARAMETERS})
+    try:
+        detector._helper.__setstate__(saved["window"].numpy().tobytes())
+        restored = (
+            int(detector.width),
+            float(detector.total),
+            float(detector.variance),
+            int(detector.n_detections),
+        )
+    except Exception as error:  # river's Rust side raises its own exception types
+        raise ValueError(
+            f"cannot restore the ADWIN window saved with river {saved['river_version']} in river "
+            f"{river.__version__}: {error}"
+        ) from error
+    expected = (saved["width"], saved["total"], saved["variance"], saved["n_detections"])
+    if restored != expected:
+        raise ValueError(
+            f"the ADWIN window saved with river {saved['river_version']} reads back differently "
+            f"in river {river.__version__} (width, total, variance, detections {restored} != "
+            f"{expected}); load the checkpoint with river {saved['river_version']}"
+        )
+    detector._drift_detected = bool(saved["drift_detected"])
+    return detector

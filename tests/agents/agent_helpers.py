@@ -1,4 +1,5 @@
-"""Shared helpers of the agent tests: small worlds and a rollout loop."""
+"""Shared helpers of the agent tests: small worlds, a rollout loop, the two ``user_id`` layouts,
+and state comparisons."""
 
 from __future__ import annotations
 
@@ -125,9 +126,85 @@ def recovered(run: Rollout, at: int, window: int, eps: float = 0.05) -> bool:
     return False
 
 
+class FlatUserIds:
+    """The wrapped environment with ``user_id`` flattened to (B,) per batch (and (n,) in logged
+    interactions and probe sets): the layout before ``user_id`` became (B, 1). Agents must
+    accept both; everything else is the wrapped environment's."""
+
+    def __init__(self, env) -> None:
+        self.env = env
+        self.world = _FlatWorld(env)
+
+    def __getattr__(self, name: str):
+        if name.startswith("__") or name == "env":
+            raise AttributeError(name)
+        return getattr(self.env, name)
+
+    def reset(self, seed: int | None = None):
+        obs, info = self.env.reset(seed=seed)
+        return flat_user_ids(obs), info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return flat_user_ids(obs), reward, terminated, truncated, info
+
+
+class _FlatWorld:
+    def __init__(self, env) -> None:
+        self.env = env
+
+    def __getattr__(self, name: str):
+        return getattr(self.env.world, name)
+
+    def log_interactions(self, n: int, **kwargs):
+        logged = self.env.world.log_interactions(n, **kwargs)
+        return dataclasses.replace(logged, observation=flat_user_ids(logged.observation))
+
+
+def flat_user_ids(obs: dict) -> dict:
+    """``obs`` with ``user_id`` of shape (B,) (from (B,) or (B, 1))."""
+    return {**obs, "user_id": np.asarray(obs["user_id"]).reshape(-1)}
+
+
+PLAIN_TYPES = (dict, list, tuple, str, int, float, bool, type(None), torch.Tensor)
+
+
+def assert_plain(state, path: str = "state") -> None:
+    """``state`` holds tensors and plain containers only (what ``torch.load`` reads with
+    ``weights_only=True`` by design, not by luck)."""
+    assert isinstance(state, PLAIN_TYPES), f"{path} is a {type(state).__name__}"
+    if isinstance(state, dict):
+        for key, value in state.items():
+            assert isinstance(key, (str, int)), f"{path} has a {type(key).__name__} key"
+            assert_plain(value, f"{path}[{key!r}]")
+    elif isinstance(state, (list, tuple)):
+        for i, value in enumerate(state):
+            assert_plain(value, f"{path}[{i}]")
+
+
+def assert_same_state(a, b, path: str = "state") -> None:
+    """Two states are equal, tensors bit for bit (dtypes and shapes included)."""
+    assert type(a) is type(b), f"{path}: {type(a).__name__} != {type(b).__name__}"
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), f"{path}: keys {sorted(a)} != {sorted(b)}"
+        for key in a:
+            assert_same_state(a[key], b[key], f"{path}[{key!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), f"{path}: length {len(a)} != {len(b)}"
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            assert_same_state(x, y, f"{path}[{i}]")
+    elif isinstance(a, torch.Tensor):
+        assert a.dtype == b.dtype and a.shape == b.shape, f"{path}: {a.dtype} {a.shape}"
+        assert torch.equal(a, b), f"{path} differs"
+    else:
+        assert a == b, f"{path}: {a!r} != {b!r}"
+
+
 def through_torch_save(state: dict) -> dict:
-    """``state`` after a ``torch.save`` / ``torch.load`` round trip (as a checkpoint would be)."""
+    """``state`` after a ``torch.save`` / ``torch.load`` round trip (as a checkpoint would be),
+    with ``torch.load``'s default ``weights_only=True``: a state holds tensors and plain
+    containers only."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
     buffer.seek(0)
-    return torch.load(buffer, weights_only=False)
+    return torch.load(buffer)

@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from agent_helpers import make_env, rollout
+from agent_helpers import assert_plain, make_env, rollout, through_torch_save
+from river import drift
 
 from driftrec.agents import (
     EWC,
@@ -39,6 +40,7 @@ from driftrec.agents.losses import TrainingBatch, click_loss, training_batch
 from driftrec.agents.models import candidate_items, make_model, user_batch
 from driftrec.agents.optimisers import LazyAdam
 from driftrec.agents.scopes import resolve_scope
+from driftrec.agents.triggers import adwin_state_dict, load_adwin_state_dict
 
 
 def examples(ids: np.ndarray, k: int = 3) -> SlateExamples:
@@ -138,6 +140,127 @@ def test_drift_alarm_fires_soon_after_a_change_and_holds():
     assert len(state["alarm_at"]) == state["alarms"]
     with pytest.raises(ValueError, match="signal's values"):
         trigger.fires(state, 0, 1, None)
+
+
+def _feed(trigger: DriftAlarm, state: dict, stream: np.ndarray, start: int = 0) -> list[int]:
+    """Feed ``stream`` in micro-batches of 256 from request ``start``; the request counts at
+    which the trigger fired."""
+    fired = []
+    for begin in range(start, len(stream), 256):
+        values = stream[begin : begin + 256]
+        if trigger.fires(state, begin, begin + len(values), values):
+            fired.append(begin + len(values))
+    return fired
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_drift_alarm_watches_the_fixed_model_afresh_after_learning(seed):
+    """The reward jumps 0.3 -> 0.5 at 10k (the alarm), then rises to 0.6 over 6k requests while
+    the rule learns (hold 6k), then stays at 0.6 until the world changes at 35k (0.6 -> 0.45).
+    The rise during the hold may extend it, but is never an alarm; the fixed model's stream
+    after the hold raises none, and the change at 35k is caught within 3k. (Before the
+    detector was restarted when a hold runs out, it alarmed again at 15k-17.5k at seeds 0-5:
+    its window still held the rise the learning had made.)"""
+    rng = np.random.default_rng(seed)
+    p = np.concatenate(
+        [
+            np.full(10_000, 0.3),
+            np.linspace(0.5, 0.6, 6_000),
+            np.full(19_000, 0.6),
+            np.full(15_000, 0.45),
+        ]
+    )
+    stream = (rng.random(len(p)) < p).astype(float)
+    trigger = DriftAlarm("reward", hold=6_000)
+    state = trigger.init_state()
+    fired = _feed(trigger, state, stream)
+    first, second = state["alarm_at"]
+    assert 10_000 < first <= 11_000 and 35_000 < second <= 38_000, state
+    held_until = max([first, *state["extended_at"]]) + 6_000
+    assert all(e < 16_500 for e in state["extended_at"]), state
+    # Fires on every micro-batch from the alarm until the hold runs out, then not until 35k.
+    assert [t for t in fired if t < 35_000] == list(range(first, held_until, 256))
+
+
+def test_drift_alarm_during_the_hold_extends_it():
+    """A second change while the rule learns (0.5 -> 0.3 at 13k, 3k into a 6k hold) extends the
+    hold: the rule keeps learning for 6k requests after it was seen."""
+    rng = np.random.default_rng(0)
+    p = np.concatenate([np.full(10_000, 0.3), np.full(3_000, 0.5), np.full(17_000, 0.3)])
+    stream = (rng.random(len(p)) < p).astype(float)
+    trigger = DriftAlarm("reward", hold=6_000)
+    state = trigger.init_state()
+    fired = _feed(trigger, state, stream)
+    (first,) = state["alarm_at"]
+    assert 10_000 < first <= 11_000 and state["extended_at"], state
+    extended = state["extended_at"][-1]
+    assert 13_000 < extended <= 16_000, state
+    assert fired == list(range(first, extended + 6_000, 256)), state
+
+
+def test_adwin_state_round_trip_continues_with_identical_alarms():
+    """An ADWIN saved mid-stream (plain values and a uint8 tensor, through torch.save and
+    torch.load with weights_only=True) continues exactly as the original: the same drift
+    flags, width, mean and variance after every value, over a stream with several changes;
+    also when saved right after a detection (river resets its window on the next value)."""
+    rng = np.random.default_rng(1)
+    means = np.repeat([0.2, 0.5, 0.3, 0.7, 0.4], 4_000)
+    stream = (rng.random(len(means)) < means).astype(float).tolist()
+    original = drift.ADWIN(delta=0.002, grace_period=500)
+    flags = []
+    for x in stream:
+        original.update(x)
+        flags.append(original.drift_detected)
+    detections = np.flatnonzero(flags)
+    assert len(detections) >= 4, detections
+    for split in (6_000, int(detections[1]) + 1):  # mid-window; right after a detection
+        a = drift.ADWIN(delta=0.002, grace_period=500)
+        for x in stream[:split]:
+            a.update(x)
+        saved = adwin_state_dict(a)
+        assert_plain(saved)
+        b = load_adwin_state_dict(through_torch_save(saved))
+        assert b.drift_detected == a.drift_detected == flags[split - 1]
+        after = []
+        for x in stream[split:]:
+            a.update(x)
+            b.update(x)
+            after.append(b.drift_detected)
+            assert (a.drift_detected, a.width, a.total, a.variance) == (
+                b.drift_detected,
+                b.width,
+                b.total,
+                b.variance,
+            )
+        assert after == flags[split:] and sum(after) >= 2
+
+
+def test_adwin_state_that_reads_back_differently_is_refused():
+    detector = drift.ADWIN()
+    for x in [0.0, 1.0] * 300:
+        detector.update(x)
+    saved = adwin_state_dict(detector)
+    saved["width"] += 1  # what a window from an incompatible river layout would look like
+    with pytest.raises(ValueError, match=r"reads back differently in river"):
+        load_adwin_state_dict(saved)
+
+
+def test_drift_alarm_state_round_trip_mid_stream():
+    """The trigger's whole state (detector, hold, alarms) through torch.save / torch.load with
+    weights_only=True: the restored trigger fires at exactly the same micro-batches."""
+    rng = np.random.default_rng(2)
+    p = np.concatenate([np.full(8_000, 0.3), np.full(8_000, 0.5), np.full(8_000, 0.35)])
+    stream = (rng.random(len(p)) < p).astype(float)
+    trigger = DriftAlarm("reward", hold=1_024)
+    state = trigger.init_state()
+    _feed(trigger, state, stream[:8_960])  # the first alarm's hold is still running
+    assert state["alarm_at"] and state["learning"]
+    saved = through_torch_save(trigger.state_dict(state))
+    restored = trigger.load_state_dict(saved)
+    assert _feed(trigger, state, stream, 8_960) == _feed(trigger, restored, stream, 8_960)
+    assert state["alarm_at"] == restored["alarm_at"] and len(state["alarm_at"]) >= 2
+    with pytest.raises(ValueError, match=r"the saved detector has delta=0\.002"):
+        DriftAlarm("reward", delta=0.01).load_state_dict(saved)
 
 
 # ---------------------------------------------------------------------------- losses

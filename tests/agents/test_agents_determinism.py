@@ -1,6 +1,7 @@
 """Criteria 5 and 6: the same seed gives the same actions and bit-identical parameters, and a
 ``state_dict`` taken mid-stream (pending micro-batch included) continues identically in a new
-agent, also after a ``torch.save`` / ``torch.load`` round trip."""
+agent, after a ``torch.save`` / ``torch.load`` round trip with ``torch.load``'s default
+``weights_only=True``: every state holds tensors and plain containers only."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import copy
 import numpy as np
 import pytest
 import torch
-from agent_helpers import make_env, rollout, through_torch_save
+from agent_helpers import assert_plain, make_env, rollout, through_torch_save
 
-from driftrec.agents import make_agent
+from driftrec.agents import STRATEGIES, make_agent
 
 SMALL_LEARNER = {"micro_batch": 128, "batch_size": 128}
 
@@ -80,20 +81,30 @@ ROUND_TRIP = [
     ("fine_tune", {"every": 256, "pretrain": 300, "pretrain_epochs": 1}),
     ("hybrid", {"every": 512, "pretrain": 300}),
     ("static", {"train_on": 512}),
+    ("distill", {"every": 256, "model": "two_tower", "exploration": "thompson"}),
+    ("ewc", {"every": 256, "fisher_samples": 256, "model": "sasrec"}),
+    ("drift_triggered", {"warmup": 256, "hold": 256, "signal": "reward", "model": "two_tower"}),
 ]
+
+
+def test_the_round_trip_table_covers_every_preset_and_model():
+    assert {name for name, _ in ROUND_TRIP} == set(STRATEGIES)
+    assert {p.get("model", "mf") for _, p in ROUND_TRIP} == {"mf", "two_tower", "sasrec"}
 
 
 @pytest.mark.parametrize(("name", "params"), ROUND_TRIP, ids=lambda p: str(p)[:40])
 def test_state_dict_round_trip_continues_identically(name, params):
+    params = {"model": "mf", **params}
     env = make_env(64)
-    agent = make_agent(name, env, model="mf", seed=0, **SMALL_LEARNER, **params)
+    agent = make_agent(name, env, seed=0, **SMALL_LEARNER, **params)
     _, obs = rollout(agent, env, 21, seed=0)  # 21 * 64 requests: half a micro-batch pending
     assert agent.trainer.pending_rows == 64
+    assert_plain(agent.state_dict())
     state = through_torch_save(agent.state_dict())
     env_copy, obs_copy = copy.deepcopy(env), copy.deepcopy(obs)
 
     original, _ = rollout(agent, env, 20, obs=obs, record=True, pretrain=False)
-    restored_agent = make_agent(name, env, model="mf", seed=12345, **SMALL_LEARNER, **params)
+    restored_agent = make_agent(name, env, seed=12345, **SMALL_LEARNER, **params)
     restored_agent.load_state_dict(state)
     restored, _ = rollout(restored_agent, env_copy, 20, obs=obs_copy, record=True, pretrain=False)
 
@@ -110,15 +121,16 @@ def test_load_state_dict_rejects_another_configuration():
         make_agent("replay", env).load_state_dict(state)
 
 
-@pytest.mark.parametrize("name", ["random", "popularity"])
+@pytest.mark.parametrize("name", ["random", "popularity", "oracle"])
 def test_baseline_state_round_trip(name):
     env = make_env(32)
     agent = make_agent(name, env, seed=0)
     _, obs = rollout(agent, env, 5, seed=0)
-    state = agent.state_dict()
+    assert_plain(agent.state_dict())
+    state = through_torch_save(agent.state_dict())
     env_copy, obs_copy = copy.deepcopy(env), copy.deepcopy(obs)
     original, _ = rollout(agent, env, 5, obs=obs, record=True)
-    other = make_agent(name, env, seed=99)
+    other = make_agent(name, env_copy, seed=99)
     other.load_state_dict(state)
     restored, _ = rollout(other, env_copy, 5, obs=obs_copy, record=True)
     for x, y in zip(original.actions, restored.actions, strict=True):

@@ -231,7 +231,7 @@ def test_every_preset_docstring_cites_its_source():
         (
             lambda env: make_agent("incremental", env, scope=("weights",)),
             ValueError,
-            r"unknown scope \['weights'\]; valid scopes are \('all', 'embeddings'",
+            r"unknown scope \['weights'\]; valid scope values are \('all', 'embeddings'",
         ),
         (
             lambda env: make_agent("incremental", env, merge="vote"),
@@ -241,7 +241,7 @@ def test_every_preset_docstring_cites_its_source():
         (
             lambda env: make_agent("drift_triggered", env, signal="clicks"),
             ValueError,
-            r"signal must be 'loss' or 'reward', got 'clicks'",
+            r"signal must be one of \['loss', 'reward'\], got 'clicks'",
         ),
         (
             lambda env: make_agent(

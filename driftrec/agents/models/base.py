@@ -28,14 +28,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from driftrec.agents.examples import SlateExamples
-from driftrec.agents.protocol import Observation, TaskSizes
+from driftrec.agents.protocol import Observation, TaskSizes, flat_user_ids
+from driftrec.simulators.validation import check_integer
 
 __all__ = [
     "DEFAULT_INITIAL_ROWS",
@@ -47,6 +48,7 @@ __all__ = [
     "Recommender",
     "UserBatch",
     "candidate_items",
+    "check_model_sizes",
     "factorised_score",
     "group_by_prefix",
     "grow_tables",
@@ -103,11 +105,13 @@ def _tensor(x: np.ndarray, device: torch.device | str) -> Tensor:
 
 
 def user_batch(source: Observation | SlateExamples, device: torch.device | str) -> UserBatch:
-    """The user side of an observation batch or of examples, as tensors on ``device``."""
+    """The user side of an observation batch (``user_id`` (B,) or (B, 1)) or of examples, as
+    tensors on ``device``: ``user_id`` (B,)."""
     if isinstance(source, SlateExamples):
         uid, features, history = source.user_id, source.user_features, source.history
     else:
-        uid, features, history = source["user_id"], source["user_features"], source["history"]
+        uid = flat_user_ids(source["user_id"], "user_batch")
+        features, history = source["user_features"], source["history"]
     return UserBatch(_tensor(uid, device), _tensor(features, device), _tensor(history, device))
 
 
@@ -412,6 +416,20 @@ class Recommender(Protocol):
     def reset_parameters(self, generator: torch.Generator) -> None:
         """Re-initialise every parameter from ``generator``."""
         ...
+
+
+def check_model_sizes(
+    sizes: TaskSizes, *, initial_rows: Any, adapter_dim: Any, **dims: Any
+) -> dict[str, int]:
+    """The integer configuration of a model, checked: each of ``dims`` (widths, layer counts)
+    >= 1, ``adapter_dim`` >= 0 (0: no adapters), ``initial_rows`` >= 1; ``sizes`` must be a
+    :class:`TaskSizes`. Returns them as Python ints, by name."""
+    if not isinstance(sizes, TaskSizes):
+        raise TypeError(f"sizes must be TaskSizes (driftrec.agents.task_sizes(env)), got {sizes!r}")
+    out = {name: check_integer(name, value, minimum=1) for name, value in dims.items()}
+    out["adapter_dim"] = check_integer("adapter_dim", adapter_dim, minimum=0)
+    out["initial_rows"] = check_integer("initial_rows", initial_rows, minimum=1)
+    return out
 
 
 def group_by_prefix(

@@ -12,11 +12,13 @@ from driftrec.agents.models.base import (
     IdTable,
     ItemBatch,
     UserBatch,
+    check_model_sizes,
     group_by_prefix,
     init_module,
     lookup,
 )
 from driftrec.agents.protocol import TaskSizes
+from driftrec.simulators.validation import check_real
 
 __all__ = ["MatrixFactorisation"]
 
@@ -49,6 +51,13 @@ class MatrixFactorisation(FactorisedModel):
         adapter_dim: int = 0,
         initial_rows: int = DEFAULT_INITIAL_ROWS,
     ) -> None:
+        checked = check_model_sizes(
+            sizes, initial_rows=initial_rows, adapter_dim=adapter_dim, dim=dim
+        )
+        dim, adapter_dim, initial_rows = (
+            checked[k] for k in ("dim", "adapter_dim", "initial_rows")
+        )
+        init_std = check_real("init_std", init_std, low=0.0)
         super().__init__()
         self.sizes, self.dim, self.init_std = sizes, dim, init_std
         self.initial_rows = initial_rows

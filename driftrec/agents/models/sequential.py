@@ -12,6 +12,7 @@ from driftrec.agents.models.base import (
     IdTable,
     ItemBatch,
     UserBatch,
+    check_model_sizes,
     group_by_prefix,
     init_module,
     lookup,
@@ -56,9 +57,19 @@ class SequentialTransformer(FactorisedModel):
         adapter_dim: int = 0,
         initial_rows: int = DEFAULT_INITIAL_ROWS,
     ) -> None:
-        super().__init__()
+        checked = check_model_sizes(
+            sizes,
+            initial_rows=initial_rows,
+            adapter_dim=adapter_dim,
+            dim=dim,
+            layers=layers,
+            heads=heads,
+        )
+        dim, layers, heads = checked["dim"], checked["layers"], checked["heads"]
+        adapter_dim, initial_rows = checked["adapter_dim"], checked["initial_rows"]
         if dim % heads:
             raise ValueError(f"heads ({heads}) must divide dim ({dim})")
+        super().__init__()
         self.sizes, self.dim = sizes, dim
         self.initial_rows = initial_rows
         users = {"space": "user", "capacity": sizes.num_users, "initial_rows": initial_rows}

@@ -12,11 +12,13 @@ from driftrec.agents.models.base import (
     IdTable,
     ItemBatch,
     UserBatch,
+    check_model_sizes,
     group_by_prefix,
     init_module,
     lookup,
 )
 from driftrec.agents.protocol import TaskSizes
+from driftrec.agents.validation import check_flag
 
 __all__ = ["TwoTower"]
 
@@ -61,6 +63,17 @@ class TwoTower(FactorisedModel):
         adapter_dim: int = 0,
         initial_rows: int = DEFAULT_INITIAL_ROWS,
     ) -> None:
+        checked = check_model_sizes(
+            sizes,
+            initial_rows=initial_rows,
+            adapter_dim=adapter_dim,
+            dim=dim,
+            hidden=hidden,
+            topic_dim=topic_dim,
+        )
+        dim, hidden, topic_dim = checked["dim"], checked["hidden"], checked["topic_dim"]
+        adapter_dim, initial_rows = checked["adapter_dim"], checked["initial_rows"]
+        use_ids = check_flag("use_ids", use_ids)
         super().__init__()
         self.sizes, self.dim, self.use_ids = sizes, dim, use_ids
         self.initial_rows = initial_rows

@@ -1,0 +1,170 @@
+"""Checks for configuration values, used wherever a value enters (world settings, drift
+processes, scenario parameters, agents): each names the field, says what was expected, and
+returns the value normalised to a plain Python type.
+
+Integral values may be any integral type (``int``, ``numpy.int64``, ...), so that parameter
+sweeps built from NumPy grids work; real values may be any real type and must be finite unless
+infinity is explicitly allowed. ``bool`` is never a number here (``True`` as a size is a bug).
+Strings are never numbers (``"0.5"`` fails with a message that says so).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = [
+    "check_choice",
+    "check_fraction",
+    "check_integer",
+    "check_integer_tuple",
+    "check_real",
+    "check_real_tuple",
+]
+
+
+def _describe(value: Any) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def check_integer(
+    name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None
+) -> int:
+    """``value`` as a Python ``int``: any integral type (NumPy's included), not ``bool``, within
+    ``[minimum, maximum]``.
+
+    Raises:
+        TypeError: not an integer; ValueError: out of range.
+
+    Example:
+        >>> import numpy as np
+        >>> check_integer("num_users", np.int64(500), minimum=1)
+        500
+        >>> check_integer("num_users", 2.5, minimum=1)
+        Traceback (most recent call last):
+        ...
+        TypeError: num_users must be an integer, got 2.5 (float)
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {_describe(value)}")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be an integer <= {maximum}, got {value}")
+    return value
+
+
+def check_real(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    allow_inf: bool = False,
+) -> float:
+    """``value`` as a Python ``float``: any real type, not ``bool``, not NaN, finite unless
+    ``allow_inf``, within the interval given by ``low`` / ``high`` (closed unless ``low_open`` /
+    ``high_open``).
+
+    Raises:
+        TypeError: not a real number; ValueError: NaN, infinite or out of range.
+
+    Example:
+        >>> check_real("similarity", "0.5", low=-1, high=1)
+        Traceback (most recent call last):
+        ...
+        TypeError: similarity must be a real number, got '0.5' (str)
+        >>> check_real("affinity_scale", float("nan"))
+        Traceback (most recent call last):
+        ...
+        ValueError: affinity_scale must be finite, got nan
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {_describe(value)}")
+    value = float(value)
+    if math.isnan(value) or (math.isinf(value) and not allow_inf):
+        raise ValueError(f"{name} must be finite, got {value}")
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
+        left = "-inf" if low is None else f"{low:g}"
+        right = "inf" if high is None else f"{high:g}"
+        interval = (
+            ("(" if low_open or low is None else "[")
+            + f"{left}, {right}"
+            + (")" if high_open or high is None else "]")
+        )
+        raise ValueError(f"{name} must be in {interval}, got {value}")
+    return value
+
+
+def check_fraction(
+    name: str, value: Any, *, closed_below: bool = False, open_above: bool = False
+) -> float:
+    """A real in (0, 1]; ``closed_below`` admits 0, ``open_above`` excludes 1."""
+    return check_real(
+        name, value, low=0.0, high=1.0, low_open=not closed_below, high_open=open_above
+    )
+
+
+def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
+    """``value`` if it is one of ``choices`` (strings), else an error listing them."""
+    choices = tuple(choices)
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+    return value
+
+
+def _sequence(name: str, value: Any, what: str) -> tuple:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise TypeError(f"{name} must be a sequence of {what}, got {_describe(value)}")
+    try:
+        return tuple(value)
+    except TypeError as error:  # e.g. a 0-d array
+        raise TypeError(f"{name} must be a sequence of {what}, got {_describe(value)}") from error
+
+
+def check_integer_tuple(
+    name: str,
+    value: Any,
+    *,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    length: int | None = None,
+    nonempty: bool = True,
+    distinct: bool = False,
+) -> tuple[int, ...]:
+    """A sequence of integers (a tuple, list or 1-d array) as a tuple of Python ints, each
+    within ``[minimum, maximum]``; a bare integer is refused (``cohorts=3`` is ambiguous)."""
+    items = _sequence(name, value, "integers")
+    if length is not None and len(items) != length:
+        raise ValueError(f"{name} needs {length} values, got {len(items)}: {list(items)}")
+    if nonempty and not items:
+        raise ValueError(f"{name} must not be empty")
+    out = tuple(
+        check_integer(f"{name}[{i}]", v, minimum=minimum, maximum=maximum)
+        for i, v in enumerate(items)
+    )
+    if distinct and len(set(out)) != len(out):
+        raise ValueError(f"{name} must not repeat a value, got {list(out)}")
+    return out
+
+
+def check_real_tuple(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    length: int | None = None,
+) -> tuple[float, ...]:
+    """A sequence of finite reals as a tuple of Python floats, each within ``[low, high]``."""
+    items = _sequence(name, value, "real numbers")
+    if length is not None and len(items) != length:
+        raise ValueError(f"{name} needs {length} values, got {len(items)}: {list(items)}")
+    return tuple(check_real(f"{name}[{i}]", v, low=low, high=high) for i, v in enumerate(items))
