@@ -3,11 +3,60 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from driftrec.simulators.validation import check_choice, check_integer, check_real
+
 CHOICE_MODELS = ("mnl", "cascade")
 REWARDS = ("click", "engagement")
+
+_INTEGER_FIELDS = frozenset(
+    (
+        "num_users",
+        "num_items",
+        "num_candidates",
+        "slate_size",
+        "latent_dim",
+        "num_topics",
+        "num_cohorts",
+        "user_feature_dim",
+        "item_feature_dim",
+        "arrival_horizon",
+        "session_max_length",
+        "history_length",
+        "popular_pool",
+        "fresh_pool",
+        "retrieval_refresh",
+        "popularity_half_life",
+    )
+)
+"""Fields that are positive integers."""
+
+_CHOICE_FIELDS = {"choice_model": CHOICE_MODELS, "reward": REWARDS}
+
+_REAL_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+    # name: (low, high, low_open); fields not listed are finite reals >= 0. Utilities are
+    # logits: beyond +-100 every choice is already certain and exp() starts to overflow.
+    "affinity_scale": (-100.0, 100.0, False),
+    "no_click_utility": (-100.0, 100.0, False),
+    "quality_scale": (0.0, 100.0, False),
+    "position_bias": (0.0, 100.0, False),
+    "boredom_increment": (0.0, 100.0, False),
+    "engagement_sigma": (0.0, 10.0, False),
+    "engagement_noise": (0.0, 10.0, False),
+    "activity_alpha": (0.0, None, True),
+    "initial_user_fraction": (0.0, 1.0, True),
+    "initial_item_fraction": (0.0, 1.0, True),
+    "churn_prob": (0.0, 1.0, False),
+    "leave_prob": (0.0, 1.0, False),
+    "popular_fraction": (0.0, 1.0, False),
+    "fresh_fraction": (0.0, 1.0, False),
+    "boredom_decay": (0.0, 1.0, True),
+    "session_mean_length": (1.0, None, False),
+}
+"""Finite real fields and their ranges."""
 
 
 @dataclass(frozen=True)
@@ -95,11 +144,18 @@ class WorldConfig:
     """Half-life of click counts in the popularity ranking, in requests."""
 
     def __post_init__(self) -> None:
-        _check_positive_int(self, "num_users", "num_items", "num_candidates", "slate_size")
-        _check_positive_int(self, "latent_dim", "num_topics", "num_cohorts", "history_length")
-        _check_positive_int(self, "user_feature_dim", "item_feature_dim", "session_max_length")
-        _check_positive_int(self, "popular_pool", "fresh_pool", "retrieval_refresh")
-        _check_positive_int(self, "popularity_half_life", "arrival_horizon")
+        # Normalise every field to a plain Python value of its declared kind (NumPy scalars from
+        # parameter grids are welcome), rejecting wrong types, NaN and infinities up front.
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in _INTEGER_FIELDS:
+                value = check_integer(f.name, value, minimum=1)
+            elif f.name in _CHOICE_FIELDS:
+                value = check_choice(f.name, value, _CHOICE_FIELDS[f.name])
+            else:
+                low, high, low_open = _REAL_RANGES.get(f.name, (0.0, None, False))
+                value = check_real(f.name, value, low=low, high=high, low_open=low_open)
+            object.__setattr__(self, f.name, value)
         if self.latent_dim % 2:
             raise ValueError(
                 f"latent_dim must be even (drift rotates preferences in d/2 planes), "
@@ -117,34 +173,41 @@ class WorldConfig:
                 f"each request needs num_candidates={self.num_candidates}; raise num_items or "
                 f"initial_item_fraction"
             )
-        if self.choice_model not in CHOICE_MODELS:
+        if round(self.num_users * self.initial_user_fraction) < 1:
             raise ValueError(
-                f"choice_model must be one of {CHOICE_MODELS}, got {self.choice_model!r}"
+                f"no user is present at t=0 (num_users * initial_user_fraction = "
+                f"{self.num_users * self.initial_user_fraction:g}); raise either"
             )
-        if self.reward not in REWARDS:
-            raise ValueError(f"reward must be one of {REWARDS}, got {self.reward!r}")
-        for name in ("initial_user_fraction", "initial_item_fraction"):
-            value = getattr(self, name)
-            if not 0.0 < value <= 1.0:
-                raise ValueError(f"{name} must be in (0, 1], got {value}")
-        for name in ("churn_prob", "leave_prob", "popular_fraction", "fresh_fraction"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be in [0, 1], got {value}")
         if self.popular_fraction + self.fresh_fraction > 1.0:
-            raise ValueError("popular_fraction + fresh_fraction must be at most 1")
-        if not 0.0 < self.boredom_decay <= 1.0:
-            raise ValueError(f"boredom_decay must be in (0, 1], got {self.boredom_decay}")
-        if self.session_mean_length < 1.0:
-            raise ValueError(f"session_mean_length must be >= 1, got {self.session_mean_length}")
-        if self.activity_alpha <= 0:
-            raise ValueError(f"activity_alpha must be > 0, got {self.activity_alpha}")
-        for name in ("feature_noise", "cohort_spread", "topic_spread", "quality_scale"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("engagement_sigma", "engagement_noise", "boredom_increment"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+            raise ValueError(
+                f"popular_fraction + fresh_fraction must be at most 1, got "
+                f"{self.popular_fraction} + {self.fresh_fraction}"
+            )
+
+    def memory_estimate(self) -> int:
+        """Bytes the drawn world needs at its peak (while drawing), roughly: the per-user and
+        per-item arrays plus the float64 temporaries of drawing them."""
+        d = self.latent_dim
+        per_user = 4 * d + 24 * d + 25 + 4 * self.user_feature_dim
+        per_user += 4 * self.num_topics + 8 * self.history_length
+        per_item = 4 * d + 24 * d + 8 * 5 + 12 * self.item_feature_dim
+        centres = 16 * d * (self.num_cohorts + self.num_topics)
+        return self.num_users * per_user + self.num_items * per_item + centres
+
+    def check_fits_in_memory(self) -> None:
+        """Refuse a world larger than this machine's memory, before trying to draw it."""
+        try:
+            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (AttributeError, ValueError, OSError):  # not available on this platform
+            return
+        need = self.memory_estimate()
+        if need > total:
+            raise ValueError(
+                f"this world needs about {need / 2**30:.1f} GiB to draw, more than this "
+                f"machine's {total / 2**30:.1f} GiB: lower num_users ({self.num_users}), "
+                f"num_items ({self.num_items}), latent_dim ({self.latent_dim}), num_topics "
+                f"({self.num_topics}) or num_cohorts ({self.num_cohorts})"
+            )
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
@@ -157,10 +220,3 @@ class WorldConfig:
                 f"unknown world parameter(s) {unknown}; valid ones are {sorted(self.field_names())}"
             )
         return dataclasses.replace(self, **changes)
-
-
-def _check_positive_int(config: WorldConfig, *names: str) -> None:
-    for name in names:
-        value = getattr(config, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")

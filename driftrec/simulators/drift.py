@@ -4,6 +4,9 @@ A process is a frozen dataclass of parameters; every piece of mutable state it n
 ``memory`` dict the world hands it, so a world (and the processes in it) pickles and replays
 exactly. The world calls, for each process:
 
+- ``validate`` when the world is configured, before anything is drawn: every parameter is checked
+  against the configuration it will act on (cohorts that exist, vector lengths, a reserve to
+  churn), so that a run never dies mid-way on a value it accepted at the start;
 - ``prepare`` once, when the world is drawn (e.g. to reserve the users of a future cohort);
 - ``advance`` whenever the clock moves from ``t0`` to ``t1`` (everything scheduled in
   ``(t0, t1]`` happens, in order), returning the ground-truth ``DriftEvent``s that fired;
@@ -22,6 +25,7 @@ recurring drift cheap.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -29,8 +33,16 @@ import numpy as np
 
 from driftrec.simulators.config import WorldConfig
 from driftrec.simulators.population import NEVER, ItemCatalogue, UserPopulation, unit_rows
+from driftrec.simulators.validation import (
+    check_fraction,
+    check_integer,
+    check_integer_tuple,
+    check_real,
+    check_real_tuple,
+)
 
 __all__ = [
+    "PREFERENCE_KINDS",
     "AlternatingPopulation",
     "CatalogChurn",
     "ClickNoise",
@@ -44,6 +56,8 @@ __all__ = [
     "QualityShift",
     "RecurringShift",
     "SuddenShift",
+    "check_processes",
+    "cohort_request_shares",
     "random_plane_basis",
     "rotation",
 ]
@@ -58,10 +72,15 @@ class DriftEvent:
     Attributes:
         t: world clock at which it took effect.
         kind: the process kind, e.g. ``"sudden"``.
-        magnitude: its size, in the unit the process documents (for preference drift: the
-            cosine similarity between old and new preferences, 1 meaning no change).
+        magnitude: its size, 0 for no change and growing with the change, in the unit the
+            process documents: for preference drift the cosine distance ``1 - similarity``
+            between old and new preferences; for a mix shift the total-variation distance of
+            request shares among present users; for churn the fraction of the live catalogue
+            replaced.
         cohorts: affected cohort ids (empty if none are specifically affected).
         items: number of affected items (catalogue processes).
+        similarity: for preference drift, the cosine similarity between old and new
+            preferences (``1 - magnitude``; 1 means no change); None for other kinds.
     """
 
     t: int
@@ -69,6 +88,15 @@ class DriftEvent:
     magnitude: float
     cohorts: tuple[int, ...] = ()
     items: int = 0
+    similarity: float | None = None
+
+
+PREFERENCE_KINDS = ("sudden", "gradual", "incremental", "recurring", "feedback_loop")
+"""Kinds whose events carry a ``similarity`` (and ``magnitude = 1 - similarity``)."""
+
+
+def _preference_event(t: int, kind: str, similarity: float, cohorts=()) -> DriftEvent:
+    return DriftEvent(t, kind, 1.0 - similarity, tuple(cohorts), 0, similarity)
 
 
 def random_plane_basis(rng: np.random.Generator, d: int) -> np.ndarray:
@@ -94,15 +122,43 @@ def rotation(basis: np.ndarray, angle: float) -> np.ndarray:
 
 
 def _cohort_ids(cohorts: tuple[int, ...] | None, users: UserPopulation) -> tuple[int, ...]:
+    """The affected cohorts (all of them for None); validated when the world was configured."""
+    return tuple(range(len(users.cohort_centres))) if cohorts is None else cohorts
+
+
+def _check_cohorts(name: str, cohorts: tuple[int, ...] | None, num_cohorts: int) -> None:
     if cohorts is None:
-        return tuple(range(len(users.cohort_centres)))
-    unknown = [c for c in cohorts if not 0 <= c < len(users.cohort_centres)]
+        return
+    unknown = [c for c in cohorts if c >= num_cohorts]
     if unknown:
         raise ValueError(
-            f"cohorts {unknown} do not exist; this world has cohorts "
-            f"0..{len(users.cohort_centres) - 1}"
+            f"{name}: cohorts {unknown} do not exist; this world has cohorts "
+            f"0..{num_cohorts - 1} (num_cohorts={num_cohorts}, including cohorts that drift "
+            f"processes add)"
         )
-    return tuple(cohorts)
+
+
+def _normalise(process: object, name: str, value: object) -> None:
+    """Store a normalised parameter value on a frozen dataclass."""
+    object.__setattr__(process, name, value)
+
+
+def _cohorts_param(process: object, name: str = "cohorts") -> None:
+    value = getattr(process, name)
+    if value is not None:
+        _normalise(process, name, check_integer_tuple(name, value, minimum=0, distinct=True))
+
+
+def _similarity_param(process: object) -> None:
+    """``similarity`` is a cosine: a real number in [-1, 1]."""
+    value = check_real("similarity", process.similarity)
+    if not -1.0 <= value <= 1.0:
+        raise ValueError(f"similarity is a cosine and must be in [-1, 1], got {value}")
+    _normalise(process, "similarity", value)
+
+
+def _time_param(process: object, name: str, minimum: int = 1) -> None:
+    _normalise(process, name, check_integer(name, getattr(process, name), minimum=minimum))
 
 
 def _rotate_cohort(users: UserPopulation, cohort: int, matrix: np.ndarray) -> None:
@@ -118,25 +174,16 @@ def _crossed(t0: int, t1: int, start: int, every: int) -> range:
     return range(first, last + 1)
 
 
-def _check_similarity(similarity: float) -> None:
-    if not -1.0 <= similarity <= 1.0:
-        raise ValueError(f"similarity is a cosine and must be in [-1, 1], got {similarity}")
+def _step_times(start: int, duration: int, steps: int) -> np.ndarray:
+    """(steps + 1,) clocks ``start + floor(j * duration / steps)``, j = 0..steps: evenly spread,
+    the last exactly at ``start + duration`` whatever the divisibility."""
+    return start + (np.arange(steps + 1, dtype=np.int64) * duration) // steps
 
 
-def _check_fraction(
-    name: str, value: float, *, closed_below: bool = False, open_above: bool = False
-) -> None:
-    """``value`` in (0, 1]; ``closed_below`` admits 0, ``open_above`` excludes 1."""
-    low_ok = value >= 0.0 if closed_below else value > 0.0
-    high_ok = value < 1.0 if open_above else value <= 1.0
-    if not (low_ok and high_ok):
-        interval = ("[" if closed_below else "(") + "0, 1" + (")" if open_above else "]")
-        raise ValueError(f"{name} must be in {interval}, got {value}")
-
-
-def _check_time(name: str, value: int, minimum: int = 0) -> None:
-    if not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer world-clock time >= {minimum}, got {value!r}")
+def _crossed_steps(times: np.ndarray, t0: int, t1: int) -> list[int]:
+    """Indices j with t0 < times[j] <= t1."""
+    lo, hi = np.searchsorted(times, [t0, t1], side="right")
+    return list(range(int(lo), int(hi)))
 
 
 @dataclass(frozen=True)
@@ -144,6 +191,14 @@ class DriftProcess:
     """Base of all drift processes: every hook is a no-op unless overridden."""
 
     kind: ClassVar[str] = "none"
+    added_cohorts: ClassVar[int] = 0
+    """Cohorts the process adds to the world when it is drawn (their ids follow the initial
+    ones, in process order)."""
+
+    def validate(self, config: WorldConfig, num_cohorts: int) -> None:
+        """Check the parameters against the world they will act on (``num_cohorts`` counts the
+        initial cohorts and those every process adds); raise ``ValueError`` naming the
+        parameter. Called when the world is configured, before anything is drawn."""
 
     def prepare(
         self,
@@ -189,12 +244,26 @@ class DriftProcess:
         return []
 
 
+def check_processes(config: WorldConfig, processes: tuple[DriftProcess, ...]) -> None:
+    """Validate drift processes against the world they will act on (raises ``TypeError`` /
+    ``ValueError`` naming the parameter); called before anything is drawn."""
+    for process in processes:
+        if not isinstance(process, DriftProcess):
+            raise TypeError(
+                f"drift processes must be DriftProcess instances (e.g. SuddenShift(at=...)), "
+                f"got {process!r}"
+            )
+    num_cohorts = config.num_cohorts + sum(p.added_cohorts for p in processes)
+    for process in processes:
+        process.validate(config, num_cohorts)
+
+
 @dataclass(frozen=True)
 class SuddenShift(DriftProcess):
     """At clock ``at``, the preferences of the affected cohorts jump.
 
     Each cohort is rotated by its own random rotation with cos(old, new) = ``similarity`` for
-    every user (0: orthogonal new taste; 1: no change).
+    every user (0: orthogonal new taste; 1: no change). Event magnitude: ``1 - similarity``.
     """
 
     at: int
@@ -203,8 +272,12 @@ class SuddenShift(DriftProcess):
     kind: ClassVar[str] = "sudden"
 
     def __post_init__(self) -> None:
-        _check_time("at", self.at, 1)
-        _check_similarity(self.similarity)
+        _time_param(self, "at")
+        _similarity_param(self)
+        _cohorts_param(self)
+
+    def validate(self, config, num_cohorts):
+        _check_cohorts(self.kind, self.cohorts, num_cohorts)
 
     def advance(self, users, items, memory, t0, t1, rng):
         if not t0 < self.at <= t1:
@@ -213,7 +286,7 @@ class SuddenShift(DriftProcess):
         angle = math.acos(self.similarity)
         for c in cohorts:
             _rotate_cohort(users, c, rotation(random_plane_basis(rng, users.theta.shape[1]), angle))
-        return [DriftEvent(self.at, self.kind, self.similarity, cohorts)]
+        return [_preference_event(self.at, self.kind, self.similarity, cohorts)]
 
     def boundaries(self, until):
         return [self.at] if self.at <= until else []
@@ -222,7 +295,11 @@ class SuddenShift(DriftProcess):
 @dataclass(frozen=True)
 class GradualShift(DriftProcess):
     """Preferences rotate from ``start`` over ``duration`` requests, in ``steps`` equal steps, to
-    a total cos(old, new) = ``similarity``. Speed is ``duration``; magnitude is ``similarity``.
+    a total cos(old, new) = ``similarity``. Speed is ``duration``; severity is ``similarity``.
+
+    Step j (1..steps) happens at ``start + floor(j * duration / steps)``, so the rotation is
+    complete at exactly ``start + duration``. Events: ``gradual`` at ``start`` and
+    ``gradual_end`` at ``start + duration``, both with magnitude ``1 - similarity``.
     """
 
     start: int
@@ -233,16 +310,17 @@ class GradualShift(DriftProcess):
     kind: ClassVar[str] = "gradual"
 
     def __post_init__(self) -> None:
-        _check_time("start", self.start, 1)
-        _check_time("duration", self.duration, 1)
-        _check_similarity(self.similarity)
-        if self.steps < 1:
-            raise ValueError(f"steps must be >= 1, got {self.steps}")
+        _time_param(self, "start")
+        _time_param(self, "duration")
+        _similarity_param(self)
+        _cohorts_param(self)
+        _time_param(self, "steps")
+
+    def validate(self, config, num_cohorts):
+        _check_cohorts(self.kind, self.cohorts, num_cohorts)
 
     def advance(self, users, items, memory, t0, t1, rng):
-        # Step j in 1..steps adds 1/steps of the angle at start + j * step_len; j = 0 marks start.
-        step_len = max(1, self.duration // self.steps)
-        crossed = [j for j in _crossed(t0, t1, self.start, step_len) if j <= self.steps]
+        crossed = _crossed_steps(_step_times(self.start, self.duration, self.steps), t0, t1)
         if not crossed:
             return []
         cohorts = _cohort_ids(self.cohorts, users)
@@ -254,10 +332,10 @@ class GradualShift(DriftProcess):
             _rotate_cohort(users, c, rotation(memory["bases"][c], angle))
         events = []
         if crossed[0] == 0:
-            events.append(DriftEvent(self.start, self.kind, self.similarity, cohorts))
+            events.append(_preference_event(self.start, self.kind, self.similarity, cohorts))
         if crossed[-1] == self.steps:
-            end = self.start + self.steps * step_len
-            events.append(DriftEvent(end, self.kind + "_end", self.similarity, cohorts))
+            end = self.start + self.duration
+            events.append(_preference_event(end, self.kind + "_end", self.similarity, cohorts))
         return events
 
     def boundaries(self, until):
@@ -267,7 +345,8 @@ class GradualShift(DriftProcess):
 @dataclass(frozen=True)
 class IncrementalDrift(DriftProcess):
     """A random walk of preferences: every ``interval`` requests each affected cohort rotates by
-    a fresh random rotation with cos(before, after) = ``similarity`` for every user."""
+    a fresh random rotation with cos(before, after) = ``similarity`` for every user. Event
+    magnitude: ``1 - similarity`` per step."""
 
     interval: int = 5_000
     similarity: float = 0.98
@@ -275,18 +354,26 @@ class IncrementalDrift(DriftProcess):
     kind: ClassVar[str] = "incremental"
 
     def __post_init__(self) -> None:
-        _check_time("interval", self.interval, 1)
-        _check_similarity(self.similarity)
+        _time_param(self, "interval")
+        _similarity_param(self)
+        _cohorts_param(self)
+
+    def validate(self, config, num_cohorts):
+        _check_cohorts(self.kind, self.cohorts, num_cohorts)
 
     def advance(self, users, items, memory, t0, t1, rng):
         events = []
+        crossed = _crossed(t0, t1, self.interval, self.interval)
+        if not crossed:
+            return events
         cohorts = _cohort_ids(self.cohorts, users)
         angle = math.acos(self.similarity)
-        for j in _crossed(t0, t1, self.interval, self.interval):
+        for j in crossed:
             for c in cohorts:
                 basis = random_plane_basis(rng, users.theta.shape[1])
                 _rotate_cohort(users, c, rotation(basis, angle))
-            events.append(DriftEvent(self.interval * (j + 1), self.kind, self.similarity, cohorts))
+            t = self.interval * (j + 1)
+            events.append(_preference_event(t, self.kind, self.similarity, cohorts))
         return events
 
 
@@ -296,7 +383,8 @@ class RecurringShift(DriftProcess):
 
     Every ``period`` requests (from ``start``, default ``period``) the preferences switch
     between regime A and regime B, where B is A rotated to cos(A, B) = ``similarity``. The
-    return to A applies the inverse rotation, so A comes back exactly.
+    return to A applies the inverse rotation, so A comes back exactly. Event magnitude:
+    ``1 - similarity``.
     """
 
     period: int
@@ -306,10 +394,14 @@ class RecurringShift(DriftProcess):
     kind: ClassVar[str] = "recurring"
 
     def __post_init__(self) -> None:
-        _check_time("period", self.period, 1)
+        _time_param(self, "period")
         if self.start is not None:
-            _check_time("start", self.start, 1)
-        _check_similarity(self.similarity)
+            _time_param(self, "start")
+        _similarity_param(self)
+        _cohorts_param(self)
+
+    def validate(self, config, num_cohorts):
+        _check_cohorts(self.kind, self.cohorts, num_cohorts)
 
     @property
     def first(self) -> int:
@@ -329,9 +421,8 @@ class RecurringShift(DriftProcess):
             sign = 1.0 if j % 2 == 0 else -1.0
             for c in cohorts:
                 _rotate_cohort(users, c, rotation(memory["bases"][c], sign * angle))
-            events.append(
-                DriftEvent(self.first + j * self.period, self.kind, self.similarity, cohorts)
-            )
+            t = self.first + j * self.period
+            events.append(_preference_event(t, self.kind, self.similarity, cohorts))
         return events
 
     def boundaries(self, until):
@@ -349,8 +440,10 @@ class AlternatingPopulation(DriftProcess):
 
     Nobody's preferences change: old data is not wrong, only absent, which makes this the clean
     test of forgetting. Inactive cohorts keep ``leak`` of their activity (default 0: none).
-    Default groups: even and odd cohort ids. The event magnitude is the share of requests that
-    changes hands (1 when ``leak`` is 0).
+    Default groups: even and odd cohort ids (so the world needs at least 2 cohorts). The switch
+    is sharp: running sessions are thinned at the boundary so that the users in session follow
+    the new activity at once (see ``driftrec.simulators.sessions``). The event magnitude is the
+    share of requests that changes hands (1 when ``leak`` is 0).
     """
 
     period: int
@@ -359,14 +452,39 @@ class AlternatingPopulation(DriftProcess):
     kind: ClassVar[str] = "recurring_population"
 
     def __post_init__(self) -> None:
-        _check_time("period", self.period, 1)
-        _check_fraction("leak", self.leak, closed_below=True, open_above=True)
+        _time_param(self, "period")
+        _normalise(
+            self, "leak", check_fraction("leak", self.leak, closed_below=True, open_above=True)
+        )
+        if self.groups is not None:
+            if isinstance(self.groups, (str, bytes)) or len(self.groups) != 2:
+                raise ValueError(
+                    f"groups must be two tuples of cohort ids (active in A, active in B), "
+                    f"got {self.groups!r}"
+                )
+            groups = tuple(
+                check_integer_tuple(f"groups[{i}]", g, minimum=0, distinct=True)
+                for i, g in enumerate(self.groups)
+            )
+            if set(groups[0]) & set(groups[1]):
+                raise ValueError(
+                    f"groups must be disjoint, both hold {sorted(set(groups[0]) & set(groups[1]))}"
+                )
+            _normalise(self, "groups", groups)
+
+    def validate(self, config, num_cohorts):
+        if self.groups is None:
+            if num_cohorts < 2:
+                raise ValueError(
+                    f"an alternating population needs at least 2 cohorts (even ones active in "
+                    f"A, odd ones in B), got num_cohorts={num_cohorts}"
+                )
+            return
+        for i, group in enumerate(self.groups):
+            _check_cohorts(f"{self.kind} groups[{i}]", group, num_cohorts)
 
     def _groups(self, users: UserPopulation) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        groups = self.groups or _split_cohorts(len(users.cohort_centres))
-        for g in groups:
-            _cohort_ids(g, users)
-        return groups
+        return self.groups or _split_cohorts(len(users.cohort_centres))
 
     def _activate(self, users: UserPopulation, phase: int) -> None:
         on, off = self._groups(users)
@@ -376,6 +494,13 @@ class AlternatingPopulation(DriftProcess):
         users.cohort_activity[list(off)] = self.leak
 
     def prepare(self, config, users, items, memory, rng):
+        for i, group in enumerate(self._groups(users)):
+            if not np.isin(users.cohort[users.arrival == 0], group).any():
+                raise ValueError(
+                    f"no user of group {i} (cohorts {list(group)}) is present at t=0, so its "
+                    f"regime would have nobody to serve; raise num_users (now "
+                    f"{config.num_users}) or lower num_cohorts (now {config.num_cohorts})"
+                )
         self._activate(users, 0)
 
     def advance(self, users, items, memory, t0, t1, rng):
@@ -396,13 +521,20 @@ class AlternatingPopulation(DriftProcess):
         return list(range(self.period, until + 1, self.period))
 
 
-def _cohort_share(users: UserPopulation) -> np.ndarray:
-    """Expected share of requests per cohort given current activity (arrival ignored)."""
+def cohort_request_shares(
+    users: UserPopulation, t: int, cohort_activity: np.ndarray | None = None
+) -> np.ndarray:
+    """(n_cohorts,) share of requests each cohort makes at clock ``t``: the activity of the
+    users present then (arrived and not churned), times their cohort's multiplier
+    (``cohort_activity``, default the current one). All zeros if nobody can request."""
+    multiplier = users.cohort_activity if cohort_activity is None else cohort_activity
+    present = (users.arrival <= t) & users.alive
     base = np.bincount(
-        users.cohort, weights=users.activity * users.alive, minlength=len(users.cohort_centres)
+        users.cohort, weights=users.activity * present, minlength=len(users.cohort_centres)
     )
-    w = base * users.cohort_activity
-    return w / w.sum()
+    w = base * multiplier
+    total = w.sum()
+    return w / total if total > 0 else w
 
 
 @dataclass(frozen=True)
@@ -410,9 +542,17 @@ class CohortMixShift(DriftProcess):
     """The mix of cohorts making requests moves, from ``start`` over ``duration`` requests
     (``duration=1``: at once), to multipliers ``target`` on each cohort's activity.
 
-    Default target: the first half of the cohorts drops to 0.2, the second half rises to 1.8.
-    The event magnitude is the total-variation distance between the request shares per cohort
-    before and after (0: no change, 1: disjoint).
+    ``target`` has one multiplier per *initial* cohort (``num_cohorts`` values, checked when
+    the world is configured); cohorts that other processes add (a new cohort) keep their own
+    activity. Default target: the first half of the cohorts drops to 0.2, the second half
+    rises to 1.8. The multipliers move linearly in ``steps`` steps, step j (0..steps-1) at
+    ``start + floor(j * duration / steps)``. Running sessions follow each step at once (see
+    ``driftrec.simulators.sessions``).
+
+    The event (at ``start``, reported when the shift completes with its last step) has
+    magnitude equal to the total-variation distance between the per-cohort request shares under
+    the old and the new multipliers, both over the users present at that last step (0: no
+    change, 1: disjoint).
     """
 
     start: int
@@ -422,38 +562,68 @@ class CohortMixShift(DriftProcess):
     kind: ClassVar[str] = "cohort_shift"
 
     def __post_init__(self) -> None:
-        _check_time("start", self.start, 1)
-        _check_time("duration", self.duration, 1)
-        if self.target is not None and min(self.target) < 0:
-            raise ValueError("target activity multipliers must be >= 0")
+        _time_param(self, "start")
+        _time_param(self, "duration")
+        _time_param(self, "steps")
+        if self.target is not None:
+            target = check_real_tuple("target", self.target, low=0.0)
+            if not any(target):
+                raise ValueError(
+                    "target multipliers are all 0: no cohort could make a request after the "
+                    "shift; give at least one cohort a positive multiplier"
+                )
+            _normalise(self, "target", target)
+
+    def validate(self, config, num_cohorts):
+        if self.target is not None and len(self.target) != config.num_cohorts:
+            raise ValueError(
+                f"target needs one activity multiplier per initial cohort (num_cohorts="
+                f"{config.num_cohorts}), got {len(self.target)}: {list(self.target)}"
+            )
+
+    def prepare(self, config, users, items, memory, rng):
+        memory["num_initial"] = config.num_cohorts
+        target = self._target(config.num_cohorts)
+        populated = np.bincount(users.cohort, minlength=len(users.cohort_centres))
+        if not (populated[: len(target)] * target).any():
+            raise ValueError(
+                f"after the cohort shift only cohorts without users would make requests "
+                f"(target={list(target)}, users per cohort {populated.tolist()}); raise "
+                f"num_users or give a populated cohort a positive target"
+            )
 
     def _target(self, n: int) -> np.ndarray:
         if self.target is None:
             return np.where(np.arange(n) < n // 2, 0.2, 1.8)
-        if len(self.target) != n:
-            raise ValueError(
-                f"target needs one multiplier per cohort ({n}), got {len(self.target)}"
-            )
         return np.asarray(self.target, dtype=np.float64)
 
-    def advance(self, users, items, memory, t0, t1, rng):
+    def _times(self) -> np.ndarray:
         steps = min(self.steps, self.duration)
-        step_len = max(1, self.duration // steps)
-        crossed = [j for j in _crossed(t0, t1, self.start, step_len) if j < steps]
+        return _step_times(self.start, self.duration, steps)[:-1]
+
+    def advance(self, users, items, memory, t0, t1, rng):
+        times = self._times()
+        crossed = _crossed_steps(times, t0, t1)
         if not crossed:
             return []
+        steps = len(times)
         if "initial" not in memory:
             memory["initial"] = users.cohort_activity.copy()
-            memory["share0"] = _cohort_share(users)
+        initial = memory["initial"]
+        n = memory["num_initial"]
+        target = self._target(n)
         progress = (crossed[-1] + 1) / steps
-        target = self._target(len(memory["initial"]))
-        users.cohort_activity[: len(target)] = (1 - progress) * memory[
-            "initial"
-        ] + progress * target
+        users.cohort_activity[:n] = (1 - progress) * initial[:n] + progress * target
         if crossed[-1] != steps - 1:
             return []
-        tv = 0.5 * np.abs(_cohort_share(users) - memory["share0"]).sum()
-        cohorts = tuple(int(c) for c in np.flatnonzero(target != memory["initial"]))
+        final = users.cohort_activity.copy()
+        unshifted = final.copy()  # other cohorts (a new one) keep theirs: only this change counts
+        unshifted[:n] = initial[:n]
+        done = int(times[-1])
+        before = cohort_request_shares(users, done, unshifted)
+        after = cohort_request_shares(users, done, final)
+        tv = 0.5 * np.abs(after - before).sum()
+        cohorts = tuple(int(c) for c in np.flatnonzero(target != initial[:n]))
         return [DriftEvent(self.start, self.kind, float(tv), cohorts)]
 
     def boundaries(self, until):
@@ -463,15 +633,29 @@ class CohortMixShift(DriftProcess):
 @dataclass(frozen=True)
 class NewCohort(DriftProcess):
     """At clock ``at`` a new cohort, with a fresh random taste, joins: a ``fraction`` of the
-    population (reserved when the world is drawn, invisible before) arrives at once."""
+    population (reserved when the world is drawn, invisible before) arrives at once.
+
+    Its users' tastes are drawn around the new cohort's centre and their observable features
+    come from those tastes, as everyone else's do. The cohort's activity multiplier is 0 until
+    ``at`` and 1 from then on, so running sessions make room for it at once (see
+    ``driftrec.simulators.sessions``). Event magnitude: ``fraction``.
+    """
 
     at: int
     fraction: float = 0.2
     kind: ClassVar[str] = "new_cohort"
+    added_cohorts: ClassVar[int] = 1
 
     def __post_init__(self) -> None:
-        _check_time("at", self.at, 1)
-        _check_fraction("fraction", self.fraction, open_above=True)
+        _time_param(self, "at")
+        _normalise(self, "fraction", check_fraction("fraction", self.fraction, open_above=True))
+
+    def validate(self, config, num_cohorts):
+        if round(self.fraction * config.num_users) >= config.num_users:
+            raise ValueError(
+                f"fraction={self.fraction} of num_users={config.num_users} leaves nobody for "
+                "the cohorts present before the new one arrives; lower fraction or raise num_users"
+            )
 
     def prepare(self, config, users, items, memory, rng):
         d = users.theta.shape[1]
@@ -483,12 +667,17 @@ class NewCohort(DriftProcess):
         users.theta[members] = unit_rows(
             centre + config.cohort_spread * rng.standard_normal((len(members), d))
         ).astype(np.float32)
+        users.features[members] = users.observe(members, config.feature_noise, rng)
         users.arrival[members] = self.at
+        users.cohort_activity[cohort] = 0.0
+        if not (users.arrival == 0).any():  # tiny worlds: someone must be there at t=0
+            users.arrival[np.flatnonzero(users.cohort != cohort)[0]] = 0
         memory["cohort"] = cohort
 
     def advance(self, users, items, memory, t0, t1, rng):
         if not t0 < self.at <= t1:
             return []
+        users.cohort_activity[memory["cohort"]] = 1.0
         return [DriftEvent(self.at, self.kind, self.fraction, (memory["cohort"],))]
 
     def boundaries(self, until):
@@ -498,16 +687,32 @@ class NewCohort(DriftProcess):
 @dataclass(frozen=True)
 class CatalogChurn(DriftProcess):
     """Every ``every`` requests, a ``fraction`` of the live items retire and as many new items
-    are released from the reserve (so the live catalogue keeps its size). When the reserve runs
-    out, retirements stop too. Event magnitude: the fraction replaced; ``items``: how many."""
+    are released from the reserve (so the live catalogue keeps its size). The reserve is the
+    part of the catalogue not live at t=0 (``1 - initial_item_fraction``; a world without one
+    is refused when configured). When the reserve runs out, churn stops, with a warning.
+    Event magnitude: the fraction replaced; ``items``: how many."""
 
     every: int = 20_000
     fraction: float = 0.1
     kind: ClassVar[str] = "catalog_churn"
 
     def __post_init__(self) -> None:
-        _check_time("every", self.every, 1)
-        _check_fraction("fraction", self.fraction)
+        _time_param(self, "every")
+        _normalise(self, "fraction", check_fraction("fraction", self.fraction))
+
+    def validate(self, config, num_cohorts):
+        live = round(config.num_items * config.initial_item_fraction)
+        if live >= config.num_items:
+            raise ValueError(
+                f"catalog churn releases new items from a reserve, but initial_item_fraction="
+                f"{config.initial_item_fraction} leaves none (all {config.num_items} items are "
+                "live at t=0); use initial_item_fraction < 1 (e.g. 0.5)"
+            )
+        if round(self.fraction * live) < 1:
+            raise ValueError(
+                f"fraction={self.fraction} of the {live} live items rounds to 0 items per "
+                "churn round; raise fraction or num_items"
+            )
 
     def advance(self, users, items, memory, t0, t1, rng):
         events = []
@@ -517,6 +722,14 @@ class CatalogChurn(DriftProcess):
             reserve = np.flatnonzero(items.arrival == NEVER)
             n = min(round(self.fraction * len(live)), len(reserve))
             if n == 0:
+                if not memory.get("warned"):
+                    memory["warned"] = True
+                    warnings.warn(
+                        f"catalog churn stopped at t={t}: the reserve of unreleased items is "
+                        "used up (raise num_items or lower initial_item_fraction for longer runs)",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
                 continue
             items.retirement[rng.choice(live, n, replace=False)] = t
             items.arrival[rng.choice(reserve, n, replace=False)] = t
@@ -527,7 +740,8 @@ class CatalogChurn(DriftProcess):
 @dataclass(frozen=True)
 class QualityShift(DriftProcess):
     """At clock ``at``, the quality of a ``fraction`` of the live items is redrawn with standard
-    deviation ``scale`` (popularity shocks: some items become hits, others flops)."""
+    deviation ``scale`` (popularity shocks: some items become hits, others flops). Event
+    magnitude: ``fraction``."""
 
     at: int
     fraction: float = 0.2
@@ -535,8 +749,9 @@ class QualityShift(DriftProcess):
     kind: ClassVar[str] = "quality_shift"
 
     def __post_init__(self) -> None:
-        _check_time("at", self.at, 1)
-        _check_fraction("fraction", self.fraction)
+        _time_param(self, "at")
+        _normalise(self, "fraction", check_fraction("fraction", self.fraction))
+        _normalise(self, "scale", check_real("scale", self.scale, low=0.0))
 
     def advance(self, users, items, memory, t0, t1, rng):
         if not t0 < self.at <= t1:
@@ -555,8 +770,9 @@ class FeedbackLoop(DriftProcess):
     """Preferences move toward what is consumed: on each click,
     theta_u <- normalise(theta_u + strength * phi_i).
 
-    Every ``report_every`` requests an event reports the mean cosine similarity between present
-    users' preferences now and at the previous report (1: nothing moved).
+    Every ``report_every`` requests an event reports how far present users' preferences moved
+    since the previous report: ``similarity`` is their mean cosine similarity (1: nothing
+    moved), ``magnitude`` is ``1 - similarity``.
     """
 
     strength: float = 0.05
@@ -564,9 +780,8 @@ class FeedbackLoop(DriftProcess):
     kind: ClassVar[str] = "feedback_loop"
 
     def __post_init__(self) -> None:
-        if self.strength < 0:
-            raise ValueError(f"strength must be >= 0, got {self.strength}")
-        _check_time("report_every", self.report_every, 1)
+        _normalise(self, "strength", check_real("strength", self.strength, low=0.0))
+        _time_param(self, "report_every")
 
     def prepare(self, config, users, items, memory, rng):
         memory["reference"] = users.theta.copy()
@@ -581,7 +796,8 @@ class FeedbackLoop(DriftProcess):
             t = self.report_every * (j + 1)
             present = (users.arrival <= t) & users.alive
             cos = (users.theta[present] * memory["reference"][present]).sum(axis=1)
-            events.append(DriftEvent(t, self.kind, float(cos.mean())))
+            similarity = float(np.clip(cos.mean(), -1.0, 1.0)) if len(cos) else 1.0
+            events.append(_preference_event(t, self.kind, similarity))
             memory["reference"] = users.theta.copy()
         return events
 
@@ -591,7 +807,8 @@ class ClickNoise(DriftProcess):
     """Between ``start`` and ``end``, the clicks the agent observes are corrupted: with
     probability ``flip_prob`` a click is dropped or a non-click becomes a click on a random
     shown slot; with probability ``bot_fraction`` the request is answered by a bot that clicks a
-    uniformly random shown slot. The true clicks, and so expected rewards, are unchanged."""
+    uniformly random shown slot. The true clicks, and so expected rewards, are unchanged. Event
+    magnitude: ``flip_prob + bot_fraction`` at ``start``, 0 at ``end``."""
 
     start: int
     end: int = NEVER
@@ -600,11 +817,13 @@ class ClickNoise(DriftProcess):
     kind: ClassVar[str] = "click_noise"
 
     def __post_init__(self) -> None:
-        _check_time("start", self.start, 1)
+        _time_param(self, "start")
+        _time_param(self, "end")
         if self.end <= self.start:
             raise ValueError(f"end ({self.end}) must be after start ({self.start})")
         for name in ("flip_prob", "bot_fraction"):
-            _check_fraction(name, getattr(self, name), closed_below=True)
+            value = check_fraction(name, getattr(self, name), closed_below=True)
+            _normalise(self, name, value)
 
     def advance(self, users, items, memory, t0, t1, rng):
         events = []

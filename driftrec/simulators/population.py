@@ -68,6 +68,8 @@ class UserPopulation:
         arrival = np.zeros(n, dtype=np.int64)
         late = rng.random(n) >= config.initial_user_fraction
         arrival[late] = rng.integers(1, config.arrival_horizon + 1, int(late.sum()))
+        if late.all():  # tiny worlds: somebody must be there to make the first request
+            arrival[np.argmin(arrival)] = 0
         users = cls(
             theta=theta.astype(np.float32),
             cohort=cohort.astype(np.int64),

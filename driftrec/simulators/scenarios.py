@@ -26,10 +26,20 @@ from driftrec.simulators.drift import (
     QualityShift,
     RecurringShift,
     SuddenShift,
+    check_processes,
 )
-from driftrec.simulators.world import SeedLike, World
+from driftrec.simulators.validation import check_choice, check_fraction, check_integer
+from driftrec.simulators.world import SeedLike, World, check_seed
 
-__all__ = ["SCENARIOS", "Scenario", "build_world", "make_scenario", "scenario_parameters"]
+__all__ = [
+    "SCENARIOS",
+    "Scenario",
+    "WorldSpec",
+    "build_world",
+    "make_scenario",
+    "resolve_world",
+    "scenario_parameters",
+]
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,11 @@ class Scenario:
     processes: tuple[DriftProcess, ...] = ()
     world_defaults: dict[str, Any] = field(default_factory=dict)
     regime_every: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.regime_every is not None:
+            every = check_integer("regime_every", self.regime_every, minimum=1)
+            object.__setattr__(self, "regime_every", every)
 
 
 SCENARIOS: dict[str, Callable[..., Scenario]] = {}
@@ -88,19 +103,35 @@ def incremental(
 
 @_preset
 def recurring(
-    period: int = 50_000, mode: str = "population", similarity: float = 0.0, leak: float = 0.0
+    period: int = 50_000,
+    mode: str = "population",
+    similarity: float | None = None,
+    leak: float | None = None,
 ) -> Scenario:
     """Regimes A -> B -> A -> ... every ``period`` requests.
 
     ``mode="population"``: the active population alternates (even cohorts, then odd ones; the
-    inactive group keeps ``leak`` of its activity); nobody's taste changes. ``mode=
-    "preferences"``: the same users alternate between two tastes with cos(A, B) = ``similarity``.
+    inactive group keeps ``leak`` of its activity, default 0); nobody's taste changes. ``mode=
+    "preferences"``: the same users alternate between two tastes with cos(A, B) = ``similarity``
+    (default 0). A parameter of the other mode is an error, not silently ignored.
     """
+    mode = check_choice("mode", mode, ("population", "preferences"))
     if mode == "population":
-        return Scenario("recurring", (AlternatingPopulation(period, leak=leak),))
-    if mode == "preferences":
-        return Scenario("recurring", (RecurringShift(period, similarity),))
-    raise ValueError(f"recurring mode must be 'population' or 'preferences', got {mode!r}")
+        if similarity is not None:
+            raise ValueError(
+                "similarity applies to mode='preferences' only (the same users alternate "
+                "between two tastes); with mode='population' nobody's taste changes: drop "
+                "similarity or set mode='preferences'"
+            )
+        return Scenario("recurring", (AlternatingPopulation(period, leak=leak or 0.0),))
+    if leak is not None:
+        raise ValueError(
+            "leak applies to mode='population' only (the inactive group's remaining activity); "
+            "drop leak or set mode='population'"
+        )
+    return Scenario(
+        "recurring", (RecurringShift(period, 0.0 if similarity is None else similarity),)
+    )
 
 
 @_preset
@@ -113,7 +144,15 @@ def cohort_shift(
 ) -> Scenario:
     """The cohort mix moves (default: the first half of the cohorts fades to 0.2 of its activity,
     the second half rises to 1.8) from ``shift_at`` over ``shift_duration``; a new cohort with a
-    fresh taste, ``new_cohort_fraction`` of the population, arrives at ``new_cohort_at``."""
+    fresh taste, ``new_cohort_fraction`` of the population, arrives at ``new_cohort_at``.
+    ``target`` gives one activity multiplier per initial cohort (``num_cohorts`` values); the
+    new cohort is not part of it."""
+    shift_at = check_integer("shift_at", shift_at, minimum=1)
+    shift_duration = check_integer("shift_duration", shift_duration, minimum=1)
+    new_cohort_at = check_integer("new_cohort_at", new_cohort_at, minimum=1)
+    new_cohort_fraction = check_fraction(
+        "new_cohort_fraction", new_cohort_fraction, open_above=True
+    )
     return Scenario(
         "cohort_shift",
         (
@@ -134,6 +173,8 @@ def catalog_churn(
     """Every ``every`` requests a ``fraction`` of the live items retire and as many new ones are
     released; at ``quality_shift_at`` the quality of ``quality_shift_fraction`` of the live items
     is redrawn. Half of the catalogue starts in reserve (``initial_item_fraction``)."""
+    quality_shift_at = check_integer("quality_shift_at", quality_shift_at, minimum=1)
+    quality_shift_fraction = check_fraction("quality_shift_fraction", quality_shift_fraction)
     return Scenario(
         "catalog_churn",
         (CatalogChurn(every, fraction), QualityShift(quality_shift_at, quality_shift_fraction)),
@@ -168,7 +209,7 @@ def scenario_parameters(name: str) -> dict[str, Any]:
 
 
 def _check_name(name: str) -> None:
-    if name not in SCENARIOS:
+    if not isinstance(name, str) or name not in SCENARIOS:
         raise ValueError(f"unknown scenario {name!r}; valid scenarios are {sorted(SCENARIOS)}")
 
 
@@ -199,6 +240,38 @@ def split_parameters(name: str, params: dict[str, Any]) -> tuple[dict[str, Any],
     return world, scenario
 
 
+@dataclass(frozen=True)
+class WorldSpec:
+    """Everything that fixes a world but its seed, validated: drawing it cannot fail on a
+    parameter (``World(spec.config, spec.processes, seed, spec.regime_every)``)."""
+
+    config: WorldConfig
+    processes: tuple[DriftProcess, ...]
+    regime_every: int | None
+
+    def build(self, seed: SeedLike = None) -> World:
+        """Draw the world from ``seed``."""
+        return World(self.config, self.processes, seed=seed, regime_every=self.regime_every)
+
+
+def resolve_world(scenario: str = "stationary", **params: Any) -> WorldSpec:
+    """Validate preset ``scenario`` with ``params`` (world settings and scenario parameters)
+    against each other, without drawing anything; every bad value fails here, naming it.
+
+    Example:
+        >>> resolve_world("cohort_shift", num_cohorts=4, target=(1, 1, 1))
+        Traceback (most recent call last):
+        ...
+        ValueError: target needs one activity multiplier per initial cohort (num_cohorts=4), ...
+    """
+    world_params, scenario_params = split_parameters(scenario, params)
+    spec = make_scenario(scenario, **scenario_params)
+    config = WorldConfig().replace(**{**spec.world_defaults, **world_params})
+    config.check_fits_in_memory()
+    check_processes(config, spec.processes)
+    return WorldSpec(config, spec.processes, spec.regime_every)
+
+
 def build_world(scenario: str = "stationary", seed: SeedLike = None, **params: Any) -> World:
     """A world for preset ``scenario``; ``params`` mixes world settings and scenario parameters.
 
@@ -207,7 +280,4 @@ def build_world(scenario: str = "stationary", seed: SeedLike = None, **params: A
         >>> world.regime_boundaries(10_000)
         [500]
     """
-    world_params, scenario_params = split_parameters(scenario, params)
-    spec = make_scenario(scenario, **scenario_params)
-    config = WorldConfig().replace(**{**spec.world_defaults, **world_params})
-    return World(config, spec.processes, seed=seed, regime_every=spec.regime_every)
+    return resolve_world(scenario, **params).build(check_seed(seed))

@@ -4,6 +4,16 @@ A session is one user's visit: it starts with a user drawn by activity, lasts a 
 of requests (capped), and ends early when, after a request without a click, the user leaves
 (``leave_prob``). A user whose session ended without any click churns for good with
 ``churn_prob``. Users come back later through the activity-weighted draw of new sessions.
+
+Population switches are sharp. When a drift process changes the cohorts' activity multipliers
+(a recurring population regime, a cohort-mix step, a new cohort's arrival), running sessions are
+thinned at once so that the users in session follow the new activity, not only the sessions
+that start later: a session of a user of cohort ``c`` goes on with probability
+``r_c / max_c' r_c'``, where ``r_c`` is the cohort's new multiplier over its old one, and the
+sessions that end are replaced by new ones drawn from the new population. If sessions were
+distributed as the old activity, they are then exactly distributed as the new one (a cohort
+that rises from 0, such as a new cohort, restarts every session). Thinned sessions end with
+``terminated`` (the user went away with their population) and never cause churn.
 """
 
 from __future__ import annotations
@@ -69,22 +79,66 @@ class SessionBatch:
         self._start(np.asarray(slots, dtype=np.int64))
         self.requests = self.world.make_requests(self.users)
 
-    def serve(self, slates: np.ndarray) -> SessionStep:
-        """Serve ``slates`` (n, k) of candidate positions (-1: empty) to the pending requests."""
+    def serve(self, slates: np.ndarray, active: np.ndarray | None = None) -> SessionStep:
+        """Serve ``slates`` (n, k) of candidate positions (-1: empty) to the pending requests.
+
+        Args:
+            slates: one slate per session slot.
+            active: (n,) bool, the slots to serve (default: all). An inactive slot's request
+                is not served (its slate is ignored, the clock does not count it) and its
+                session neither advances nor ends; the response covers active slots only, in
+                slot order.
+        """
         world = self.world
         cfg = world.config
-        response = world.respond(self.requests, slates)
-        self.length += 1
-        true_click = response.true_click_slot >= 0
+        activity = world.users.cohort_activity.copy()
+        if active is None:
+            rows = np.arange(self.num_sessions)
+            response = world.respond(self.requests, slates)
+        else:
+            rows = np.flatnonzero(active)
+            response = world.respond(self.requests.take(rows), np.asarray(slates)[rows])
+        true_click = np.zeros(self.num_sessions, dtype=bool)
+        true_click[rows] = response.true_click_slot >= 0
+        served = np.zeros(self.num_sessions, dtype=bool)
+        served[rows] = True
+        self.length += served
         self.clicks += true_click
-        u = world.rng["responses"].random((self.num_sessions, 2))
-        leave = ~true_click & (u[:, 0] < cfg.leave_prob)
-        terminated = (self.length >= self.budget) | leave
+        u = world.rng["responses"].random((len(rows), 2))
+        leave = np.zeros(self.num_sessions, dtype=bool)
+        leave[rows] = ~true_click[rows] & (u[:, 0] < cfg.leave_prob)
+        terminated = served & ((self.length >= self.budget) | leave)
         length, clicks = self.length.copy(), self.clicks.copy()
         ended = np.flatnonzero(terminated)
         if len(ended):
-            unhappy = ended[(self.clicks[ended] == 0) & (u[ended, 1] < cfg.churn_prob)]
+            churn_draw = np.ones(self.num_sessions)
+            churn_draw[rows] = u[:, 1]
+            unhappy = ended[(self.clicks[ended] == 0) & (churn_draw[ended] < cfg.churn_prob)]
             world.churn(self.users[unhappy])
-            self._start(ended)
+        gone = self._thin(activity, ~terminated)
+        terminated |= gone & served
+        restart = np.flatnonzero(terminated | gone)
+        if len(restart):
+            self._start(restart)
         self.requests = world.make_requests(self.users)
         return SessionStep(response, terminated, length, clicks)
+
+    def _thin(self, before: np.ndarray, running: np.ndarray) -> np.ndarray:
+        """(n,) bool: running sessions that end because the cohorts' activity moved from
+        ``before`` to now (see the module docstring); all False when nothing changed."""
+        after = self.world.users.cohort_activity
+        gone = np.zeros(self.num_sessions, dtype=bool)
+        if np.array_equal(before, after):
+            return gone
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(before > 0, after / before, np.where(after > 0, np.inf, 0.0))
+        top = ratio.max()
+        if top == np.inf:
+            keep = np.zeros_like(ratio)
+        elif top > 0:
+            keep = ratio / top
+        else:  # nobody is active any more; sampling new sessions will say so
+            keep = np.zeros_like(ratio)
+        u = self.world.rng["responses"].random(self.num_sessions)
+        cohort = self.world.users.cohort[self.users]
+        return running & (u >= keep[cohort])

@@ -25,8 +25,9 @@ from driftrec.simulators.choice import (
     sample_slots,
 )
 from driftrec.simulators.config import WorldConfig
-from driftrec.simulators.drift import DriftEvent, DriftProcess
+from driftrec.simulators.drift import DriftEvent, DriftProcess, check_processes
 from driftrec.simulators.population import NEVER, ItemCatalogue, UserPopulation
+from driftrec.simulators.validation import check_integer
 
 __all__ = ["LoggedInteractions", "ProbeSet", "Requests", "Response", "World"]
 
@@ -59,6 +60,17 @@ class Requests:
     def __len__(self) -> int:
         return len(self.users)
 
+    def take(self, rows: np.ndarray) -> Requests:
+        """The requests at ``rows`` (same clock ``t``: serve them instead of the whole batch)."""
+        return Requests(
+            t=self.t,
+            users=self.users[rows],
+            candidates=self.candidates[rows],
+            utilities=self.utilities[rows],
+            values=None if self.values is None else self.values[rows],
+            topics=self.topics[rows],
+        )
+
 
 @dataclass
 class Response:
@@ -82,6 +94,13 @@ class Response:
     expected_reward: np.ndarray
     oracle_expected_reward: np.ndarray
     events: tuple[DriftEvent, ...]
+
+
+def check_seed(seed: SeedLike) -> SeedLike:
+    """A seed as a Python int >= 0 (any integral type), a ``SeedSequence``, or None."""
+    if seed is None or isinstance(seed, np.random.SeedSequence):
+        return seed
+    return check_integer("seed", seed, minimum=0)
 
 
 class World:
@@ -116,15 +135,19 @@ class World:
         seed: SeedLike = None,
         regime_every: int | None = None,
     ) -> None:
+        if not isinstance(config, WorldConfig):
+            raise TypeError(f"config must be a WorldConfig, got {type(config).__name__}")
         self.config = config
         self.processes = tuple(processes)
-        self.seed = seed
+        config.check_fits_in_memory()
+        check_processes(config, self.processes)
+        self.seed = check_seed(seed)
+        if regime_every is not None:
+            regime_every = check_integer("regime_every", regime_every, minimum=1)
         self.regime_every = regime_every
-        if regime_every is not None and regime_every <= 0:
-            raise ValueError(
-                f"regime_every must be a positive number of requests, got {regime_every}"
-            )
-        root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+        root = self.seed
+        if not isinstance(root, np.random.SeedSequence):
+            root = np.random.SeedSequence(root)
         self.rng = {
             name: np.random.Generator(np.random.PCG64(s))
             for name, s in zip(_STREAMS, root.spawn(len(_STREAMS)), strict=True)
@@ -166,7 +189,9 @@ class World:
             if self._user_cdf[-1] <= 0:
                 raise RuntimeError(
                     f"no user can make a request at t={self.clock}: every user has churned, "
-                    "not arrived yet, or belongs to an inactive cohort"
+                    "not arrived yet, or belongs to an inactive cohort. This world cannot go "
+                    "on: draw a new one (an environment's reset(seed=...); a plain reset() "
+                    "keeps this world), and for long runs lower churn_prob or raise num_users"
                 )
             self._user_cdf_key = key
             self._cdf_until = next_arrival
@@ -279,12 +304,14 @@ class World:
     def observe(self, requests: Requests) -> dict[str, np.ndarray]:
         """What the agent sees of a batch of requests (ids, features, history; no utilities).
 
-        Keys: ``user_id`` (n,), ``user_features`` (n, f_u), ``history`` (n, H),
+        Keys: ``user_id`` (n, 1), ``user_features`` (n, f_u), ``history`` (n, H),
         ``candidate_ids`` (n, C), ``candidate_features`` (n, C, f_i), ``candidate_topics`` (n, C).
+        (``user_id`` has a trailing axis of 1 so that one request's observation has no 0-d
+        entry: RL libraries such as Stable-Baselines3 cannot take 0-d observations.)
         """
         users, cands = requests.users, requests.candidates
         return {
-            "user_id": users,
+            "user_id": users[:, None],
             "user_features": self.users.features.take(users, axis=0),
             "history": self.users.history.take(users, axis=0),
             "candidate_ids": cands,
@@ -385,6 +412,7 @@ class World:
 
     def advance(self, t: int) -> tuple[DriftEvent, ...]:
         """Move the clock to ``t`` (no requests served), firing the drift scheduled up to it."""
+        t = check_integer("t", t, minimum=0)
         if t < self.clock:
             raise ValueError(f"the clock only moves forward: now {self.clock}, asked for {t}")
         t0, self.clock = self.clock, t

@@ -58,9 +58,10 @@ def test_sudden_shift_hits_requested_similarity_at_scheduled_time(similarity):
     assert events == []
     np.testing.assert_array_equal(world.users.theta, before)
     events = serve_random(world, 4)
-    assert [(e.t, e.kind, e.magnitude, e.cohorts) for e in events] == [
+    assert [(e.t, e.kind, e.similarity, e.cohorts) for e in events] == [
         (500, "sudden", similarity, (0, 2))
     ]
+    assert events[0].magnitude == pytest.approx(1.0 - similarity)  # grows with the change
     affected = np.isin(world.users.cohort, (0, 2))
     np.testing.assert_allclose(
         cosines(before[affected], world.users.theta[affected]), similarity, atol=1e-5
@@ -211,4 +212,156 @@ def test_bad_drift_parameters_fail_clearly():
     with pytest.raises(ValueError, match="cosine"):
         SuddenShift(at=10, similarity=1.5)
     with pytest.raises(ValueError, match="cohorts \\[42\\] do not exist"):
-        World(SMALL, [SuddenShift(at=10, cohorts=(42,))], seed=0).advance(20)
+        World(SMALL, [SuddenShift(at=10, cohorts=(42,))], seed=0)  # at construction
+
+
+# ---------------------------------------------------------------- world-model defects (issue 6)
+
+
+def inactive_share_after_switch(leak, seed, sessions=1_024, requests=5_000):
+    """Share of the first ``requests`` after a population switch that come from the group
+    that just became inactive, and that group's expected share under the new activity."""
+    from driftrec.simulators import SessionBatch
+    from driftrec.simulators.drift import cohort_request_shares
+
+    world = build_world(
+        "recurring", seed=seed, period=20_480, leak=leak, num_users=5_000, num_items=500,
+        num_candidates=20, slate_size=4, initial_user_fraction=1.0,
+    )  # fmt: skip
+    batch = SessionBatch(world, sessions)
+    rng = np.random.default_rng(0)
+    while not batch.serve(np.argsort(rng.random((sessions, 20)), axis=1)[:, :4]).response.events:
+        pass
+    assert world.regime() == 1
+    users = []
+    while len(users) * sessions < requests:
+        users.append(batch.requests.users.copy())
+        batch.serve(np.argsort(rng.random((sessions, 20)), axis=1)[:, :4])
+    cohorts = world.users.cohort[np.concatenate(users)[:requests]]
+    inactive = cohorts % 2 == 0  # even cohorts are active in A, inactive in B
+    expected = cohort_request_shares(world.users, world.clock)[0::2].sum()
+    return inactive.mean(), expected
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("leak", [0.0, 0.2])
+def test_population_switch_is_sharp_for_running_sessions(leak, seed):
+    """Before the fix, running sessions went on for ~20 requests each, so 27-68% of B's first
+    5,000 requests came from A's users. Now the inactive group's share right after the switch
+    is its expected share under the new activity (at most ``leak``), to within 0.03: 5,000
+    requests from about 1,000 sessions of ~5 requests each have a standard error near 0.01."""
+    share, expected = inactive_share_after_switch(leak, seed)
+    assert expected <= leak + 1e-9
+    assert share <= leak + 0.03
+    assert abs(share - expected) <= 0.03, (share, expected)
+
+
+def test_thinned_sessions_end_with_termination_and_no_churn():
+    from driftrec.simulators import SessionBatch
+
+    world = build_world(
+        "recurring", seed=0, period=1_000, num_users=2_000, num_items=300, num_candidates=20,
+        slate_size=4, churn_prob=1.0, initial_user_fraction=1.0,
+    )  # fmt: skip
+    batch = SessionBatch(world, 500)
+    slates = np.tile(np.arange(4), (500, 1))
+    step = batch.serve(slates)
+    alive = world.users.alive.sum()
+    step = batch.serve(slates)  # the clock passes 1,000: every A session ends at once
+    assert step.response.events
+    assert step.terminated.all()
+    assert world.users.alive.sum() >= alive - step.terminated.sum()  # thinning is not churn
+    assert set(world.users.cohort[batch.users] % 2) == {1}
+
+
+def test_new_cohort_features_describe_their_own_taste():
+    """Before the fix the new cohort's features came from the taste they had before it was
+    redrawn (correlation ~0.02 against ~0.95 for everyone else)."""
+    world = build_world("cohort_shift", seed=0, num_users=4_000, num_items=300)
+    users = world.users
+    clean = users.theta @ users.feature_map * np.sqrt(users.theta.shape[1])
+    corr = np.array([np.corrcoef(clean[u], users.features[u])[0, 1] for u in range(4_000)])
+    new = users.cohort == len(users.cohort_centres) - 1
+    assert new.sum() == 800
+    assert corr[new].mean() > 0.9 and abs(corr[new].mean() - corr[~new].mean()) < 0.02
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_cohort_shift_magnitude_is_the_tv_distance_of_request_shares_among_present_users(seed):
+    """Before the fix the magnitude counted users not yet arrived and the reserved new cohort
+    (0.377 against a true 0.449). Checked against an independent count of present users'
+    activity, and against the shares of requests actually sampled."""
+    world = build_world(
+        "cohort_shift", seed=seed, shift_at=5_000, shift_duration=2_000, new_cohort_at=3_000,
+        initial_user_fraction=0.6, arrival_horizon=20_000, num_users=6_000, num_items=300,
+    )  # fmt: skip
+    last_step = 5_000 + (19 * 2_000) // 20  # 20 steps spread evenly over the duration
+    events = world.advance(last_step - 1)
+    assert [e.kind for e in events] == ["new_cohort"]
+    (event,) = world.advance(last_step)
+    assert event.kind == "cohort_shift"
+    users = world.users
+    present = (users.arrival <= last_step) & users.alive
+    n = len(users.cohort_centres)
+    weight = np.bincount(users.cohort, users.activity * present, minlength=n)
+    old = weight / weight.sum()  # every multiplier was 1 before the shift
+    new = weight * users.cohort_activity / (weight * users.cohort_activity).sum()
+    assert event.magnitude == pytest.approx(0.5 * np.abs(new - old).sum(), abs=1e-12)
+    # and against the shares of requests actually sampled now (200k draws: error < 0.005)
+    assert event.magnitude == pytest.approx(
+        0.5 * np.abs(request_shares(world, 200_000) - old).sum(), abs=0.01
+    )
+
+
+@pytest.mark.parametrize(("duration", "steps"), [(99, 50), (149, 50), (4_000, 4), (7, 50)])
+def test_gradual_drift_ends_at_start_plus_duration_exactly(duration, steps):
+    """Before the fix, duration=99 ended at +50 and duration=149 at +100."""
+    start = 1_000
+    world = World(SMALL, [GradualShift(start, duration, 0.0, steps=steps)], seed=0)
+    before = world.users.theta.copy()
+    world.advance(start + duration - 1)
+    assert cosines(before, world.users.theta).min() > 1e-3  # not there yet
+    (event,) = world.advance(start + duration)
+    assert (event.kind, event.t) == ("gradual_end", start + duration)
+    np.testing.assert_allclose(cosines(before, world.users.theta), 0.0, atol=1e-5)
+
+
+def test_cohort_mix_steps_spread_evenly_to_the_end_of_the_duration():
+    cfg = SMALL.replace(num_cohorts=2)
+    shift = CohortMixShift(start=1_000, duration=99, target=(0.0, 1.0), steps=20)
+    world = World(cfg, [shift], seed=0)
+    world.advance(1_093)
+    assert world.users.cohort_activity[0] > 0.0
+    world.advance(1_094)  # last step: floor(19 * 99 / 20) = 94
+    assert world.users.cohort_activity[0] == 0.0
+
+
+PREFERENCE_PROCESSES = [
+    lambda s: SuddenShift(at=100, similarity=s),
+    lambda s: GradualShift(start=100, duration=100, similarity=s),
+    lambda s: IncrementalDrift(interval=100, similarity=s),
+    lambda s: RecurringShift(period=100, similarity=s),
+]
+
+
+@pytest.mark.parametrize("make", PREFERENCE_PROCESSES)
+def test_preference_drift_magnitude_grows_with_severity_and_is_zero_for_none(make):
+    magnitudes = []
+    for similarity in (1.0, 0.9, 0.5, 0.0, -0.5):
+        events = World(SMALL, [make(similarity)], seed=0).advance(300)
+        assert all(e.similarity == similarity for e in events)
+        magnitudes.append(events[0].magnitude)
+    assert magnitudes[0] == 0.0
+    assert magnitudes == sorted(magnitudes) and len(set(magnitudes)) == 5
+
+
+def test_every_drift_kind_reports_zero_magnitude_for_no_change():
+    config = SMALL.replace(num_cohorts=2, initial_item_fraction=0.5)
+    assert World(config, [CohortMixShift(10, target=(1.0, 1.0))], seed=0).advance(100)[
+        0
+    ].magnitude == pytest.approx(0.0)
+    assert World(config, [AlternatingPopulation(10, leak=0.0)], seed=0).advance(10)[
+        0
+    ].magnitude == pytest.approx(1.0)  # everything changes hands
+    world = World(config, [FeedbackLoop(strength=0.0, report_every=100)], seed=0)
+    assert world.advance(100)[0].magnitude == pytest.approx(0.0, abs=1e-6)

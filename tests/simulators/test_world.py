@@ -152,7 +152,7 @@ def test_softmax_logging_propensities_match_empirical_frequencies():
         ({"slate_size": 30}, "cannot exceed num_candidates"),
         ({"num_items": 20}, "only 16 items are live"),
         ({"choice_model": "probit"}, "choice_model must be one of"),
-        ({"num_users": 0}, "num_users must be a positive integer"),
+        ({"num_users": 0}, "num_users must be an integer >= 1, got 0"),
     ],
 )
 def test_bad_world_configuration_fails_with_a_clear_message(change, message):

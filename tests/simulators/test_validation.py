@@ -1,0 +1,129 @@
+"""Every bad parameter fails when the world is configured, naming the parameter; never when a
+drift fires hours into a run. Sweeps built from NumPy grids work."""
+
+import math
+
+import numpy as np
+import pytest
+
+from driftrec.simulators import World, WorldConfig, build_world
+from driftrec.simulators.drift import (
+    AlternatingPopulation,
+    CohortMixShift,
+    GradualShift,
+    SuddenShift,
+)
+from driftrec.simulators.scenarios import resolve_world
+
+TINY = {"num_users": 300, "num_items": 300, "num_candidates": 20, "slate_size": 4}
+
+
+def test_cohort_shift_target_has_one_value_per_initial_cohort_checked_up_front():
+    # The documented meaning: num_cohorts values; the new cohort is not part of it.
+    world = build_world("cohort_shift", seed=0, target=(1.0,) * 7 + (2.0,), **TINY)
+    world.advance(200_000)  # the shift and the new cohort both fire without complaint
+    assert world.users.cohort_activity[7] == 2.0
+    with pytest.raises(ValueError, match=r"target needs one activity multiplier per initial "):
+        build_world("cohort_shift", seed=0, target=(1.0,) * 9, **TINY)
+
+
+@pytest.mark.parametrize(
+    ("params", "error", "message"),
+    [
+        ({"cohorts": (99,)}, ValueError, r"cohorts \[99\] do not exist"),
+        ({"cohorts": 3}, TypeError, r"cohorts must be a sequence of integers, got 3"),
+        ({"cohorts": (1, 1)}, ValueError, r"cohorts must not repeat"),
+        ({"cohorts": (-1,)}, ValueError, r"cohorts\[0\] must be an integer >= 0"),
+        ({"similarity": "0.5"}, TypeError, r"similarity must be a real number, got '0.5'"),
+        ({"similarity": float("nan")}, ValueError, r"similarity must be finite"),
+        ({"at": 1.5}, TypeError, r"at must be an integer, got 1.5"),
+        ({"at": 0}, ValueError, r"at must be an integer >= 1"),
+    ],
+)
+def test_bad_drift_parameters_fail_at_construction(params, error, message):
+    with pytest.raises(error, match=message):
+        resolve_world("sudden", **TINY, **params)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "error", "message"),
+    [
+        ("affinity_scale", "6", TypeError, r"affinity_scale must be a real number, got '6'"),
+        ("affinity_scale", math.inf, ValueError, r"affinity_scale must be finite"),
+        ("affinity_scale", math.nan, ValueError, r"affinity_scale must be finite"),
+        ("no_click_utility", math.nan, ValueError, r"no_click_utility must be finite"),
+        ("session_mean_length", math.nan, ValueError, r"session_mean_length must be finite"),
+        ("session_mean_length", math.inf, ValueError, r"session_mean_length must be finite"),
+        ("churn_prob", 1.5, ValueError, r"churn_prob must be in \[0, 1\]"),
+        ("num_users", 10.0, TypeError, r"num_users must be an integer, got 10.0"),
+        ("num_users", True, TypeError, r"num_users must be an integer, got True"),
+        ("choice_model", "probit", ValueError, r"choice_model must be one of"),
+    ],
+)
+def test_bad_world_settings_fail_at_construction(name, value, error, message):
+    with pytest.raises(error, match=message):
+        WorldConfig(**{**TINY, name: value})
+
+
+def test_numpy_scalars_from_a_parameter_grid_are_accepted_and_normalised():
+    grid = np.array([300, 500])
+    config = WorldConfig(
+        num_users=grid[1], num_items=np.int32(400), num_candidates=np.int64(20), slate_size=4,
+        affinity_scale=np.float32(4.0), churn_prob=np.float64(0.01),
+    )  # fmt: skip
+    assert type(config.num_users) is int and config.num_users == 500
+    assert type(config.affinity_scale) is float and config.affinity_scale == 4.0
+    world = build_world(
+        "sudden", seed=np.int64(3), at=np.int64(500), similarity=np.float64(0.5),
+        cohorts=np.array([0, 2]), **TINY,
+    )  # fmt: skip
+    (event,) = world.advance(600)
+    assert event.t == 500 and event.cohorts == (0, 2)
+    assert type(event.cohorts[0]) is int
+
+
+def test_parameters_of_the_other_recurring_mode_are_errors_not_ignored():
+    with pytest.raises(ValueError, match=r"similarity applies to mode='preferences' only"):
+        resolve_world("recurring", mode="population", similarity=0.5, **TINY)
+    with pytest.raises(ValueError, match=r"leak applies to mode='population' only"):
+        resolve_world("recurring", mode="preferences", leak=0.1, **TINY)
+    with pytest.raises(ValueError, match=r"mode must be one of \['population', 'preferences'\]"):
+        resolve_world("recurring", mode="cohorts", **TINY)
+    # each alone is fine
+    resolve_world("recurring", mode="population", leak=0.1, **TINY)
+    resolve_world("recurring", mode="preferences", similarity=0.5, **TINY)
+
+
+def test_catalog_churn_without_a_reserve_is_refused():
+    with pytest.raises(ValueError, match=r"initial_item_fraction=1.0 leaves none"):
+        resolve_world("catalog_churn", initial_item_fraction=1.0, **TINY)
+
+
+def test_catalog_churn_warns_once_when_the_reserve_runs_out():
+    world = build_world(
+        "catalog_churn", seed=0, every=1_000, fraction=0.5, initial_item_fraction=0.8, **TINY
+    )
+    with pytest.warns(RuntimeWarning, match="reserve of unreleased items is used up"):
+        events = world.advance(10_000)
+    assert len([e for e in events if e.kind == "catalog_churn"]) == 1  # 60 of 60 released
+
+
+def test_an_alternating_population_needs_two_cohorts():
+    with pytest.raises(ValueError, match=r"at least 2 cohorts"):
+        resolve_world("recurring", num_cohorts=1, **TINY)
+    with pytest.raises(ValueError, match=r"groups must be disjoint"):
+        AlternatingPopulation(100, groups=((0, 1), (1, 2)))
+
+
+def test_processes_are_validated_against_the_config_by_the_world_itself():
+    config = WorldConfig(**TINY, num_cohorts=4)
+    with pytest.raises(ValueError, match=r"cohorts \[4\] do not exist"):
+        World(config, [GradualShift(10, 100, cohorts=(4,))])
+    with pytest.raises(ValueError, match=r"target needs one activity multiplier"):
+        World(config, [CohortMixShift(10, target=(1.0, 2.0))])
+    with pytest.raises(TypeError, match="must be DriftProcess instances"):
+        World(config, ["sudden"])
+    with pytest.raises(ValueError, match=r"regime_every must be an integer >= 1"):
+        World(config, [SuddenShift(5)], regime_every=0)
+    with pytest.raises(TypeError, match=r"seed must be an integer"):
+        World(config, seed=1.5)
