@@ -38,6 +38,7 @@ def package_files(package: str) -> list[Path]:
         ),
         ("envs", ("torch", "ray", "driftrec.agents", "driftrec.experiments")),
         ("agents", ("ray", "driftrec.experiments", "driftrec.simulators.world")),
+        ("rl", ("ray", "driftrec.experiments")),
     ],
 )
 def test_dependencies_point_one_way(package, forbidden):
@@ -50,6 +51,16 @@ def test_dependencies_point_one_way(package, forbidden):
             or any(m.startswith(f + ".") for f in forbidden)
         }
         assert not bad, f"{path.relative_to(ROOT.parent)} imports {sorted(bad)}"
+
+
+def test_optional_rl_libraries_are_imported_only_in_driftrec_rl():
+    optional = ("stable_baselines3",)
+    users = [
+        p.relative_to(ROOT)
+        for p in ROOT.rglob("*.py")
+        if any(m.split(".")[0] in optional for m in imports(p))
+    ]
+    assert all(p.parts[0] == "rl" for p in users), users
 
 
 def test_ray_is_imported_in_one_experiments_module_at_most():

@@ -11,11 +11,20 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from driftrec.envs.registration import env_id
 from driftrec.simulators import SessionBatch, World, WorldConfig
 from driftrec.simulators.population import FEATURE_BOUND
-from driftrec.simulators.scenarios import build_world
+from driftrec.simulators.scenarios import resolve_world
+from driftrec.simulators.validation import check_integer
+from driftrec.simulators.world import check_seed
 
-__all__ = ["RecDriftEnv", "RecDriftVectorEnv", "observation_space"]
+__all__ = [
+    "DEFAULT_AUTORESET_MODE",
+    "RecDriftEnv",
+    "RecDriftVectorEnv",
+    "observation_space",
+    "resolve_scenario",
+]
 
 
 def observation_space(config: WorldConfig) -> spaces.Dict:
@@ -23,7 +32,7 @@ def observation_space(config: WorldConfig) -> spaces.Dict:
     c, h = config.num_candidates, config.history_length
     return spaces.Dict(
         {
-            "user_id": spaces.Box(0, config.num_users - 1, (), np.int64),
+            "user_id": spaces.Box(0, config.num_users - 1, (1,), np.int64),
             "user_features": spaces.Box(
                 -FEATURE_BOUND, FEATURE_BOUND, (config.user_feature_dim,), np.float32
             ),
@@ -78,8 +87,45 @@ def slates_to_action(slates: np.ndarray) -> np.ndarray:
     return np.where(slates >= 0, slates, slates[:, :1]).astype(np.int64)
 
 
-def _make_world(scenario: str, seed: int | None, params: dict[str, Any]) -> World:
-    return build_world(scenario, seed=seed, **params)
+def _gymnasium_version() -> tuple[int, ...]:
+    return tuple(int(part) for part in gym.__version__.split(".")[:2] if part.isdigit())
+
+
+DEFAULT_AUTORESET_MODE = (
+    AutoresetMode.SAME_STEP if _gymnasium_version() >= (1, 4) else AutoresetMode.NEXT_STEP
+)
+"""The vector environment's autoreset mode when none is asked for: same-step on gymnasium >= 1.4,
+whose vector wrappers handle it; next-step on 1.1-1.3, whose ``RecordEpisodeStatistics`` and
+other vector wrappers assume next-step (same-step episodes would be counted one step short)."""
+
+
+def resolve_scenario(scenario: str | None, preset: str | None) -> str:
+    """The scenario of an environment: ``scenario``, or the ``preset`` of a per-scenario id
+    (``driftrec/Sudden-v0`` is built with ``preset="sudden"``), which ``scenario`` may not swap."""
+    if preset is not None:
+        if scenario is not None and scenario != preset:
+            raise ValueError(
+                f"{env_id(preset)} is the {preset!r} preset; scenario={scenario!r} would swap "
+                f"it for another. Use gymnasium.make('driftrec/RecDrift-v0', scenario="
+                f"{scenario!r}, ...) to choose the scenario by name"
+            )
+        return preset
+    return "stationary" if scenario is None else scenario
+
+
+def _autoreset_mode(mode: AutoresetMode | str | None) -> AutoresetMode:
+    if mode is None:
+        return DEFAULT_AUTORESET_MODE
+    try:
+        mode = AutoresetMode(mode)
+    except ValueError:
+        mode = None
+    if mode not in (AutoresetMode.SAME_STEP, AutoresetMode.NEXT_STEP):
+        raise ValueError(
+            "autoreset_mode must be AutoresetMode.SAME_STEP or AutoresetMode.NEXT_STEP (or "
+            "'SameStep' / 'NextStep')"
+        )
+    return mode
 
 
 class RecDriftVectorEnv(VectorEnv):
@@ -87,35 +133,63 @@ class RecDriftVectorEnv(VectorEnv):
 
     The spaces, rewards and info are those of :class:`RecDriftEnv`, batched over a leading axis
     of size ``num_envs``. All sessions share one world and its clock: one ``step`` serves
-    ``num_envs`` requests and advances the clock by ``num_envs``.
+    ``num_envs`` requests and advances the clock by ``num_envs``. (Gymnasium's
+    ``make_vec(..., vectorization_mode="sync")`` instead builds ``num_envs`` separate worlds
+    whose clocks each run ``num_envs`` times slower, so drift fires at the wrong step.)
 
-    Autoreset: same step. When a session ends, ``terminations[i]`` is True and the observation
-    returned for slot ``i`` is already the first request of the next user's session; there is no
-    truncation and no ``final_obs`` (the user left: nothing of value follows).
+    Autoreset (``autoreset_mode``, see https://farama.org/Vector-Autoreset-Mode):
 
-    Info (arrays of length ``num_envs``): ``expected_reward``, ``oracle_expected_reward``,
-    ``regime``, ``t`` (clock of the request), ``click_slot`` (observed clicked slot, -1 none),
-    ``clicked_item``, ``drift_events`` (object array; each entry is the tuple of
-    :class:`~driftrec.simulators.DriftEvent` fired by this step, the same for every slot).
+    - ``SAME_STEP`` (the default on gymnasium >= 1.4): when a session ends, ``terminations[i]``
+      is True and the observation returned for slot ``i`` is already the first request of the
+      next user's session; no request is wasted. There is no truncation and no ``final_obs``
+      (the user left: nothing of value follows).
+    - ``NEXT_STEP`` (the default on gymnasium 1.1-1.3, and what gymnasium's stateful vector
+      wrappers such as ``NormalizeObservation`` require): when a session ends, slot ``i``
+      returns its terminal observation (the ended user, with the history updated by the last
+      request, over that request's candidates); on the next step slot ``i``'s action is ignored,
+      no request is served for it (the clock does not count it), its reward is 0, ``served[i]``
+      is False, and it returns the first request of the next session.
+
+    Info (every value an array of length ``num_envs``): ``expected_reward``,
+    ``oracle_expected_reward`` (0 where not served), ``regime``, ``t`` (clock of the row's
+    request; the step's starting clock where not served), ``click_slot`` (observed clicked slot,
+    -1 none), ``clicked_item``, ``served`` (bool: the row's action was served), ``drift_events``
+    (object array; each entry is the tuple of :class:`~driftrec.simulators.DriftEvent` fired by
+    this step, the same for every slot). Reset info: ``t`` (the clock, per slot).
 
     Args:
         num_envs: concurrent sessions B.
-        scenario: a preset name (see ``driftrec.simulators.SCENARIOS``).
+        scenario: a preset name (see ``driftrec.simulators.SCENARIOS``; default
+            ``"stationary"``).
+        autoreset_mode: ``AutoresetMode.SAME_STEP`` or ``AutoresetMode.NEXT_STEP`` (default:
+            :data:`DEFAULT_AUTORESET_MODE`).
+        preset: set by the per-scenario ids (``driftrec/Sudden-v0``); a different ``scenario``
+            is then an error.
         **kwargs: world settings (``WorldConfig`` fields such as ``num_users``,
             ``num_items``, ``num_candidates``, ``slate_size``) and the scenario's parameters.
+            Every value is checked here, against the others: a bad one fails now, never
+            mid-run. The world itself is drawn at the first ``reset``.
     """
 
-    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
+    metadata = {"autoreset_mode": DEFAULT_AUTORESET_MODE, "render_modes": []}
 
-    def __init__(self, num_envs: int = 1, scenario: str = "stationary", **kwargs: Any) -> None:
-        if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
-        self.num_envs = int(num_envs)
-        self.scenario = scenario
+    def __init__(
+        self,
+        num_envs: int = 1,
+        scenario: str | None = None,
+        *,
+        autoreset_mode: AutoresetMode | str | None = None,
+        preset: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.num_envs = check_integer("num_envs", num_envs, minimum=1)
+        self.scenario = resolve_scenario(scenario, preset)
+        self.autoreset_mode = _autoreset_mode(autoreset_mode)
+        self.metadata = {**type(self).metadata, "autoreset_mode": self.autoreset_mode}
         self.params = dict(kwargs)
-        # Build once now so that bad parameters fail at construction, with the list of valid ones.
-        self.world = _make_world(scenario, None, self.params)
-        self.config = self.world.config
+        self.spec_ = resolve_world(self.scenario, **self.params)  # every check, nothing drawn
+        self.config = self.spec_.config
+        self.world: World | None = None
         self.single_observation_space = observation_space(self.config)
         self.single_action_space = spaces.MultiDiscrete(
             np.full(self.config.slate_size, self.config.num_candidates, dtype=np.int64)
@@ -124,6 +198,7 @@ class RecDriftVectorEnv(VectorEnv):
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.sessions: SessionBatch | None = None
         self._np_random_seed = None
+        self._resetting = np.zeros(self.num_envs, dtype=bool)
 
     def reset(
         self, *, seed: int | list[int | None] | None = None, options: dict | None = None
@@ -136,32 +211,59 @@ class RecDriftVectorEnv(VectorEnv):
         if seed is not None or self.sessions is None:
             if seed is None:
                 seed = int(np.random.SeedSequence().generate_state(1)[0])
+            seed = check_seed(seed)
             self._np_random_seed = seed
-            self.world = _make_world(self.scenario, seed, self.params)
+            self.world = self.spec_.build(seed)
             self.sessions = SessionBatch(self.world, self.num_envs)
         elif not (options or {}).get("keep_sessions", False):
             self.sessions.restart(np.arange(self.num_envs))
-        return self.world.observe(self.sessions.requests), {"t": self.sessions.requests.t}
+        self._resetting[:] = False
+        clock = np.full(self.num_envs, self.sessions.requests.t, dtype=np.int64)
+        return self.world.observe(self.sessions.requests), {"t": clock}
 
     def step(self, actions: Any):
+        obs, reward, terminated, truncated, info, _ = self._step(actions)
+        return obs, reward, terminated, truncated, info
+
+    def _step(self, actions: Any, final_obs: bool = False):
+        """``step``, and with ``final_obs`` the terminal observations of the sessions that ended
+        (a dict of (n_ended, ...) arrays, rows in slot order), else None."""
         sessions = self._require_sessions()
         slates = action_to_slates(actions, self.num_envs, self.config)
+        world = self.world
         t = sessions.requests.t
-        result = sessions.serve(slates)
+        before = sessions.requests
+        active = ~self._resetting if self._resetting.any() else None
+        result = sessions.serve(slates, active)
         r = result.response
-        events = np.empty(self.num_envs, dtype=object)
+        rows = np.arange(self.num_envs) if active is None else np.flatnonzero(active)
+        n = self.num_envs
+        events = np.empty(n, dtype=object)
         events.fill(r.events)
+        clock = np.full(n, t, dtype=np.int64)
+        clock[rows] = t + np.arange(len(rows), dtype=np.int64)
         info = {
-            "expected_reward": r.expected_reward,
-            "oracle_expected_reward": r.oracle_expected_reward,
-            "regime": np.full(self.num_envs, self.world.regime(t), dtype=np.int64),
-            "t": t + np.arange(self.num_envs, dtype=np.int64),
-            "click_slot": r.click_slot,
-            "clicked_item": r.clicked_item,
+            "expected_reward": _scatter(r.expected_reward, rows, n, 0.0),
+            "oracle_expected_reward": _scatter(r.oracle_expected_reward, rows, n, 0.0),
+            "regime": np.full(n, world.regime(t), dtype=np.int64),
+            "t": clock,
+            "click_slot": _scatter(r.click_slot, rows, n, -1),
+            "clicked_item": _scatter(r.clicked_item, rows, n, -1),
+            "served": _scatter(np.ones(len(rows), bool), rows, n, False),
             "drift_events": events,
         }
-        obs = self.world.observe(sessions.requests)
-        return obs, r.reward, result.terminated, np.zeros(self.num_envs, bool), info
+        reward = _scatter(r.reward, rows, n, 0.0)
+        obs = world.observe(sessions.requests)
+        ended = np.flatnonzero(result.terminated)
+        terminal = None
+        if len(ended) and (final_obs or self.autoreset_mode == AutoresetMode.NEXT_STEP):
+            terminal = world.observe(before.take(ended))  # the ended users, history updated
+        if self.autoreset_mode == AutoresetMode.NEXT_STEP:
+            if terminal is not None:
+                for key, value in terminal.items():
+                    obs[key][ended] = value
+            self._resetting = result.terminated.copy()
+        return obs, reward, result.terminated, np.zeros(n, bool), info, terminal
 
     def oracle_action(self) -> np.ndarray:
         """The privileged ground-truth channel: the exact best action (B, k) for the pending
@@ -173,6 +275,16 @@ class RecDriftVectorEnv(VectorEnv):
         if self.sessions is None:
             raise gym.error.ResetNeeded("call reset() before step()")
         return self.sessions
+
+
+def _scatter(values: np.ndarray, rows: np.ndarray, n: int, fill: Any) -> np.ndarray:
+    """``values`` for ``rows``, ``fill`` elsewhere: an (n,) array (``values`` itself when every
+    row is there)."""
+    if len(rows) == n:
+        return values
+    out = np.full(n, fill, dtype=values.dtype)
+    out[rows] = values
+    return out
 
 
 class RecDriftEnv(gym.Env):
@@ -197,7 +309,7 @@ class RecDriftEnv(gym.Env):
 
     | key                | shape    | dtype   | meaning                                        |
     |--------------------|----------|---------|------------------------------------------------|
-    | user_id            | ()       | int64   | id of the requesting user                      |
+    | user_id            | (1,)     | int64   | id of the requesting user                      |
     | user_features      | (f_u,)   | float32 | noisy observable user features                 |
     | history            | (H,)     | int64   | recent clicked item ids, newest first, -1 pad  |
     | candidate_ids      | (C,)     | int64   | ids of the candidate items                     |
@@ -223,34 +335,51 @@ class RecDriftEnv(gym.Env):
 
     ## Ground truth
     ``oracle_action()`` returns the exact best action for the current request. It is the one
-    privileged channel, meant for the oracle baseline only.
+    privileged channel, meant for the oracle baseline only. Through ``gymnasium.make`` the
+    environment is wrapped: call it as ``env.unwrapped.oracle_action()``.
 
     ## Arguments
-    ``scenario`` (preset name), ``render_mode`` (``None`` or ``"ansi"``), world settings
-    (``num_users``, ``num_items``, ``num_candidates``, ``slate_size``, ... any ``WorldConfig``
-    field) and the scenario's parameters. Unknown names fail with the list of valid ones.
+    ``scenario`` (preset name; the per-scenario ids such as ``driftrec/Sudden-v0`` fix it and
+    refuse another), ``render_mode`` (``None`` or ``"ansi"``), world settings (``num_users``,
+    ``num_items``, ``num_candidates``, ``slate_size``, ... any ``WorldConfig`` field) and the
+    scenario's parameters. Every value is checked at construction, against the others (unknown
+    names fail with the list of valid ones; wrong types, NaN and infinities are refused); the
+    world is drawn at the first ``reset``.
 
     ## Version History
-    * v0: initial release.
+    * v0: initial release. ``user_id`` has shape (1,) (Stable-Baselines3 cannot take a 0-d
+      observation).
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(
-        self, scenario: str = "stationary", render_mode: str | None = None, **kwargs: Any
+        self,
+        scenario: str | None = None,
+        render_mode: str | None = None,
+        *,
+        preset: str | None = None,
+        **kwargs: Any,
     ) -> None:
-        if render_mode not in (None, "ansi"):
-            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise ValueError(
+                f"render_mode must be None or one of {self.metadata['render_modes']}, "
+                f"got {render_mode!r}"
+            )
         self.render_mode = render_mode
-        self.batch = RecDriftVectorEnv(1, scenario, **kwargs)
+        self.batch = RecDriftVectorEnv(
+            1, scenario, autoreset_mode=AutoresetMode.SAME_STEP, preset=preset, **kwargs
+        )
         self.config = self.batch.config
         self.observation_space = self.batch.single_observation_space
         self.action_space = self.batch.single_action_space
         self._pending_obs: dict[str, np.ndarray] | None = None
         self._last: dict[str, Any] = {}
+        self._last_slate: np.ndarray | None = None
 
     @property
-    def world(self) -> World:
+    def world(self) -> World | None:
+        """The world (None until the first ``reset``, which draws it)."""
         return self.batch.world
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -269,15 +398,24 @@ class RecDriftEnv(gym.Env):
         info = {key: _scalar(value[0]) for key, value in info_b.items()}
         self._pending_obs = obs_b if terminated[0] else None
         self._last = info
+        if self.render_mode == "rgb_array":
+            self._last_slate = action_to_slates(action, 1, self.config)[0]
         return _first(obs_b), float(reward[0]), bool(terminated[0]), bool(truncated[0]), info
 
     def oracle_action(self) -> np.ndarray:
         """The privileged ground-truth channel: the exact best action (k,) for this request."""
         return self.batch.oracle_action()[0]
 
-    def render(self) -> str | None:
-        if self.render_mode != "ansi":
+    def render(self) -> str | np.ndarray | None:
+        """``"ansi"``: a line of text (clock, user, regime, the last step's outcome).
+        ``"rgb_array"``: a (3 * 8, C * 8, 3) uint8 image of the pending request, one 8x8 cell per
+        candidate: top row the true click probability of each candidate shown alone (ground
+        truth, brighter is likelier; for human eyes, not for agents), middle row the oracle's
+        slate (brighter is earlier), bottom row the last served slate with its click in green."""
+        if self.render_mode is None:
             return None
+        if self.render_mode == "rgb_array":
+            return self._render_rgb()
         if self.batch.sessions is None:
             return "RecDriftEnv (not reset)"
         s = self.batch.sessions
@@ -289,6 +427,26 @@ class RecDriftEnv(gym.Env):
                 f" oracle={self._last['oracle_expected_reward']:.3f}"
             )
         return line
+
+    def _render_rgb(self) -> np.ndarray:
+        c = self.config.num_candidates
+        rows = np.zeros((3, c, 3), dtype=np.uint8)
+        if self.batch.sessions is not None:
+            requests = self.batch.sessions.requests
+            single = self.world.choice.slot_probabilities(
+                requests.utilities.reshape(-1, 1), np.ones((c, 1), dtype=bool)
+            ).reshape(c)
+            rows[0, :, :] = (255 * single / max(single.max(), 1e-12)).astype(np.uint8)[:, None]
+            oracle = self.world.oracle(requests)[0][0]
+            shown = oracle[oracle >= 0]
+            rows[1, shown, 2] = np.linspace(255, 80, max(len(shown), 1))[: len(shown)]
+            last = self._last_slate
+            if last is not None:
+                rows[2, last[last >= 0], :] = 90
+                slot = self._last.get("click_slot", -1)
+                if slot >= 0 and last[slot] >= 0:
+                    rows[2, last[slot]] = (0, 220, 0)
+        return np.kron(rows, np.ones((8, 8, 1), dtype=np.uint8))
 
 
 def _first(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

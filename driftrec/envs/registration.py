@@ -1,5 +1,10 @@
 """Gymnasium ids under the ``driftrec/`` namespace: one per scenario preset, plus a configurable
-``driftrec/RecDrift-v0`` (pass ``scenario=`` and any parameter to ``gymnasium.make``)."""
+``driftrec/RecDrift-v0`` (pass ``scenario=`` and any parameter to ``gymnasium.make``).
+
+Registration happens when ``driftrec`` is imported. In a process that has not imported it (a
+Ray / RLlib worker, a subprocess), prefix the id with the module, as gymnasium allows:
+``gymnasium.make("driftrec:driftrec/Sudden-v0")`` imports ``driftrec`` first.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ def registered_ids() -> list[str]:
 
 def register_envs() -> None:
     """Register all ids (idempotent)."""
-    specs = {"driftrec/RecDrift-v0": {}} | {env_id(n): {"scenario": n} for n in SCENARIOS}
+    specs = {"driftrec/RecDrift-v0": {}} | {env_id(n): {"preset": n} for n in SCENARIOS}
     for id_, kwargs in specs.items():
         if id_ in gym.registry:
             continue
