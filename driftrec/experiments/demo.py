@@ -12,22 +12,31 @@ Four policies share one drifting world (the batched environment, ``num_envs`` se
 
 It reports the normalised reward (expected reward / oracle's) per window with the drift events
 marked, as a table, a CSV and a PNG plot.
+
+Building the environments (:func:`make_demo_envs`) validates every setting and is separate from
+rolling them (:func:`roll_demo`), so that a caller such as the command line can refuse bad
+settings before any work starts.
 """
 
 from __future__ import annotations
 
 import csv
+import numbers
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from driftrec.agents import Transition, make_agent
 from driftrec.envs.rec_drift import RecDriftVectorEnv, slates_to_action
 from driftrec.simulators.choice import top_k_sorted
 
 POLICIES = ("oracle", "online MF", "frozen oracle", "random")
+REPORT_FILES = ("demo.csv", "demo.png")
+WINDOW = 10
+"""Steps per reported window (the reward is averaged over each window)."""
+MIN_WINDOWS = 2
+"""Fewer windows than this cannot show a change: a run needs ``MIN_WINDOWS * window`` steps."""
 
 
 @dataclass(frozen=True)
@@ -40,17 +49,81 @@ class DemoResult:
     requests_per_second: float
 
 
+def reported_steps(steps: int, window: int = WINDOW) -> int:
+    """How many of ``steps`` the report covers: whole windows only (a trailing partial window
+    is rolled but not reported)."""
+    return window * (steps // window)
+
+
+def drift_clock_range(num_envs: int, steps: int, window: int = WINDOW) -> tuple[int, int]:
+    """The clocks ``(first, last)``, both included, at which a drift shows in the report.
+
+    Step ``s`` serves the requests at clocks ``[s * num_envs, (s + 1) * num_envs)``, and a
+    drift scheduled at clock ``t`` fires when the clock moves past it, after the batch that holds
+    ``t - 1``: it changes the steps ``s >= t / num_envs``. The last reported step is
+    ``reported_steps(steps, window) - 1``, so a drift after ``last`` changes nothing reported.
+    Drift clocks start at 1 (one at 0 never fires: the clock starts there).
+
+    Example:
+        >>> drift_clock_range(num_envs=32, steps=20)
+        (1, 608)
+    """
+    return 1, (reported_steps(steps, window) - 1) * num_envs
+
+
+def make_demo_envs(
+    scenario: str = "sudden", num_envs: int = 1024, **params
+) -> dict[str, RecDriftVectorEnv]:
+    """One batched environment per policy, all with the same scenario and settings.
+
+    Raises:
+        ValueError, TypeError: a bad scenario, ``num_envs`` or parameter (the environment's
+            message names it).
+    """
+    return {name: RecDriftVectorEnv(num_envs, scenario, **params) for name in POLICIES}
+
+
 def run_demo(
     scenario: str = "sudden",
     num_envs: int = 1024,
     steps: int = 200,
-    window: int = 10,
+    window: int = WINDOW,
     seed: int = 0,
     **params,
 ) -> DemoResult:
     """Roll the policies through ``steps`` batched steps (one environment per policy, same
     seed, so they see the same drift at the same clock)."""
-    envs = {name: RecDriftVectorEnv(num_envs, scenario, **params) for name in POLICIES}
+    _check_run_length(steps, window)
+    return roll_demo(make_demo_envs(scenario, num_envs, **params), steps, window, seed)
+
+
+def _is_integer(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_run_length(steps: int, window: int) -> None:
+    if not _is_integer(window) or window < 1:
+        raise ValueError(f"window must be a positive integer, got {window!r}")
+    minimum = MIN_WINDOWS * window
+    if not _is_integer(steps) or steps < minimum:
+        raise ValueError(
+            f"steps must be an integer >= {minimum} (the reward is averaged over windows of "
+            f"{window} steps and {MIN_WINDOWS} windows are the fewest that show a change), "
+            f"got {steps!r}"
+        )
+
+
+def roll_demo(
+    envs: dict[str, RecDriftVectorEnv], steps: int = 200, window: int = WINDOW, seed: int = 0
+) -> DemoResult:
+    """Roll the environments of :func:`make_demo_envs` (one per policy) through ``steps``
+    batched steps; all are reset with ``seed``, so they see the same drift at the same clock."""
+    _check_run_length(steps, window)
+    # Imported here, not at the top: torch takes seconds to import, and the command line
+    # validates its arguments through this module before it needs an agent.
+    from driftrec.agents import Transition, make_agent
+
+    num_envs = envs["random"].num_envs
     obs = {name: env.reset(seed=seed)[0] for name, env in envs.items()}
     learner = make_agent("online", envs["online MF"], model="mf", seed=seed)
     frozen = envs["frozen oracle"].world.snapshot()
@@ -93,7 +166,7 @@ def run_demo(
 def write_report(result: DemoResult, out: Path, title: str) -> list[Path]:
     """Write ``demo.csv`` and ``demo.png`` under ``out``; return their paths."""
     out.mkdir(parents=True, exist_ok=True)
-    csv_path = out / "demo.csv"
+    csv_path, png_path = (out / name for name in REPORT_FILES)
     with csv_path.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["t", *POLICIES])
@@ -133,7 +206,6 @@ def write_report(result: DemoResult, out: Path, title: str) -> list[Path]:
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left", frameon=False)
     fig.tight_layout()
-    png_path = out / "demo.png"
     fig.savefig(png_path)
     plt.close(fig)
     return [csv_path, png_path]
