@@ -28,5 +28,13 @@ if ! "$PY" -c "import torch" >/dev/null 2>&1; then
     || echo "note: torch==${DRIFTREC_TORCH_VERSION:-2.13.0} not available; pip will pick a torch>=2.3"
 fi
 "$PY" -m pip install --quiet -e ".[test]"
+# The oldest gymnasium releases the project supports (see pyproject.toml), for the tests that
+# check the environments under them in a subprocess (pure Python; nothing else is installed).
+for version in 1.1.1 1.2.2; do
+  target="$VENV/compat/gymnasium-$version"
+  if [ ! -d "$target/gymnasium" ]; then
+    "$PY" -m pip install --quiet --no-deps --target "$target" "gymnasium==$version"
+  fi
+done
 echo "$want" > "$stamp"
 echo "==> ready: $VENV"
