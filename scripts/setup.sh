@@ -30,7 +30,7 @@ fi
 "$PY" -m pip install --quiet -e ".[test]"
 # The oldest gymnasium releases the project supports (see pyproject.toml), for the tests that
 # check the environments under them in a subprocess (pure Python; nothing else is installed).
-for version in 1.1.1 1.2.2; do
+for version in 1.1.1 1.2.2 1.3.0; do
   target="$VENV/compat/gymnasium-$version"
   if [ ! -d "$target/gymnasium" ]; then
     "$PY" -m pip install --quiet --no-deps --target "$target" "gymnasium==$version"

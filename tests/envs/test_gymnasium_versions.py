@@ -1,4 +1,4 @@
-"""The environments under the oldest gymnasium releases the project allows (1.1 and 1.2; 1.2.2 is
+"""The environments under the older gymnasium releases the project allows (1.1, 1.2, 1.3; 1.2.2 is
 what RLlib pins): they build, pass gymnasium's checker, and gymnasium's own vector
 ``RecordEpisodeStatistics`` reports true session lengths. Those releases count same-step
 episodes one step short, which is why the default autoreset mode there is next-step.
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 COMPAT = Path(sys.prefix) / "compat"
-VERSIONS = ("1.1.1", "1.2.2")
+VERSIONS = ("1.1.1", "1.2.2", "1.3.0")
 
 CHECK = textwrap.dedent(
     """
