@@ -19,7 +19,7 @@ from driftrec.agents.protocol import (
     observation_batch,
     task_sizes,
 )
-from driftrec.simulators.validation import check_integer
+from driftrec.validation import check_integer
 
 __all__ = ["OracleAgent", "PopularityAgent", "RandomAgent"]
 

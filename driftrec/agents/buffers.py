@@ -12,8 +12,7 @@ import numpy as np
 import torch
 
 from driftrec.agents.examples import SlateExamples
-from driftrec.agents.validation import check_optional_integer
-from driftrec.simulators.validation import check_integer
+from driftrec.validation import check_integer, check_optional_integer
 
 __all__ = ["CumulativeStore", "RecentWindow", "ReplayBuffer"]
 

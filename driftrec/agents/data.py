@@ -15,8 +15,7 @@ import numpy as np
 
 from driftrec.agents.buffers import CumulativeStore, RecentWindow, ReplayBuffer
 from driftrec.agents.examples import SlateExamples
-from driftrec.agents.validation import check_optional_integer
-from driftrec.simulators.validation import check_integer, check_real
+from driftrec.validation import check_integer, check_optional_integer, check_real
 
 __all__ = ["Cumulative", "DataSource", "FreshData", "Replay", "Store", "Window"]
 

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from driftrec.agents.models.base import match_rows, resize_to_state
-from driftrec.simulators.validation import check_integer, check_real
+from driftrec.validation import check_integer, check_real
 
 __all__ = ["Distillation"]
 

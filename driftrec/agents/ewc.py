@@ -11,7 +11,7 @@ from torch import Tensor
 
 from driftrec.agents.losses import training_batch
 from driftrec.agents.terms import penalised_values
-from driftrec.simulators.validation import check_fraction, check_integer, check_real
+from driftrec.validation import check_fraction, check_integer, check_real
 
 __all__ = ["EWC"]
 

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from driftrec.agents.models.base import ItemBatch, UserBatch, factorised_score
-from driftrec.simulators.validation import check_choice, check_fraction, check_real
+from driftrec.validation import check_choice, check_fraction, check_real
 
 __all__ = [
     "EXPLORATIONS",

@@ -26,8 +26,7 @@ from driftrec.agents.protocol import (
 )
 from driftrec.agents.strategies import LearnerConfig, Strategy
 from driftrec.agents.trainer import Trainer
-from driftrec.agents.validation import check_optional_integer
-from driftrec.simulators.validation import check_integer
+from driftrec.validation import check_integer, check_optional_integer
 
 __all__ = ["LearningAgent"]
 

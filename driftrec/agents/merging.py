@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 from torch import Tensor
 
-from driftrec.simulators.validation import check_fraction, check_integer
+from driftrec.validation import check_fraction, check_integer
 
 __all__ = ["Ensemble", "Merge", "MovingAverage", "Replace"]
 

@@ -27,7 +27,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from gymnasium import spaces
 
-from driftrec.simulators.validation import check_integer
+from driftrec.validation import check_integer
 
 __all__ = [
     "PRIVILEGED_INFO_KEYS",

@@ -19,7 +19,7 @@ from driftrec.agents.strategies import (
     make_strategy,
     strategy_parameters,
 )
-from driftrec.simulators.validation import check_integer
+from driftrec.validation import check_integer
 
 __all__ = ["AGENTS", "BASELINES", "agent_names", "agent_parameters", "make_agent"]
 

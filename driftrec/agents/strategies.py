@@ -25,10 +25,12 @@ from driftrec.agents.merging import Ensemble, Merge, MovingAverage, Replace
 from driftrec.agents.scopes import SCOPES
 from driftrec.agents.terms import LossTerm
 from driftrec.agents.triggers import DriftAlarm, EveryN, EveryStep, Schedule, Trigger
-from driftrec.agents.validation import check_flag, check_group_names, check_optional_integer
-from driftrec.simulators.validation import (
+from driftrec.validation import (
+    check_flag,
     check_fraction,
     check_integer,
+    check_names,
+    check_optional_integer,
     check_real,
 )
 
@@ -113,8 +115,8 @@ class UpdateRule:
                     f"{name} must be a {name} object (see driftrec.agents.{_MODULES[name]}), "
                     f"got {getattr(self, name)!r}"
                 )
-        _set(self, "scope", check_group_names("scope", self.scope, SCOPES))
-        _set(self, "freeze", check_group_names("freeze", self.freeze, SCOPES[1:], allow_empty=True))
+        _set(self, "scope", check_names("scope", self.scope, SCOPES))
+        _set(self, "freeze", check_names("freeze", self.freeze, SCOPES[1:], allow_empty=True))
         terms = self.terms
         if not isinstance(terms, (tuple, list)):
             terms = (terms,)
@@ -164,9 +166,7 @@ class Strategy:
         _set(self, "pretrain_requests", requests)
         epochs = check_integer("pretrain_epochs", self.pretrain_epochs, minimum=1)
         _set(self, "pretrain_epochs", epochs)
-        _set(
-            self, "pretrain_scope", check_group_names("pretrain_scope", self.pretrain_scope, SCOPES)
-        )
+        _set(self, "pretrain_scope", check_names("pretrain_scope", self.pretrain_scope, SCOPES))
 
 
 def _set(config: Any, name: str, value: Any) -> None:
@@ -263,7 +263,7 @@ def fine_tune(
     group name or a tuple of them)."""
     every, epochs = _every(every), _epochs(epochs)
     window = _window(window, every)
-    freeze = check_group_names("freeze", freeze, SCOPES[1:], allow_empty=True)
+    freeze = check_names("freeze", freeze, SCOPES[1:], allow_empty=True)
     pretrain = check_integer("pretrain", pretrain, minimum=0)
     pretrain_epochs = _epochs(pretrain_epochs, "pretrain_epochs")
     rule = UpdateRule(EveryN(every), Window(window), freeze=freeze, epochs=epochs)
@@ -292,7 +292,7 @@ def incremental(
     ``scope`` is a group name or a tuple of them (see ``driftrec.agents.SCOPES``)."""
     every, epochs = _every(every), _epochs(epochs)
     window = _window(window, every)
-    scope = check_group_names("scope", scope, SCOPES)
+    scope = check_names("scope", scope, SCOPES)
     rule = UpdateRule(
         EveryN(every),
         Window(window),
@@ -397,7 +397,7 @@ def hybrid(
     pretrain = check_integer("pretrain", pretrain, minimum=0)
     every, epochs = _every(every), _epochs(epochs)
     window = _window(window, every)
-    scope = check_group_names("scope", scope, SCOPES)
+    scope = check_names("scope", scope, SCOPES)
     periodic = UpdateRule(
         EveryN(every),
         Window(window),

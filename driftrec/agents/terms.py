@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from driftrec.agents.examples import SlateExamples
 from driftrec.agents.losses import TrainingBatch
 from driftrec.agents.scopes import ParameterScope
-from driftrec.simulators.validation import check_real
+from driftrec.validation import check_real
 
 __all__ = ["LossFunction", "LossTerm", "WeightPenalty", "penalised_values"]
 

@@ -18,7 +18,7 @@ import river
 import torch
 from river import drift
 
-from driftrec.simulators.validation import (
+from driftrec.validation import (
     check_choice,
     check_integer,
     check_integer_tuple,

@@ -12,11 +12,12 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from driftrec.envs.registration import env_id
-from driftrec.simulators import SessionBatch, World, WorldConfig
+from driftrec.simulators import LoggedInteractions, Requests, SessionBatch, World, WorldConfig
 from driftrec.simulators.population import FEATURE_BOUND
 from driftrec.simulators.scenarios import resolve_world
-from driftrec.simulators.validation import check_integer
 from driftrec.simulators.world import check_seed
+from driftrec.slates import empty_repeats, slates_to_action
+from driftrec.validation import check_integer
 
 __all__ = [
     "DEFAULT_AUTORESET_MODE",
@@ -70,21 +71,7 @@ def action_to_slates(action: Any, batch: int, config: WorldConfig) -> np.ndarray
             f"action positions must be in [0, {c - 1}] (indices into the candidate list), got "
             f"values from {arr.min()} to {arr.max()}"
         )
-    slates = arr.astype(np.int64)
-    # A position already shown earlier in the slate is shown once only: the later slot is empty.
-    # A stable sort keeps equal positions in slot order, so each repeat follows its first show.
-    order = np.argsort(slates, axis=1, kind="stable")
-    ordered = np.take_along_axis(slates, order, axis=1)
-    repeat = ordered[:, 1:] == ordered[:, :-1]
-    if repeat.any():
-        rows = np.broadcast_to(np.arange(batch)[:, None], repeat.shape)
-        slates[rows[repeat], order[:, 1:][repeat]] = -1
-    return slates
-
-
-def slates_to_action(slates: np.ndarray) -> np.ndarray:
-    """Express slates with empty slots (-1) as actions: an empty slot repeats the first item."""
-    return np.where(slates >= 0, slates, slates[:, :1]).astype(np.int64)
+    return empty_repeats(arr)
 
 
 def _gymnasium_version() -> tuple[int, ...]:
@@ -265,11 +252,52 @@ class RecDriftVectorEnv(VectorEnv):
             self._resetting = result.terminated.copy()
         return obs, reward, result.terminated, np.zeros(n, bool), info, terminal
 
-    def oracle_action(self) -> np.ndarray:
+    # ------------------------------------------------------------------ ground truth
+
+    @property
+    def started(self) -> bool:
+        """Whether ``reset`` has drawn the world and started the sessions."""
+        return self.sessions is not None
+
+    @property
+    def clock(self) -> int:
+        """The world clock: requests served so far (the next request is served at it)."""
+        return self._require_sessions().requests.t
+
+    def pending_requests(self) -> Requests:
+        """Ground truth of the requests waiting for an action (users, candidates, their true
+        utilities): for evaluation and rendering, never for learning agents."""
+        return self._require_sessions().requests
+
+    def oracle_action(self, snapshot: World | None = None) -> np.ndarray:
         """The privileged ground-truth channel: the exact best action (B, k) for the pending
-        requests. Only the oracle baseline may use it; learning agents must not."""
-        sessions = self._require_sessions()
-        return slates_to_action(self.world.oracle(sessions.requests)[0])
+        requests. Only the oracle baselines may use it; learning agents must not.
+
+        Args:
+            snapshot: a world from :meth:`ground_truth_snapshot`: the best action for the same
+                users and candidates under that earlier state of the world instead (what a
+                perfect model that stopped learning then would serve).
+        """
+        requests = self.pending_requests()
+        if snapshot is None:
+            return slates_to_action(self.world.oracle(requests)[0])
+        return slates_to_action(snapshot.oracle(snapshot.rescore(requests))[0])
+
+    def ground_truth_snapshot(self) -> World:
+        """An independent copy of the world as it is now, for :meth:`oracle_action`."""
+        self._require_sessions()
+        return self.world.snapshot()
+
+    def log_interactions(
+        self, n: int, policy: str | Any = "uniform", temperature: float = 1.0
+    ) -> LoggedInteractions:
+        """``n`` interactions logged under a logging policy from the current state, with exact
+        slate propensities, as if they happened just before now (the world is not changed): the
+        data for pretraining (``agent.pretrain(env.log_interactions(n))``) and off-policy work.
+        See :meth:`driftrec.simulators.World.log_interactions` for ``policy`` and
+        ``temperature``. Observations have this environment's layout."""
+        self._require_sessions()
+        return self.world.log_interactions(n, policy, temperature)
 
     def _require_sessions(self) -> SessionBatch:
         if self.sessions is None:
@@ -384,14 +412,14 @@ class RecDriftEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        if seed is None and self.batch.sessions is None:
+        if seed is None and not self.batch.started:
             seed = int(self.np_random.integers(2**63))
         if seed is None and self._pending_obs is not None:
             obs_b = self._pending_obs  # the next session is already waiting
         else:
             obs_b, _ = self.batch.reset(seed=seed, options=options)
         self._pending_obs = None
-        return _first(obs_b), {"t": int(self.batch.sessions.requests.t)}
+        return _first(obs_b), {"t": self.batch.clock}
 
     def step(self, action: Any):
         obs_b, reward, terminated, truncated, info_b = self.batch.step(action)
@@ -402,9 +430,21 @@ class RecDriftEnv(gym.Env):
             self._last_slate = action_to_slates(action, 1, self.config)[0]
         return _first(obs_b), float(reward[0]), bool(terminated[0]), bool(truncated[0]), info
 
-    def oracle_action(self) -> np.ndarray:
-        """The privileged ground-truth channel: the exact best action (k,) for this request."""
-        return self.batch.oracle_action()[0]
+    def oracle_action(self, snapshot: World | None = None) -> np.ndarray:
+        """The privileged ground-truth channel: the exact best action (k,) for this request
+        (under ``snapshot``'s state if given; see :meth:`RecDriftVectorEnv.oracle_action`)."""
+        return self.batch.oracle_action(snapshot)[0]
+
+    def ground_truth_snapshot(self) -> World:
+        """An independent copy of the world as it is now, for :meth:`oracle_action`."""
+        return self.batch.ground_truth_snapshot()
+
+    def log_interactions(
+        self, n: int, policy: str | Any = "uniform", temperature: float = 1.0
+    ) -> LoggedInteractions:
+        """Logged interactions from the current state (see
+        :meth:`RecDriftVectorEnv.log_interactions`)."""
+        return self.batch.log_interactions(n, policy, temperature)
 
     def render(self) -> str | np.ndarray | None:
         """``"ansi"``: a line of text (clock, user, regime, the last step's outcome).
@@ -416,10 +456,10 @@ class RecDriftEnv(gym.Env):
             return None
         if self.render_mode == "rgb_array":
             return self._render_rgb()
-        if self.batch.sessions is None:
+        if not self.batch.started:
             return "RecDriftEnv (not reset)"
-        s = self.batch.sessions
-        line = f"t={s.requests.t} user={s.users[0]} regime={self.world.regime()}"
+        request = self.batch.pending_requests()
+        line = f"t={request.t} user={request.users[0]} regime={self.world.regime()}"
         if self._last:
             line += (
                 f" last: click_slot={self._last['click_slot']}"
@@ -431,8 +471,8 @@ class RecDriftEnv(gym.Env):
     def _render_rgb(self) -> np.ndarray:
         c = self.config.num_candidates
         rows = np.zeros((3, c, 3), dtype=np.uint8)
-        if self.batch.sessions is not None:
-            requests = self.batch.sessions.requests
+        if self.batch.started:
+            requests = self.batch.pending_requests()
             single = self.world.choice.slot_probabilities(
                 requests.utilities.reshape(-1, 1), np.ones((c, 1), dtype=bool)
             ).reshape(c)

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from driftrec.simulators.validation import check_choice, check_integer, check_real
+from driftrec.validation import check_choice, check_integer, check_real
 
 CHOICE_MODELS = ("mnl", "cascade")
 REWARDS = ("click", "engagement")

@@ -33,7 +33,7 @@ import numpy as np
 
 from driftrec.simulators.config import WorldConfig
 from driftrec.simulators.population import NEVER, ItemCatalogue, UserPopulation, unit_rows
-from driftrec.simulators.validation import (
+from driftrec.validation import (
     check_fraction,
     check_integer,
     check_integer_tuple,

@@ -28,8 +28,8 @@ from driftrec.simulators.drift import (
     SuddenShift,
     check_processes,
 )
-from driftrec.simulators.validation import check_choice, check_fraction, check_integer
 from driftrec.simulators.world import SeedLike, World, check_seed
+from driftrec.validation import check_choice, check_fraction, check_integer
 
 __all__ = [
     "SCENARIOS",

@@ -27,7 +27,7 @@ from driftrec.simulators.choice import (
 from driftrec.simulators.config import WorldConfig
 from driftrec.simulators.drift import DriftEvent, DriftProcess, check_processes
 from driftrec.simulators.population import NEVER, ItemCatalogue, UserPopulation
-from driftrec.simulators.validation import check_integer
+from driftrec.validation import check_integer
 
 __all__ = ["LoggedInteractions", "ProbeSet", "Requests", "Response", "World"]
 
@@ -277,6 +277,21 @@ class World:
             candidates=candidates,
             utilities=self._utilities(users, candidates, topics if with_boredom else None),
             values=self.items.engagement.take(candidates)
+            if self.config.reward == "engagement"
+            else None,
+            topics=topics,
+        )
+
+    def rescore(self, requests: Requests) -> Requests:
+        """The same users and candidates (and clock), scored under this world's state: for
+        another world's requests, e.g. on a :meth:`snapshot` of an earlier state."""
+        topics = self.items.topic.take(requests.candidates)
+        return Requests(
+            t=requests.t,
+            users=requests.users,
+            candidates=requests.candidates,
+            utilities=self._utilities(requests.users, requests.candidates, topics),
+            values=self.items.engagement.take(requests.candidates)
             if self.config.reward == "engagement"
             else None,
             topics=topics,

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from driftrec.agents.examples import SlateExamples
 from driftrec.agents.protocol import Observation, TaskSizes, flat_user_ids
-from driftrec.simulators.validation import check_integer
+from driftrec.validation import check_integer
 
 __all__ = [
     "DEFAULT_INITIAL_ROWS",

@@ -18,7 +18,7 @@ from driftrec.agents.models.base import (
     lookup,
 )
 from driftrec.agents.protocol import TaskSizes
-from driftrec.simulators.validation import check_real
+from driftrec.validation import check_real
 
 __all__ = ["MatrixFactorisation"]
 

@@ -18,7 +18,7 @@ from driftrec.agents.models.base import (
     lookup,
 )
 from driftrec.agents.protocol import TaskSizes
-from driftrec.agents.validation import check_flag
+from driftrec.validation import check_flag
 
 __all__ = ["TwoTower"]
 

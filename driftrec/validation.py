@@ -15,11 +15,16 @@ import numbers
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
+
 __all__ = [
     "check_choice",
+    "check_flag",
     "check_fraction",
     "check_integer",
     "check_integer_tuple",
+    "check_names",
+    "check_optional_integer",
     "check_real",
     "check_real_tuple",
 ]
@@ -27,6 +32,63 @@ __all__ = [
 
 def _describe(value: Any) -> str:
     return f"{value!r} ({type(value).__name__})"
+
+
+def check_flag(name: str, value: Any) -> bool:
+    """``value`` as a Python ``bool``: ``True`` / ``False`` (NumPy's included), nothing else
+    (``1`` or ``"yes"`` as a switch is a bug).
+
+    Example:
+        >>> check_flag("use_ids", 1)
+        Traceback (most recent call last):
+        ...
+        TypeError: use_ids must be True or False, got 1 (int)
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {_describe(value)}")
+    return bool(value)
+
+
+def check_optional_integer(name: str, value: Any, *, minimum: int) -> int | None:
+    """None, or an integer >= ``minimum`` (see :func:`check_integer`), as a Python value."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be None or an integer >= {minimum}, got {_describe(value)}")
+    return check_integer(name, value, minimum=minimum)
+
+
+def check_names(
+    name: str, value: Any, valid: Iterable[str], *, allow_empty: bool = False
+) -> tuple[str, ...]:
+    """Names as a tuple of strings, each one of ``valid``. A single string is one name
+    (``"embeddings"`` means ``("embeddings",)``, not its letters).
+
+    Example:
+        >>> check_names("scope", "embeddings", ("all", "embeddings"))
+        ('embeddings',)
+        >>> check_names("scope", ("weights",), ("all", "embeddings"))
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown scope ['weights']; valid scope values are ('all', 'embeddings')
+    """
+    valid = tuple(valid)
+    if isinstance(value, str):
+        value = (value,)
+    if isinstance(value, bytes) or not isinstance(value, Iterable):
+        raise TypeError(
+            f"{name} must be a name or a sequence of names from {valid}, got {_describe(value)}"
+        )
+    names = tuple(value)
+    not_strings = [v for v in names if not isinstance(v, str)]
+    if not_strings:
+        raise TypeError(f"{name} must hold names (strings) from {valid}, got {not_strings}")
+    unknown = [v for v in names if v not in valid]
+    if unknown:
+        raise ValueError(f"unknown {name} {unknown}; valid {name} values are {valid}")
+    if not names and not allow_empty:
+        raise ValueError(f"{name} must name at least one of {valid}, got {value!r}")
+    return names
 
 
 def check_integer(

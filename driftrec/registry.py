@@ -1,0 +1,150 @@
+"""One registry for everything built from a name and parameters (scenarios, strategies, models,
+explorations, agents), as an experiment spec lists them.
+
+A :class:`Registry` maps names to builders (functions or classes). A builder's keyword
+parameters, read from its signature, are the entry's parameters; building with an unknown name
+or parameter fails with the valid ones listed, and :meth:`Registry.describe` lists every entry
+with its parameters and the first line of its docstring (``driftrec list``). Registering is one
+decorator, so a user's own scenario, strategy or model joins the tables (and the tests
+parametrised over them) from their own code.
+
+Example:
+    >>> greetings = Registry("greeting")
+    >>> @greetings.register()
+    ... def hello(name: str = "world") -> str:
+    ...     '''Say hello.'''
+    ...     return f"hello {name}"
+    >>> greetings.build("hello", name="driftrec")
+    'hello driftrec'
+    >>> greetings.build("hello", nmae="x")
+    Traceback (most recent call last):
+    ...
+    TypeError: unknown parameter(s) ['nmae'] for greeting 'hello'; its parameters are ['name']
+    >>> greetings.parameters("hello")
+    {'name': 'world'}
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+__all__ = ["Entry", "Registry"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered builder, as :meth:`Registry.describe` lists it."""
+
+    name: str
+    parameters: dict[str, Any]
+    summary: str
+
+
+class Registry(Generic[T]):
+    """Names -> builders of ``T``.
+
+    Args:
+        kind: what an entry is, for messages (``"scenario"``).
+        plural: the plural, for messages (default ``kind + "s"``).
+        skip: leading positional parameters every builder takes from the caller rather than
+            from configuration (a model's ``sizes``); they are not listed as parameters.
+    """
+
+    def __init__(self, kind: str, *, plural: str | None = None, skip: int = 0) -> None:
+        self.kind = kind
+        self.plural = plural or f"{kind}s"
+        self.skip = skip
+        self._builders: dict[str, Callable[..., T]] = {}
+
+    def register(
+        self, name: str | None = None, *, replace: bool = False
+    ) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """A decorator registering a builder under ``name`` (default: its ``__name__``).
+        Registering a taken name is an error unless ``replace``."""
+
+        def decorate(builder: Callable[..., T]) -> Callable[..., T]:
+            key = name or builder.__name__
+            if not isinstance(key, str) or not key:
+                raise ValueError(f"a {self.kind} name must be a non-empty string, got {key!r}")
+            if key in self._builders and not replace:
+                raise ValueError(
+                    f"{self.kind} {key!r} is already registered; pass replace=True to override"
+                )
+            self._builders[key] = builder
+            return builder
+
+        return decorate
+
+    def unregister(self, name: str) -> None:
+        """Remove entry ``name`` (for tests that register a toy entry)."""
+        self.check_name(name)
+        del self._builders[name]
+
+    # ------------------------------------------------------------------ lookup
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name in self._builders
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._builders))
+
+    def __len__(self) -> int:
+        return len(self._builders)
+
+    def __getitem__(self, name: str) -> Callable[..., T]:
+        self.check_name(name)
+        return self._builders[name]
+
+    def names(self) -> list[str]:
+        """Every name, in registration order."""
+        return list(self._builders)
+
+    def check_name(self, name: object) -> str:
+        """``name`` if registered, else a ``ValueError`` listing the valid names."""
+        if not isinstance(name, str) or name not in self._builders:
+            raise ValueError(
+                f"unknown {self.kind} {name!r}; valid {self.plural} are {self.names()}"
+            )
+        return name
+
+    def parameters(self, name: str) -> dict[str, Any]:
+        """The keyword parameters of entry ``name`` and their defaults (``inspect.Parameter.
+        empty`` where there is none), read from the builder's signature."""
+        builder = self[name]
+        target = builder.__init__ if inspect.isclass(builder) else builder  # type: ignore[misc]
+        params = list(inspect.signature(target).parameters.values())
+        if inspect.isclass(builder):
+            params = params[1:]  # self
+        kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        params = [p for p in params[self.skip :] if p.kind in kinds]
+        return {p.name: p.default for p in params}
+
+    def check_parameters(self, name: str, params: dict[str, Any]) -> None:
+        """A ``TypeError`` listing the valid parameters if ``params`` has an unknown one."""
+        valid = self.parameters(name)
+        unknown = sorted(set(params) - set(valid))
+        if unknown:
+            raise TypeError(
+                f"unknown parameter(s) {unknown} for {self.kind} {name!r}; its parameters are "
+                f"{sorted(valid) or 'none'}"
+            )
+
+    def build(self, name: str, /, *args: Any, **params: Any) -> T:
+        """Build entry ``name``: ``builder(*args, **params)`` (``args`` are the skipped leading
+        parameters), after checking the name and the parameter names."""
+        self.check_parameters(self.check_name(name), params)
+        return self._builders[name](*args, **params)
+
+    def summary(self, name: str) -> str:
+        """The first line of the builder's docstring."""
+        doc = inspect.getdoc(self[name]) or ""
+        return doc.strip().splitlines()[0] if doc.strip() else ""
+
+    def describe(self) -> list[Entry]:
+        """Every entry with its parameters and summary, in registration order."""
+        return [Entry(n, self.parameters(n), self.summary(n)) for n in self._builders]
