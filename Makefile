@@ -13,8 +13,8 @@ demo: setup  ## the main job: run the demo experiment and write its report to re
 test: setup  ## the whole test suite (slow cluster tests included)
 	$(PY) -m pytest -q -n 2 --dist loadgroup
 
-lint: setup
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+lint: setup  ## ruff (lint and format) and mypy, all clean
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
 
 bench: setup
 	$(PY) benchmarks/env_throughput.py

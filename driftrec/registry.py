@@ -116,7 +116,7 @@ class Registry(Generic[T]):
         """The keyword parameters of entry ``name`` and their defaults (``inspect.Parameter.
         empty`` where there is none), read from the builder's signature."""
         builder = self[name]
-        target = builder.__init__ if inspect.isclass(builder) else builder  # type: ignore[misc]
+        target = builder.__init__ if inspect.isclass(builder) else builder
         params = list(inspect.signature(target).parameters.values())
         if inspect.isclass(builder):
             params = params[1:]  # self
@@ -141,9 +141,11 @@ class Registry(Generic[T]):
         return self._builders[name](*args, **params)
 
     def summary(self, name: str) -> str:
-        """The first line of the builder's docstring."""
+        """The first sentence of the builder's docstring, on one line."""
         doc = inspect.getdoc(self[name]) or ""
-        return doc.strip().splitlines()[0] if doc.strip() else ""
+        paragraph = " ".join(doc.strip().split("\n\n")[0].split())
+        end = paragraph.find(". ")
+        return paragraph if end < 0 else paragraph[: end + 1]
 
     def describe(self) -> list[Entry]:
         """Every entry with its parameters and summary, in registration order."""

@@ -22,35 +22,67 @@ def package_files(package: str) -> list[Path]:
     return sorted((ROOT / package).rglob("*.py"))
 
 
-@pytest.mark.parametrize(
-    ("package", "forbidden"),
-    [
+LEAVES = ("validation.py", "registry.py", "slates.py")
+"""Modules below every layer (checks, the registry, slate semantics): they import no driftrec."""
+
+RULES = [
+    # package, forbidden imports (DESIGN 1: simulators <- envs <- agents <- experiments).
+    (
+        "simulators",
+        ("gymnasium", "torch", "ray", "driftrec.envs", "driftrec.agents", "driftrec.rl"),
+    ),
+    ("envs", ("torch", "ray", "driftrec.agents", "driftrec.experiments", "driftrec.rl")),
+    (
+        "agents",
         (
-            "simulators",
-            (
-                "gymnasium",
-                "torch",
-                "ray",
-                "driftrec.envs",
-                "driftrec.agents",
-                "driftrec.experiments",
-            ),
+            "ray",
+            "driftrec.envs",
+            "driftrec.simulators",
+            "driftrec.experiments",
+            "driftrec.rl",
         ),
-        ("envs", ("torch", "ray", "driftrec.agents", "driftrec.experiments")),
-        ("agents", ("ray", "driftrec.experiments", "driftrec.simulators.world")),
-        ("rl", ("ray", "driftrec.experiments")),
-    ],
-)
+    ),
+    ("rl", ("ray", "driftrec.experiments")),
+]
+
+
+def forbidden_imports(path: Path, forbidden: tuple[str, ...]) -> set[str]:
+    return {
+        m
+        for m in imports(path)
+        if m.split(".")[0] in forbidden
+        or m in forbidden
+        or any(m.startswith(f + ".") for f in forbidden)
+    }
+
+
+@pytest.mark.parametrize(("package", "forbidden"), RULES)
 def test_dependencies_point_one_way(package, forbidden):
+    forbidden = (*forbidden, "driftrec.experiments")
     for path in package_files(package):
-        bad = {
-            m
-            for m in imports(path)
-            if m.split(".")[0] in forbidden
-            or m in forbidden
-            or any(m.startswith(f + ".") for f in forbidden)
-        }
+        bad = forbidden_imports(path, forbidden)
         assert not bad, f"{path.relative_to(ROOT.parent)} imports {sorted(bad)}"
+
+
+@pytest.mark.parametrize("leaf", LEAVES)
+def test_leaf_modules_import_nothing_of_driftrec(leaf):
+    assert not forbidden_imports(ROOT / leaf, ("driftrec",))
+
+
+def test_every_package_has_a_rule():
+    packages = {p.name for p in ROOT.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert packages - {"experiments"} == {package for package, _ in RULES}
+    modules = {p.name for p in ROOT.glob("*.py")} - {"__init__.py"}
+    assert modules == set(LEAVES)
+
+
+def test_no_module_is_longer_than_450_lines():
+    long = {
+        str(p.relative_to(ROOT)): n
+        for p in ROOT.rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > 450
+    }
+    assert not long, long
 
 
 def test_optional_rl_libraries_are_imported_only_in_driftrec_rl():

@@ -1,7 +1,9 @@
 """Gymnasium environments over a drifting world; importing this registers the ``driftrec/`` ids."""
 
-from driftrec.envs.rec_drift import RecDriftEnv, RecDriftVectorEnv, observation_space
 from driftrec.envs.registration import env_id, register_envs, registered_ids
+from driftrec.envs.single import RecDriftEnv
+from driftrec.envs.spaces import observation_space
+from driftrec.envs.vector import RecDriftVectorEnv
 
 register_envs()
 

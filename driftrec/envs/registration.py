@@ -12,8 +12,8 @@ import gymnasium as gym
 
 from driftrec.simulators.scenarios import SCENARIOS
 
-ENTRY_POINT = "driftrec.envs.rec_drift:RecDriftEnv"
-VECTOR_ENTRY_POINT = "driftrec.envs.rec_drift:RecDriftVectorEnv"
+ENTRY_POINT = "driftrec.envs.single:RecDriftEnv"
+VECTOR_ENTRY_POINT = "driftrec.envs.vector:RecDriftVectorEnv"
 
 
 def env_id(scenario: str) -> str:
@@ -28,7 +28,8 @@ def registered_ids() -> list[str]:
 
 def register_envs() -> None:
     """Register all ids (idempotent)."""
-    specs = {"driftrec/RecDrift-v0": {}} | {env_id(n): {"preset": n} for n in SCENARIOS}
+    specs: dict[str, dict[str, str]] = {"driftrec/RecDrift-v0": {}}
+    specs |= {env_id(n): {"preset": n} for n in SCENARIOS}
     for id_, kwargs in specs.items():
         if id_ in gym.registry:
             continue

@@ -44,12 +44,13 @@ def _integer(minimum: int | None = None) -> Callable[[str], int]:
 
 def _list(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from driftrec.envs import env_id
-    from driftrec.simulators.scenarios import SCENARIOS, scenario_parameters
+    from driftrec.simulators.scenarios import SCENARIOS
 
     print("Scenarios (gymnasium id, parameters with defaults):")
-    for name in SCENARIOS:
-        params = ", ".join(f"{k}={v!r}" for k, v in scenario_parameters(name).items())
-        print(f"  {name:<14} {env_id(name):<26} {params or '-'}")
+    for entry in SCENARIOS.describe():
+        params = ", ".join(f"{k}={v!r}" for k, v in entry.parameters.items())
+        print(f"  {entry.name:<14} {env_id(entry.name):<26} {params or '-'}")
+        print(f"  {'':<14} {entry.summary.replace('``', '')}")
     print("Also: driftrec/RecDrift-v0 (pass scenario=... and any parameter).")
     return 0
 
@@ -105,6 +106,7 @@ def _prepare_out(out: Path, names: tuple[str, ...]) -> str | None:
         if os.path.lexists(path):
             break
         missing.append(path)
+    problem: str | None
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:

@@ -28,8 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from driftrec.envs.rec_drift import RecDriftVectorEnv, slates_to_action
+from driftrec.envs.vector import RecDriftVectorEnv
 from driftrec.simulators.choice import top_k_sorted
+from driftrec.slates import slates_to_action
 
 POLICIES = ("oracle", "online MF", "frozen oracle", "random")
 REPORT_FILES = ("demo.csv", "demo.png")

@@ -33,7 +33,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
-from driftrec.envs.rec_drift import RecDriftVectorEnv
+from driftrec.envs.vector import RecDriftVectorEnv
 
 __all__ = ["SB3VecEnv"]
 
@@ -77,7 +77,7 @@ class SB3VecEnv(VecEnv):
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = actions
 
-    def step_wait(self):
+    def step_wait(self) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, list[dict]]:
         if self._actions is None:
             raise RuntimeError("step_wait() without step_async(actions)")
         actions, self._actions = self._actions, None

@@ -1,4 +1,13 @@
-"""The simulated world: users, items, drift and choice. NumPy only (no gymnasium, no torch)."""
+"""The simulated world: users, items, drift and choice. NumPy only (no gymnasium, no torch).
+
+A :class:`World` is composed of parts: the population and catalogue
+(:mod:`~driftrec.simulators.population`), candidate retrieval
+(:mod:`~driftrec.simulators.retrieval`), a choice model (:mod:`~driftrec.simulators.choice`),
+drift processes (:mod:`~driftrec.simulators.drift`), a regime schedule and random streams.
+``World.draw(config, processes, seed)`` draws one; ``build_world(scenario, seed, **params)``
+draws a named preset. Probe sets and logged data are in :mod:`~driftrec.simulators.probes` and
+:mod:`~driftrec.simulators.logged`.
+"""
 
 from driftrec.simulators.choice import CascadeChoice, ChoiceModel, MultinomialLogitChoice
 from driftrec.simulators.config import WorldConfig
@@ -16,8 +25,14 @@ from driftrec.simulators.drift import (
     QualityShift,
     RecurringShift,
     SuddenShift,
+    check_drift_process,
 )
-from driftrec.simulators.population import ItemCatalogue, UserPopulation
+from driftrec.simulators.logged import LoggedInteractions, log_interactions
+from driftrec.simulators.population import ActivitySampler, ItemCatalogue, UserPopulation
+from driftrec.simulators.probes import ProbeSet, probe_set
+from driftrec.simulators.regimes import RegimeSchedule
+from driftrec.simulators.requests import Requests, Response
+from driftrec.simulators.retrieval import PooledRetrieval, Retrieval
 from driftrec.simulators.scenarios import (
     SCENARIOS,
     Scenario,
@@ -26,10 +41,12 @@ from driftrec.simulators.scenarios import (
     scenario_parameters,
 )
 from driftrec.simulators.sessions import SessionBatch, SessionStep
-from driftrec.simulators.world import LoggedInteractions, ProbeSet, Requests, Response, World
+from driftrec.simulators.streams import Streams
+from driftrec.simulators.world import World
 
 __all__ = [
     "SCENARIOS",
+    "ActivitySampler",
     "AlternatingPopulation",
     "CascadeChoice",
     "CatalogChurn",
@@ -45,19 +62,26 @@ __all__ = [
     "LoggedInteractions",
     "MultinomialLogitChoice",
     "NewCohort",
+    "PooledRetrieval",
     "ProbeSet",
     "QualityShift",
     "RecurringShift",
+    "RegimeSchedule",
     "Requests",
     "Response",
+    "Retrieval",
     "Scenario",
     "SessionBatch",
     "SessionStep",
+    "Streams",
     "SuddenShift",
     "UserPopulation",
     "World",
     "WorldConfig",
     "build_world",
+    "check_drift_process",
+    "log_interactions",
     "make_scenario",
+    "probe_set",
     "scenario_parameters",
 ]

@@ -106,26 +106,24 @@ class ItemCatalogue:
     Attributes:
         phi: (n_items, d) float32 latent vectors, unit length.
         topic: (n_items,) int64 topic id (observable).
-        topic_centres: (n_topics, d) float64 unit centres.
         quality: (n_items,) float32 quality / bias q_i added to every user's utility.
         engagement: (n_items,) float32 value of a click on the item (mean 1).
         arrival: (n_items,) int64 clock at which the item becomes available (NEVER: reserve).
         retirement: (n_items,) int64 clock at which it stops being available (NEVER: not yet).
         features: (n_items, f_i) float32 observable features (fixed at creation).
-        popularity: (n_items,) float64 clicks, decayed with the configured half-life; it starts
-            from a tiny quality-based prior, so that the first popular pool holds good items
-            rather than the lowest ids.
+        popularity_prior: (n_items,) float64 a tiny quality-based prior that popularity-based
+            retrieval starts from (so that the first popular pool holds good items rather than
+            the lowest ids), fixed at creation.
     """
 
     phi: np.ndarray
     topic: np.ndarray
-    topic_centres: np.ndarray
     quality: np.ndarray
     engagement: np.ndarray
     arrival: np.ndarray
     retirement: np.ndarray
     features: np.ndarray
-    popularity: np.ndarray
+    popularity_prior: np.ndarray
 
     @classmethod
     def draw(cls, config: WorldConfig, rng: np.random.Generator) -> ItemCatalogue:
@@ -146,15 +144,62 @@ class ItemCatalogue:
         return cls(
             phi=phi.astype(np.float32),
             topic=topic.astype(np.int64),
-            topic_centres=centres,
             quality=quality.astype(np.float32),
             engagement=engagement.astype(np.float32),
             arrival=arrival,
             retirement=np.full(m, NEVER, dtype=np.int64),
             features=np.clip(features, -FEATURE_BOUND, FEATURE_BOUND).astype(np.float32),
-            popularity=1e-3 * np.exp(quality),
+            popularity_prior=1e-3 * np.exp(quality),
         )
 
     def available(self, t: int) -> np.ndarray:
         """(n_items,) bool: released at or before ``t`` and not retired by then."""
         return (self.arrival <= t) & (self.retirement > t)
+
+
+class ActivitySampler:
+    """Draws requesting users in proportion to activity among present users (arrived, not
+    churned), times their cohort's activity multiplier.
+
+    The cumulative weights are cached and rebuilt only when they can have changed: a user
+    arrives (the next arrival clock is cached), someone churns (:meth:`churned`), or a cohort's
+    multiplier changes.
+    """
+
+    def __init__(self, users: UserPopulation) -> None:
+        self.users = users
+        self._cdf: np.ndarray | None = None
+        self._key: tuple = ()
+        self._until = 0
+        self._churned = 0
+
+    def churned(self) -> None:
+        """Users left for good: the weights must be rebuilt."""
+        self._churned += 1
+
+    def cdf(self, clock: int) -> np.ndarray:
+        """(n_users,) cumulative request weights at ``clock``."""
+        users = self.users
+        key = (users.cohort_activity.tobytes(), self._churned)
+        if self._cdf is None or self._key != key or clock >= self._until:
+            later = users.arrival[users.arrival > clock]
+            next_arrival = int(later.min()) if len(later) else NEVER
+            present = (users.arrival <= clock) & users.alive
+            weights = users.activity * users.cohort_activity[users.cohort] * present
+            self._cdf = np.cumsum(weights)
+            if self._cdf[-1] <= 0:
+                raise RuntimeError(
+                    f"no user can make a request at t={clock}: every user has churned, "
+                    "not arrived yet, or belongs to an inactive cohort. This world cannot go "
+                    "on: draw a new one (an environment's reset(seed=...); a plain reset() "
+                    "keeps this world), and for long runs lower churn_prob or raise num_users"
+                )
+            self._key = key
+            self._until = next_arrival
+        return self._cdf
+
+    def sample(self, n: int, clock: int, rng: np.random.Generator) -> np.ndarray:
+        """(n,) user ids drawn at ``clock``."""
+        cdf = self.cdf(clock)
+        ids = np.searchsorted(cdf, rng.random(n) * cdf[-1], side="right")
+        return np.minimum(ids, len(cdf) - 1)

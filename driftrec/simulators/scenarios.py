@@ -7,11 +7,10 @@ rejects unknown names or parameters with the list of valid ones. See ``docs/scen
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from driftrec.registry import Registry
 from driftrec.simulators.config import WorldConfig
 from driftrec.simulators.drift import (
     AlternatingPopulation,
@@ -28,7 +27,8 @@ from driftrec.simulators.drift import (
     SuddenShift,
     check_processes,
 )
-from driftrec.simulators.world import SeedLike, World, check_seed
+from driftrec.simulators.streams import SeedLike, check_seed
+from driftrec.simulators.world import World
 from driftrec.validation import check_choice, check_fraction, check_integer
 
 __all__ = [
@@ -57,12 +57,12 @@ class Scenario:
             object.__setattr__(self, "regime_every", every)
 
 
-SCENARIOS: dict[str, Callable[..., Scenario]] = {}
+SCENARIOS: Registry[Scenario] = Registry("scenario")
+"""Scenario presets by name; each builder's keyword parameters are the preset's parameters.
+Register your own with ``@SCENARIOS.register()``: ``build_world``, ``resolve_world`` and
+``driftrec list`` know it at once; ``driftrec.envs.register_envs()`` gives it a Gymnasium id."""
 
-
-def _preset(fn: Callable[..., Scenario]) -> Callable[..., Scenario]:
-    SCENARIOS[fn.__name__] = fn
-    return fn
+_preset = SCENARIOS.register()
 
 
 @_preset
@@ -204,25 +204,12 @@ def noisy(
 
 def scenario_parameters(name: str) -> dict[str, Any]:
     """The parameters of scenario ``name`` and their defaults."""
-    _check_name(name)
-    return {p.name: p.default for p in inspect.signature(SCENARIOS[name]).parameters.values()}
-
-
-def _check_name(name: str) -> None:
-    if not isinstance(name, str) or name not in SCENARIOS:
-        raise ValueError(f"unknown scenario {name!r}; valid scenarios are {sorted(SCENARIOS)}")
+    return SCENARIOS.parameters(name)
 
 
 def make_scenario(name: str, **params: Any) -> Scenario:
     """Build preset ``name`` with ``params`` overriding its defaults."""
-    valid = scenario_parameters(name)
-    unknown = sorted(set(params) - set(valid))
-    if unknown:
-        raise TypeError(
-            f"unknown parameter(s) {unknown} for scenario {name!r}; its parameters are "
-            f"{sorted(valid) or 'none'}"
-        )
-    return SCENARIOS[name](**params)
+    return SCENARIOS.build(name, **params)
 
 
 def split_parameters(name: str, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -243,7 +230,7 @@ def split_parameters(name: str, params: dict[str, Any]) -> tuple[dict[str, Any],
 @dataclass(frozen=True)
 class WorldSpec:
     """Everything that fixes a world but its seed, validated: drawing it cannot fail on a
-    parameter (``World(spec.config, spec.processes, seed, spec.regime_every)``)."""
+    parameter (``World.draw(spec.config, spec.processes, seed, spec.regime_every)``)."""
 
     config: WorldConfig
     processes: tuple[DriftProcess, ...]
@@ -251,7 +238,7 @@ class WorldSpec:
 
     def build(self, seed: SeedLike = None) -> World:
         """Draw the world from ``seed``."""
-        return World(self.config, self.processes, seed=seed, regime_every=self.regime_every)
+        return World.draw(self.config, self.processes, seed=seed, regime_every=self.regime_every)
 
 
 def resolve_world(scenario: str = "stationary", **params: Any) -> WorldSpec:

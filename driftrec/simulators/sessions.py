@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from driftrec.simulators.world import Requests, Response, World
+from driftrec.simulators.requests import Requests, Response
+from driftrec.simulators.world import World
 
 __all__ = ["SessionBatch", "SessionStep"]
 
@@ -32,16 +33,12 @@ class SessionStep:
     """Result of serving one slate per session.
 
     Attributes:
-        response: the world's response for the batch (n rows).
+        response: the world's response for the batch (the served rows).
         terminated: (n,) bool, the session ended at this request.
-        session_length: (n,) int64 requests served in the session so far (including this one).
-        session_clicks: (n,) int64 true clicks in the session so far.
     """
 
     response: Response
     terminated: np.ndarray
-    session_length: np.ndarray
-    session_clicks: np.ndarray
 
 
 class SessionBatch:
@@ -108,7 +105,6 @@ class SessionBatch:
         leave = np.zeros(self.num_sessions, dtype=bool)
         leave[rows] = ~true_click[rows] & (u[:, 0] < cfg.leave_prob)
         terminated = served & ((self.length >= self.budget) | leave)
-        length, clicks = self.length.copy(), self.clicks.copy()
         ended = np.flatnonzero(terminated)
         if len(ended):
             churn_draw = np.ones(self.num_sessions)
@@ -121,7 +117,7 @@ class SessionBatch:
         if len(restart):
             self._start(restart)
         self.requests = world.make_requests(self.users)
-        return SessionStep(response, terminated, length, clicks)
+        return SessionStep(response, terminated)
 
     def _thin(self, before: np.ndarray, running: np.ndarray) -> np.ndarray:
         """(n,) bool: running sessions that end because the cohorts' activity moved from

@@ -270,3 +270,27 @@ def test_an_exhausted_world_says_how_to_recover():
         env.reset()  # a plain reset keeps the exhausted world
     obs, _ = env.reset(seed=1)  # a new world
     assert obs["user_id"].shape == (4, 1)
+
+
+def test_a_scenario_registered_by_a_user_is_a_first_class_scenario(capsys):
+    from driftrec.envs import env_id, register_envs
+    from driftrec.experiments.cli import main
+    from driftrec.simulators import SCENARIOS, Scenario, SuddenShift
+
+    @SCENARIOS.register()
+    def double_shift(first: int = 300, second: int = 600) -> Scenario:
+        """Two orthogonal shifts."""
+        return Scenario("double_shift", (SuddenShift(first), SuddenShift(second)))
+
+    try:
+        register_envs()
+        env = gym.make(env_id("double_shift"), second=900, **SMALL)
+        env.reset(seed=0)
+        assert env.unwrapped.world.regime_boundaries(1_000) == [300, 900]
+        with pytest.raises(TypeError, match=r"Scenario parameters: \['first', 'second'\]"):
+            gym.make(env_id("double_shift"), third=5, **SMALL)
+        assert main(["list"]) == 0
+        assert "driftrec/DoubleShift-v0" in capsys.readouterr().out
+    finally:
+        SCENARIOS.unregister("double_shift")
+        gym.registry.pop(env_id("double_shift"), None)

@@ -209,7 +209,7 @@ def test_observations_are_not_overwritten_by_later_steps():
 
 
 def test_repeats_become_empty_slots_exactly_as_specified():
-    from driftrec.envs.rec_drift import action_to_slates
+    from driftrec.envs.spaces import action_to_slates
     from driftrec.simulators import WorldConfig
 
     config = WorldConfig(**SMALL)

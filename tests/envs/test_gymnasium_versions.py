@@ -25,7 +25,7 @@ CHECK = textwrap.dedent(
     assert gym.__version__ == sys.argv[1], gym.__version__
     from gymnasium.utils.env_checker import check_env
     import driftrec
-    from driftrec.envs.rec_drift import DEFAULT_AUTORESET_MODE
+    from driftrec.envs.vector import DEFAULT_AUTORESET_MODE
     small = dict(num_users=300, num_items=400, num_candidates=20, slate_size=5)
     check_env(gym.make("driftrec/Sudden-v0", **small).unwrapped)
     venv = gym.make_vec("driftrec/Sudden-v0", num_envs=16, **small)

@@ -95,7 +95,9 @@ def test_engagement_oracle_is_not_top_k_by_utility():
 def test_random_slate_expected_reward_matches_closed_form():
     from driftrec.simulators import World, WorldConfig
 
-    world = World(WorldConfig(num_users=50, num_items=80, num_candidates=8, slate_size=3), seed=2)
+    world = World.draw(
+        WorldConfig(num_users=50, num_items=80, num_candidates=8, slate_size=3), seed=2
+    )
     requests = world.make_requests(world.sample_users(5))
     rng = np.random.default_rng(0)
     slates = np.stack([rng.permutation(8)[:3] for _ in range(5)])

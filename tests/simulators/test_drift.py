@@ -52,7 +52,7 @@ def test_rotation_gives_exact_cosine_for_every_vector(similarity):
 
 @pytest.mark.parametrize("similarity", [0.8, 0.3, 0.0])
 def test_sudden_shift_hits_requested_similarity_at_scheduled_time(similarity):
-    world = World(SMALL, [SuddenShift(at=500, similarity=similarity, cohorts=(0, 2))], seed=1)
+    world = World.draw(SMALL, [SuddenShift(at=500, similarity=similarity, cohorts=(0, 2))], seed=1)
     before = world.users.theta.copy()
     events = serve_random(world, 8)  # 400 requests: nothing yet
     assert events == []
@@ -71,7 +71,7 @@ def test_sudden_shift_hits_requested_similarity_at_scheduled_time(similarity):
 
 def test_gradual_shift_progresses_evenly_to_the_requested_similarity():
     proc = GradualShift(start=1_000, duration=4_000, similarity=0.0, steps=4)
-    world = World(SMALL, [proc], seed=2)
+    world = World.draw(SMALL, [proc], seed=2)
     before = world.users.theta.copy()
     world.advance(3_000)  # steps at 1000 and 2000 fired: half the angle
     np.testing.assert_allclose(cosines(before, world.users.theta), np.cos(np.pi / 4), atol=1e-5)
@@ -82,7 +82,7 @@ def test_gradual_shift_progresses_evenly_to_the_requested_similarity():
 
 
 def test_incremental_drift_moves_by_the_requested_similarity_per_interval():
-    world = World(SMALL, [IncrementalDrift(interval=100, similarity=0.95)], seed=3)
+    world = World.draw(SMALL, [IncrementalDrift(interval=100, similarity=0.95)], seed=3)
     before = world.users.theta.copy()
     events = world.advance(100)
     assert [(e.t, e.kind) for e in events] == [(100, "incremental")]
@@ -93,7 +93,7 @@ def test_incremental_drift_moves_by_the_requested_similarity_per_interval():
 
 
 def test_recurring_preferences_return_exactly_to_the_earlier_state():
-    world = World(SMALL, [RecurringShift(period=1_000, similarity=0.1)], seed=4)
+    world = World.draw(SMALL, [RecurringShift(period=1_000, similarity=0.1)], seed=4)
     regime_a = world.users.theta.copy()
     world.advance(1_000)
     np.testing.assert_allclose(cosines(regime_a, world.users.theta), 0.1, atol=1e-5)
@@ -106,7 +106,7 @@ def test_recurring_preferences_return_exactly_to_the_earlier_state():
 
 
 def test_recurring_population_alternates_who_is_active():
-    world = World(SMALL, [AlternatingPopulation(period=1_000)], seed=5)
+    world = World.draw(SMALL, [AlternatingPopulation(period=1_000)], seed=5)
     preferences = world.users.theta.copy()
     assert set(world.users.cohort[world.sample_users(500)] % 2) == {0}
     world.advance(1_000)
@@ -124,7 +124,7 @@ def request_shares(world, n=20_000):
 
 def test_cohort_mix_shift_changes_the_mix_as_scheduled():
     cfg = SMALL.replace(num_cohorts=2, activity_alpha=50.0)  # near-equal activity per user
-    world = World(cfg, [CohortMixShift(start=1_000, duration=1, target=(0.0, 1.0))], seed=6)
+    world = World.draw(cfg, [CohortMixShift(start=1_000, duration=1, target=(0.0, 1.0))], seed=6)
     shares = request_shares(world)
     expected0 = (world.users.cohort == 0).mean()
     assert abs(shares[0] - expected0) < 0.02
@@ -136,7 +136,7 @@ def test_cohort_mix_shift_changes_the_mix_as_scheduled():
 
 
 def test_new_cohort_arrives_at_its_time_only():
-    world = World(SMALL, [NewCohort(at=2_000, fraction=0.25)], seed=7)
+    world = World.draw(SMALL, [NewCohort(at=2_000, fraction=0.25)], seed=7)
     new = len(world.users.cohort_centres) - 1
     assert new == SMALL.num_cohorts
     assert (world.users.cohort == new).sum() == 150
@@ -148,7 +148,7 @@ def test_new_cohort_arrives_at_its_time_only():
 
 def test_catalog_churn_retired_items_never_appear_and_new_items_do():
     cfg = SMALL.replace(initial_item_fraction=0.5, retrieval_refresh=50)
-    world = World(cfg, [CatalogChurn(every=500, fraction=0.2)], seed=8)
+    world = World.draw(cfg, [CatalogChurn(every=500, fraction=0.2)], seed=8)
     initial = np.flatnonzero(world.items.available(0))
     events = serve_random(world, 40)  # 2,000 requests: 4 churn rounds
     assert [e.t for e in events] == [500, 1_000, 1_500, 2_000]
@@ -167,7 +167,7 @@ def test_catalog_churn_retired_items_never_appear_and_new_items_do():
 
 
 def test_feedback_loop_pulls_preferences_toward_consumed_items():
-    world = World(SMALL, [FeedbackLoop(strength=0.5, report_every=1_000)], seed=9)
+    world = World.draw(SMALL, [FeedbackLoop(strength=0.5, report_every=1_000)], seed=9)
     before = world.users.theta.copy()
     requests = world.make_requests(np.arange(200))  # distinct users: one click each at most
     slates, _ = world.oracle(requests)
@@ -183,7 +183,7 @@ def test_feedback_loop_pulls_preferences_toward_consumed_items():
 
 def test_click_noise_corrupts_observed_clicks_only_inside_its_window():
     noise = ClickNoise(start=1_000, end=3_000, flip_prob=0.3, bot_fraction=0.2)
-    world = World(SMALL, [noise], seed=10)
+    world = World.draw(SMALL, [noise], seed=10)
 
     def mismatch(n=2_000):
         requests = world.make_requests(world.sample_users(n))
@@ -212,7 +212,7 @@ def test_bad_drift_parameters_fail_clearly():
     with pytest.raises(ValueError, match="cosine"):
         SuddenShift(at=10, similarity=1.5)
     with pytest.raises(ValueError, match="cohorts \\[42\\] do not exist"):
-        World(SMALL, [SuddenShift(at=10, cohorts=(42,))], seed=0)  # at construction
+        World.draw(SMALL, [SuddenShift(at=10, cohorts=(42,))], seed=0)  # at construction
 
 
 # ---------------------------------------------------------------- world-model defects (issue 6)
@@ -297,10 +297,20 @@ def test_cohort_shift_magnitude_is_the_tv_distance_of_request_shares_among_prese
     )  # fmt: skip
     last_step = 5_000 + (19 * 2_000) // 20  # 20 steps spread evenly over the duration
     events = world.advance(last_step - 1)
-    assert [e.kind for e in events] == ["new_cohort"]
+    assert [(e.kind, e.t) for e in events] == [("new_cohort", 3_000), ("cohort_shift", 5_000)]
+    planned = events[1].magnitude
     (event,) = world.advance(last_step)
-    assert event.kind == "cohort_shift"
+    assert (event.kind, event.t) == ("cohort_shift_end", last_step)
     users = world.users
+    # the planned size: the target multipliers, over the users present at the start
+    present = (users.arrival <= 5_000) & users.alive
+    weight = np.bincount(
+        users.cohort, users.activity * present, minlength=len(users.cohort_centres)
+    )
+    target = users.cohort_activity  # reached now
+    old, new = weight / weight.sum(), weight * target / (weight * target).sum()
+    assert planned == pytest.approx(0.5 * np.abs(new - old).sum(), abs=1e-12)
+    # the realised size, over the users present at the last step
     present = (users.arrival <= last_step) & users.alive
     n = len(users.cohort_centres)
     weight = np.bincount(users.cohort, users.activity * present, minlength=n)
@@ -317,7 +327,7 @@ def test_cohort_shift_magnitude_is_the_tv_distance_of_request_shares_among_prese
 def test_gradual_drift_ends_at_start_plus_duration_exactly(duration, steps):
     """Before the fix, duration=99 ended at +50 and duration=149 at +100."""
     start = 1_000
-    world = World(SMALL, [GradualShift(start, duration, 0.0, steps=steps)], seed=0)
+    world = World.draw(SMALL, [GradualShift(start, duration, 0.0, steps=steps)], seed=0)
     before = world.users.theta.copy()
     world.advance(start + duration - 1)
     assert cosines(before, world.users.theta).min() > 1e-3  # not there yet
@@ -329,7 +339,7 @@ def test_gradual_drift_ends_at_start_plus_duration_exactly(duration, steps):
 def test_cohort_mix_steps_spread_evenly_to_the_end_of_the_duration():
     cfg = SMALL.replace(num_cohorts=2)
     shift = CohortMixShift(start=1_000, duration=99, target=(0.0, 1.0), steps=20)
-    world = World(cfg, [shift], seed=0)
+    world = World.draw(cfg, [shift], seed=0)
     world.advance(1_093)
     assert world.users.cohort_activity[0] > 0.0
     world.advance(1_094)  # last step: floor(19 * 99 / 20) = 94
@@ -348,7 +358,7 @@ PREFERENCE_PROCESSES = [
 def test_preference_drift_magnitude_grows_with_severity_and_is_zero_for_none(make):
     magnitudes = []
     for similarity in (1.0, 0.9, 0.5, 0.0, -0.5):
-        events = World(SMALL, [make(similarity)], seed=0).advance(300)
+        events = World.draw(SMALL, [make(similarity)], seed=0).advance(300)
         assert all(e.similarity == similarity for e in events)
         magnitudes.append(events[0].magnitude)
     assert magnitudes[0] == 0.0
@@ -357,11 +367,11 @@ def test_preference_drift_magnitude_grows_with_severity_and_is_zero_for_none(mak
 
 def test_every_drift_kind_reports_zero_magnitude_for_no_change():
     config = SMALL.replace(num_cohorts=2, initial_item_fraction=0.5)
-    assert World(config, [CohortMixShift(10, target=(1.0, 1.0))], seed=0).advance(100)[
+    assert World.draw(config, [CohortMixShift(10, target=(1.0, 1.0))], seed=0).advance(100)[
         0
     ].magnitude == pytest.approx(0.0)
-    assert World(config, [AlternatingPopulation(10, leak=0.0)], seed=0).advance(10)[
+    assert World.draw(config, [AlternatingPopulation(10, leak=0.0)], seed=0).advance(10)[
         0
     ].magnitude == pytest.approx(1.0)  # everything changes hands
-    world = World(config, [FeedbackLoop(strength=0.0, report_every=100)], seed=0)
+    world = World.draw(config, [FeedbackLoop(strength=0.0, report_every=100)], seed=0)
     assert world.advance(100)[0].magnitude == pytest.approx(0.0, abs=1e-6)

@@ -118,12 +118,12 @@ def test_an_alternating_population_needs_two_cohorts():
 def test_processes_are_validated_against_the_config_by_the_world_itself():
     config = WorldConfig(**TINY, num_cohorts=4)
     with pytest.raises(ValueError, match=r"cohorts \[4\] do not exist"):
-        World(config, [GradualShift(10, 100, cohorts=(4,))])
+        World.draw(config, [GradualShift(10, 100, cohorts=(4,))])
     with pytest.raises(ValueError, match=r"target needs one activity multiplier"):
-        World(config, [CohortMixShift(10, target=(1.0, 2.0))])
+        World.draw(config, [CohortMixShift(10, target=(1.0, 2.0))])
     with pytest.raises(TypeError, match="must be DriftProcess instances"):
-        World(config, ["sudden"])
+        World.draw(config, ["sudden"])
     with pytest.raises(ValueError, match=r"regime_every must be an integer >= 1"):
-        World(config, [SuddenShift(5)], regime_every=0)
+        World.draw(config, [SuddenShift(5)], regime_every=0)
     with pytest.raises(TypeError, match=r"seed must be an integer"):
-        World(config, seed=1.5)
+        World.draw(config, seed=1.5)

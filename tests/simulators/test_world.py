@@ -59,14 +59,18 @@ def test_pickled_world_continues_identically():
 
 
 def test_heavy_tailed_activity_few_users_make_most_requests():
-    world = World(WorldConfig(num_users=5_000, num_items=300, initial_user_fraction=1.0), seed=0)
+    world = World.draw(
+        WorldConfig(num_users=5_000, num_items=300, initial_user_fraction=1.0), seed=0
+    )
     counts = np.bincount(world.sample_users(100_000), minlength=5_000)
     top = np.sort(counts)[::-1]
     assert top[:500].sum() / counts.sum() > 0.3  # top 10% of users make > 30% of requests
 
 
 def test_late_users_arrive_over_time():
-    world = World(WorldConfig(**SMALL, initial_user_fraction=0.5, arrival_horizon=1_000), seed=0)
+    world = World.draw(
+        WorldConfig(**SMALL, initial_user_fraction=0.5, arrival_horizon=1_000), seed=0
+    )
     late = world.users.arrival > 0
     assert not np.isin(world.sample_users(5_000), np.flatnonzero(late)).any()
     world.advance(1_000)
@@ -74,7 +78,7 @@ def test_late_users_arrive_over_time():
 
 
 def test_sessions_end_and_dissatisfied_users_churn():
-    world = World(WorldConfig(**SMALL, churn_prob=1.0, no_click_utility=8.0), seed=0)
+    world = World.draw(WorldConfig(**SMALL, churn_prob=1.0, no_click_utility=8.0), seed=0)
     sessions = SessionBatch(world, 32)
     ended = 0
     for _ in range(50):
@@ -86,7 +90,7 @@ def test_sessions_end_and_dissatisfied_users_churn():
 
 
 def test_boredom_lowers_utility_of_a_just_clicked_topic():
-    world = World(WorldConfig(**SMALL, boredom_increment=1.0), seed=0)
+    world = World.draw(WorldConfig(**SMALL, boredom_increment=1.0), seed=0)
     user = np.array([0])
     requests = world.make_requests(user)
     slates, _ = world.oracle(requests)
@@ -132,7 +136,7 @@ def test_softmax_logging_propensities_match_empirical_frequencies():
         slate_size=2,
         boredom_increment=0.0,
     )
-    world = World(cfg, seed=0)
+    world = World.draw(cfg, seed=0)
     log = world.log_interactions(20_000, "softmax", temperature=0.5)
     chosen = np.take_along_axis(log.observation["candidate_ids"], log.slates, axis=1)
     _keys, first, counts = np.unique(chosen, axis=0, return_index=True, return_counts=True)
@@ -181,6 +185,6 @@ def test_candidates_are_distinct_live_items_from_every_pool(n):
     assert cands.shape == (n, 100)
     assert all(len(set(row)) == 100 for row in cands.tolist())
     assert world.items.available(world.clock)[cands].all()
-    popular, fresh, rest = (pool for pool, _ in world._retrieval_pools())
+    popular, fresh, rest = (pool for pool, _ in world.retrieval.pools(world.clock))
     for pool, share in ((popular, 20), (fresh, 10), (rest, 70)):
         assert (np.isin(cands, pool).sum(axis=1) == share).all()

@@ -1,0 +1,61 @@
+"""The spaces of one request and what an action means: shared by the single and the vector
+environment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from driftrec.simulators import WorldConfig
+from driftrec.simulators.population import FEATURE_BOUND
+from driftrec.slates import empty_repeats
+
+__all__ = ["action_to_slates", "observation_space"]
+
+
+def observation_space(config: WorldConfig) -> spaces.Dict:
+    """The observation space of one request for a world with ``config``."""
+    c, h = config.num_candidates, config.history_length
+    return spaces.Dict(
+        {
+            "user_id": spaces.Box(0, config.num_users - 1, (1,), np.int64),
+            "user_features": spaces.Box(
+                -FEATURE_BOUND, FEATURE_BOUND, (config.user_feature_dim,), np.float32
+            ),
+            "history": spaces.Box(-1, config.num_items - 1, (h,), np.int64),
+            "candidate_ids": spaces.Box(0, config.num_items - 1, (c,), np.int64),
+            "candidate_features": spaces.Box(
+                -FEATURE_BOUND, FEATURE_BOUND, (c, config.item_feature_dim), np.float32
+            ),
+            "candidate_topics": spaces.Box(0, config.num_topics - 1, (c,), np.int64),
+        }
+    )
+
+
+def action_to_slates(action: Any, batch: int, config: WorldConfig) -> np.ndarray:
+    """Check an action batch (batch, k) and turn it into slates (-1 marks a repeated position).
+
+    Raises:
+        ValueError / TypeError naming what was expected; nothing in the world has changed.
+    """
+    k, c = config.slate_size, config.num_candidates
+    arr = np.asarray(action)
+    expected = f"an integer array of shape {(batch, k) if batch > 1 else (k,)}"
+    if arr.dtype == object or not np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool:
+        hint = " (it contains NaN)" if arr.dtype.kind == "f" and np.isnan(arr).any() else ""
+        raise TypeError(
+            f"action must be {expected} of candidate positions in [0, {c - 1}], got dtype "
+            f"{arr.dtype}{hint}; e.g. np.argsort(-scores)[..., :{k}]"
+        )
+    if arr.shape == (k,) and batch == 1:
+        arr = arr[None]
+    if arr.shape != (batch, k):
+        raise ValueError(f"action must be {expected}, got shape {arr.shape}")
+    if arr.size and (arr.min() < 0 or arr.max() >= c):
+        raise ValueError(
+            f"action positions must be in [0, {c - 1}] (indices into the candidate list), got "
+            f"values from {arr.min()} to {arr.max()}"
+        )
+    return empty_repeats(arr)

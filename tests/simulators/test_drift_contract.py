@@ -1,0 +1,172 @@
+"""Every drift process, and every process of every scenario preset, passes the drift-process
+contract (``check_drift_process``); and the contract catches a process that breaks it."""
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import pytest
+
+from driftrec.simulators import (
+    SCENARIOS,
+    AlternatingPopulation,
+    CatalogChurn,
+    ClickNoise,
+    CohortMixShift,
+    DriftEvent,
+    DriftProcess,
+    FeedbackLoop,
+    GradualShift,
+    IncrementalDrift,
+    NewCohort,
+    QualityShift,
+    RecurringShift,
+    SuddenShift,
+    check_drift_process,
+    make_scenario,
+)
+from driftrec.simulators.drift.checks import CHECK_CONFIG
+
+PROCESSES = [
+    SuddenShift(at=1_000, similarity=0.3, cohorts=(0, 3)),
+    GradualShift(start=500, duration=1_499, similarity=-0.2),
+    IncrementalDrift(interval=700, similarity=0.9),
+    RecurringShift(period=900, similarity=0.1),
+    AlternatingPopulation(period=800, leak=0.1),
+    CohortMixShift(start=600, duration=999, target=(0.5, 1, 1, 2, 0, 1, 1, 3)),
+    NewCohort(at=1_200, fraction=0.3),
+    CatalogChurn(every=700, fraction=0.1),
+    QualityShift(at=1_100, fraction=0.3),
+    FeedbackLoop(strength=0.2, report_every=1_000),
+    ClickNoise(start=400, end=1_700, flip_prob=0.2, bot_fraction=0.1),
+]
+
+
+def test_every_process_kind_is_covered():
+    kinds = {type(p) for p in PROCESSES}
+    assert kinds == {cls for cls in _subclasses(DriftProcess) if cls.kind != "none"}
+
+
+def _subclasses(cls):
+    for sub in cls.__subclasses__():
+        if sub.__module__.startswith("driftrec."):
+            yield sub
+        yield from _subclasses(sub)
+
+
+@pytest.mark.parametrize("process", PROCESSES, ids=lambda p: type(p).__name__)
+def test_each_drift_process_passes_the_contract(process):
+    check_drift_process(process)
+
+
+PRESET_PROCESSES = [
+    pytest.param(process, id=f"{name}-{type(process).__name__}")
+    for name in SCENARIOS
+    for process in make_scenario(name).processes
+]
+
+
+@pytest.mark.parametrize("process", PRESET_PROCESSES)
+def test_every_preset_process_passes_the_contract(process):
+    """Preset defaults are sized for 200,000 requests: the contract runs that far."""
+    check_drift_process(process, CHECK_CONFIG.replace(arrival_horizon=200_000), horizon=200_000)
+
+
+@dataclass(frozen=True)
+class TouchesUndeclaredState(DriftProcess):
+    at: int = 100
+    kind: ClassVar[str] = "sneaky"
+
+    def advance(self, users, items, memory, t0, t1, rng):
+        if t0 < self.at <= t1:
+            items.quality[:] += 1.0  # not declared in touches
+            return [DriftEvent(self.at, self.kind, 1.0)]
+        return []
+
+
+@dataclass(frozen=True)
+class SplitDependent(DriftProcess):
+    """Fires once per advance call: advancing in two calls differs from one."""
+
+    kind: ClassVar[str] = "split"
+    touches: ClassVar[frozenset[str]] = frozenset({"items.quality"})
+
+    def advance(self, users, items, memory, t0, t1, rng):
+        items.quality[0] += 1.0
+        return [DriftEvent(t1, self.kind, 1.0)]
+
+
+@dataclass(frozen=True)
+class LoudNoOp(DriftProcess):
+    at: int = 100
+    kind: ClassVar[str] = "loud"
+
+    def advance(self, users, items, memory, t0, t1, rng):
+        return [DriftEvent(self.at, self.kind, 0.5)] if t0 < self.at <= t1 else []
+
+    def boundaries(self, until):
+        return [self.at] if self.at <= until else []
+
+    def no_op(self, config):
+        return self
+
+
+@dataclass(frozen=True)
+class MissingBoundaryEvent(DriftProcess):
+    kind: ClassVar[str] = "silent"
+
+    def boundaries(self, until):
+        return [50] if until >= 50 else []
+
+
+@pytest.mark.parametrize(
+    ("process", "message"),
+    [
+        (TouchesUndeclaredState(), r"changed \['items.quality'\] in advance but declares only"),
+        (SplitDependent(), r"in two calls|events differ"),
+        (LoudNoOp(), r"is a no-op but reports"),
+        (MissingBoundaryEvent(), r"boundaries \[50\] fired no event"),
+    ],
+)
+def test_the_contract_catches_broken_processes(process, message):
+    with pytest.raises(AssertionError, match=message):
+        check_drift_process(process)
+
+
+@dataclass(frozen=True)
+class DelayByOneBatch(DriftProcess):
+    """Observed clicks arrive one batch late (a delayed-feedback sketch)."""
+
+    kind: ClassVar[str] = "delay"
+
+    def corrupt_feedback(self, t, click_slot, shown, memory, rng):
+        held = memory.get("held")
+        memory["held"] = click_slot.copy()
+        if held is None or len(held) != len(click_slot):
+            return np.full_like(click_slot, -1)
+        return held
+
+
+def test_feedback_gets_the_process_memory_so_delays_can_be_written():
+    check_drift_process(DelayByOneBatch())
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_a_preset_world_advanced_in_one_call_equals_one_advanced_in_steps(name):
+    """Several processes together: scheduled changes happen in time order however the clock is
+    advanced (the world cuts each advance at regime boundaries)."""
+    import pickle
+
+    from driftrec.simulators import build_world
+
+    sizes = {"num_users": 1_500, "num_items": 600, "num_candidates": 20, "slate_size": 4}
+    whole = build_world(name, seed=0, **sizes)
+    events = list(whole.advance(200_000))
+    steps = build_world(name, seed=0, **sizes)
+    stepped = [e for t in range(2_500, 200_001, 2_500) for e in steps.advance(t)]
+    assert stepped == events
+    for part in ("users", "items"):
+        for key, value in vars(getattr(whole, part)).items():
+            if isinstance(value, np.ndarray):
+                np.testing.assert_array_equal(getattr(getattr(steps, part), key), value, key)
+    assert pickle.dumps(whole.memory) == pickle.dumps(steps.memory)
