@@ -53,12 +53,17 @@ class Registry(Generic[T]):
         plural: the plural, for messages (default ``kind + "s"``).
         skip: leading positional parameters every builder takes from the caller rather than
             from configuration (a model's ``sizes``); they are not listed as parameters.
+        sort_names: error messages list the valid names sorted (default) or, if False, in
+            registration order (when that order means something, e.g. baselines first).
     """
 
-    def __init__(self, kind: str, *, plural: str | None = None, skip: int = 0) -> None:
+    def __init__(
+        self, kind: str, *, plural: str | None = None, skip: int = 0, sort_names: bool = True
+    ) -> None:
         self.kind = kind
         self.plural = plural or f"{kind}s"
         self.skip = skip
+        self.sort_names = sort_names
         self._builders: dict[str, Callable[..., T]] = {}
 
     def register(
@@ -107,9 +112,8 @@ class Registry(Generic[T]):
     def check_name(self, name: object) -> str:
         """``name`` if registered, else a ``ValueError`` listing the valid names."""
         if not isinstance(name, str) or name not in self._builders:
-            raise ValueError(
-                f"unknown {self.kind} {name!r}; valid {self.plural} are {self.names()}"
-            )
+            names = sorted(self._builders) if self.sort_names else self.names()
+            raise ValueError(f"unknown {self.kind} {name!r}; valid {self.plural} are {names}")
         return name
 
     def parameters(self, name: str) -> dict[str, Any]:
