@@ -17,6 +17,7 @@ from driftrec.simulators.drift import (
     CatalogChurn,
     ClickNoise,
     CohortMixShift,
+    Dormant,
     DriftProcess,
     FeedbackLoop,
     GradualShift,
@@ -27,6 +28,7 @@ from driftrec.simulators.drift import (
     SuddenShift,
     check_processes,
 )
+from driftrec.simulators.regimes import RegimeSchedule
 from driftrec.simulators.streams import SeedLike, check_seed
 from driftrec.simulators.world import World
 from driftrec.validation import check_choice, check_fraction, check_integer
@@ -239,6 +241,24 @@ class WorldSpec:
     def build(self, seed: SeedLike = None) -> World:
         """Draw the world from ``seed``."""
         return World.draw(self.config, self.processes, seed=seed, regime_every=self.regime_every)
+
+    def scheduled_changes(self, until: int) -> list[int]:
+        """Clocks up to ``until`` at which a process schedules a change (sudden, gradual,
+        recurring, cohort shift, new cohort, quality shift, click noise), sorted; continuous
+        drift (incremental, feedback loop, churn) schedules none."""
+        return sorted({b for p in self.processes for b in p.boundaries(until)})
+
+    def regime_boundaries(self, until: int) -> list[int]:
+        """Clocks up to ``until`` at which a new regime starts: scheduled changes, or slices of
+        ``regime_every`` requests for continuous drift (as ``World.regime_boundaries``)."""
+        return RegimeSchedule(self.processes, self.regime_every).boundaries(until)
+
+    def twin(self) -> WorldSpec:
+        """The no-drift twin: the same world with every drift process dormant (set up, never
+        firing). Drawn from the same seed it reproduces this world exactly up to the first drift
+        event; after it, the twin is what the world would have been without the drift."""
+        dormant = tuple(Dormant(p) for p in self.processes)
+        return WorldSpec(self.config, dormant, self.regime_every)
 
 
 def resolve_world(scenario: str = "stationary", **params: Any) -> WorldSpec:

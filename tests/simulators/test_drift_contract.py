@@ -13,6 +13,7 @@ from driftrec.simulators import (
     CatalogChurn,
     ClickNoise,
     CohortMixShift,
+    Dormant,
     DriftEvent,
     DriftProcess,
     FeedbackLoop,
@@ -39,6 +40,7 @@ PROCESSES = [
     QualityShift(at=1_100, fraction=0.3),
     FeedbackLoop(strength=0.2, report_every=1_000),
     ClickNoise(start=400, end=1_700, flip_prob=0.2, bot_fraction=0.1),
+    Dormant(NewCohort(at=1_200, fraction=0.3)),
 ]
 
 

@@ -18,6 +18,7 @@ process and every scenario preset); a new kind of drift is a new dataclass that 
 
 from driftrec.simulators.drift.base import (
     PREFERENCE_KINDS,
+    Dormant,
     DriftEvent,
     DriftProcess,
     Memory,
@@ -47,6 +48,7 @@ __all__ = [
     "CatalogChurn",
     "ClickNoise",
     "CohortMixShift",
+    "Dormant",
     "DriftEvent",
     "DriftProcess",
     "FeedbackLoop",

@@ -33,6 +33,7 @@ from driftrec.validation import check_integer, check_integer_tuple, check_real
 
 __all__ = [
     "PREFERENCE_KINDS",
+    "Dormant",
     "DriftEvent",
     "DriftProcess",
     "Memory",
@@ -232,3 +233,33 @@ def check_processes(config: WorldConfig, processes: tuple[DriftProcess, ...]) ->
     num_cohorts = config.num_cohorts + sum(p.added_cohorts for p in processes)
     for process in processes:
         process.validate(config, num_cohorts)
+
+
+@dataclass(frozen=True)
+class Dormant(DriftProcess):
+    """A process that is set up but never fires: ``process`` validates and prepares the world
+    exactly as it would (same draws from the world stream, same reserved users, same initial
+    activity), then changes nothing. A world whose processes are all dormant is the *no-drift
+    twin* of the drifting one: identical up to the first drift event, the same seed and actions
+    giving the same requests and rewards (see ``driftrec.simulators.scenarios.WorldSpec.twin``).
+    """
+
+    process: DriftProcess
+    kind: ClassVar[str] = "dormant"
+
+    @property
+    def added_cohorts(self) -> int:  # type: ignore[override]
+        return self.process.added_cohorts
+
+    def validate(self, config: WorldConfig, num_cohorts: int) -> None:
+        self.process.validate(config, num_cohorts)
+
+    def prepare(
+        self,
+        config: WorldConfig,
+        users: UserPopulation,
+        items: ItemCatalogue,
+        memory: Memory,
+        rng: np.random.Generator,
+    ) -> None:
+        self.process.prepare(config, users, items, memory, rng)
