@@ -1,5 +1,5 @@
 """Agents: PyTorch recommenders, the continual-learning strategies that decide when and how they
-learn, exploration policies, and baselines (random, popularity, oracle).
+learn, exploration policies, and baselines (random, popularity, oracle, frozen oracle).
 
 Quick start::
 
@@ -9,6 +9,8 @@ Quick start::
     env = RecDriftVectorEnv(256, scenario="sudden", at=50_000)
     agent = make_agent("online", env, model="mf", seed=0)
     obs, _ = env.reset(seed=0)
+    if agent.pretrain_requests:  # logged data, through the environment's documented channel
+        agent.pretrain(env.log_interactions(agent.pretrain_requests))
     for _ in range(400):
         action = agent.act(obs)
         next_obs, reward, terminated, truncated, info = env.step(action)
@@ -16,7 +18,7 @@ Quick start::
         obs = next_obs
 """
 
-from driftrec.agents.baselines import OracleAgent, PopularityAgent, RandomAgent
+from driftrec.agents.baselines import PopularityAgent, RandomAgent
 from driftrec.agents.buffers import CumulativeStore, RecentWindow, ReplayBuffer
 from driftrec.agents.data import Cumulative, FreshData, Replay, Window
 from driftrec.agents.distillation import Distillation
@@ -32,7 +34,8 @@ from driftrec.agents.exploration import (
 from driftrec.agents.learning_agent import LearningAgent
 from driftrec.agents.losses import CLICK_LOSSES
 from driftrec.agents.merging import Ensemble, MovingAverage, Replace
-from driftrec.agents.models import MODELS, make_model
+from driftrec.agents.models import MODELS, make_model, model_parameters
+from driftrec.agents.oracles import FrozenOracleAgent, OracleAgent
 from driftrec.agents.protocol import (
     PRIVILEGED_INFO_KEYS,
     Agent,
@@ -51,7 +54,7 @@ from driftrec.agents.strategies import (
     make_strategy,
     strategy_parameters,
 )
-from driftrec.agents.terms import WeightPenalty
+from driftrec.agents.terms import Memoryless, WeightPenalty
 from driftrec.agents.trainer import Trainer
 from driftrec.agents.triggers import DriftAlarm, EveryN, EveryStep, Never, Schedule
 
@@ -76,9 +79,11 @@ __all__ = [
     "EveryN",
     "EveryStep",
     "FreshData",
+    "FrozenOracleAgent",
     "Greedy",
     "LearnerConfig",
     "LearningAgent",
+    "Memoryless",
     "MovingAverage",
     "Never",
     "OracleAgent",
@@ -104,6 +109,7 @@ __all__ = [
     "make_agent",
     "make_model",
     "make_strategy",
+    "model_parameters",
     "strategy_parameters",
     "task_sizes",
 ]

@@ -1,4 +1,5 @@
-"""Baselines: random slates, recent popularity, and the oracle."""
+"""Baselines that learn no model: random slates and recent popularity (the oracles, which read
+the environment's ground truth, are :mod:`driftrec.agents.oracles`)."""
 
 from __future__ import annotations
 
@@ -7,21 +8,14 @@ from typing import Any
 
 import numpy as np
 
+from driftrec.agents.checks import check_transition, observation_batch
 from driftrec.agents.examples import as_tensor
 from driftrec.agents.exploration import random_slates
-from driftrec.agents.models.base import grown_rows
-from driftrec.agents.protocol import (
-    AgentBase,
-    Observation,
-    TaskSizes,
-    Transition,
-    check_transition,
-    observation_batch,
-    task_sizes,
-)
+from driftrec.agents.models.tables import grown_rows
+from driftrec.agents.protocol import AgentBase, Observation, TaskSizes, Transition
 from driftrec.validation import check_integer
 
-__all__ = ["OracleAgent", "PopularityAgent", "RandomAgent"]
+__all__ = ["PopularityAgent", "RandomAgent"]
 
 
 class RandomAgent(AgentBase):
@@ -132,51 +126,3 @@ class PopularityAgent(AgentBase):
         self.counts = state["counts"].numpy().copy()
         self.ring = state["ring"].numpy().copy()
         self.head = int(state["head"])
-
-
-class OracleAgent(AgentBase):
-    """The exact best slate for every pending request, read from the environment's one
-    privileged channel, ``env.oracle_action()`` (the world's true utilities). No other agent
-    uses it; it is the ceiling that normalised reward is measured against.
-
-    Args:
-        env: the environment whose pending requests ``act`` answers (vector or single,
-            possibly wrapped).
-    """
-
-    def __init__(self, env: Any) -> None:
-        self.env = env
-        target = env if hasattr(env, "oracle_action") else getattr(env, "unwrapped", None)
-        if not hasattr(target, "oracle_action"):
-            raise TypeError(
-                "the oracle reads ground truth through env.oracle_action(); pass a driftrec "
-                f"environment, got {type(env).__name__}"
-            )
-        self._oracle_action = target.oracle_action
-        self.sizes = task_sizes(env)
-
-    def __repr__(self) -> str:
-        return "OracleAgent()"
-
-    def act(self, obs: Observation) -> np.ndarray:
-        n = len(observation_batch(obs, self.sizes, caller="act")["user_id"])
-        action = np.asarray(self._oracle_action(), dtype=np.int64)
-        if action.ndim == 1:
-            action = action[None]
-        if action.shape[0] != n:
-            raise ValueError(
-                f"the oracle answers the environment's {action.shape[0]} pending request(s), "
-                f"but was asked for {n}: call act with the observation the environment just "
-                "returned"
-            )
-        return action
-
-    def observe(self, transition: Transition) -> None:
-        """Checks the transition (as every agent does) and learns nothing."""
-        check_transition(transition, self.sizes)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        return None

@@ -1,4 +1,4 @@
-"""Stores of past examples: a recent window, everything seen, and a bounded reservoir.
+"""Stores of past examples: a recent window, everything seen, a bounded reservoir, and none.
 
 Stores are plain containers: the trainer adds to them, data sources read from them. Each keeps
 preallocated numpy columns, so adding a micro-batch is a few array copies and no Python loop.
@@ -14,7 +14,7 @@ import torch
 from driftrec.agents.examples import SlateExamples
 from driftrec.validation import check_integer, check_optional_integer
 
-__all__ = ["CumulativeStore", "RecentWindow", "ReplayBuffer"]
+__all__ = ["CumulativeStore", "NoStore", "RecentWindow", "ReplayBuffer"]
 
 
 def _saved(data: SlateExamples | None) -> dict[str, torch.Tensor] | None:
@@ -23,6 +23,22 @@ def _saved(data: SlateExamples | None) -> dict[str, torch.Tensor] | None:
 
 def _loaded(state: dict[str, torch.Tensor] | None) -> SlateExamples | None:
     return None if state is None else SlateExamples.from_state_dict(state)
+
+
+class NoStore:
+    """The store of a data source that reads none (online learning): it keeps nothing."""
+
+    def __len__(self) -> int:
+        return 0
+
+    def add(self, rows: SlateExamples, rng: np.random.Generator | None = None) -> None:
+        """Keep nothing."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        return None
 
 
 class RecentWindow:
@@ -103,8 +119,9 @@ class CumulativeStore:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.data, self.size = None, 0
-        if state["data"] is not None:
-            self.add(_loaded(state["data"]))
+        saved = _loaded(state["data"])
+        if saved is not None:
+            self.add(saved)
 
 
 class ReplayBuffer:
@@ -150,7 +167,7 @@ class ReplayBuffer:
 
     def sample(self, n: int, rng: np.random.Generator) -> SlateExamples | None:
         """``n`` examples drawn uniformly with replacement; None while empty."""
-        if self.size == 0 or n <= 0:
+        if self.data is None or self.size == 0 or n <= 0:
             return None
         return self.data.take(rng.integers(0, self.size, n))
 

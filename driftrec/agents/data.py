@@ -9,11 +9,11 @@ micro-batch, says which examples an update trains on.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
-from driftrec.agents.buffers import CumulativeStore, RecentWindow, ReplayBuffer
+from driftrec.agents.buffers import CumulativeStore, NoStore, RecentWindow, ReplayBuffer
 from driftrec.agents.examples import SlateExamples
 from driftrec.validation import check_integer, check_optional_integer, check_real
 
@@ -21,22 +21,30 @@ __all__ = ["Cumulative", "DataSource", "FreshData", "Replay", "Store", "Window"]
 
 
 class Store(Protocol):
+    """Past examples a data source reads; the trainer adds every fresh micro-batch."""
+
     def __len__(self) -> int: ...
 
     def add(self, rows: SlateExamples, rng: np.random.Generator) -> None: ...
 
-    def state_dict(self) -> dict: ...
+    def state_dict(self) -> dict[str, Any]: ...
 
-    def load_state_dict(self, state: dict) -> None: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
-class DataSource(Protocol):
-    def make_store(self) -> Store | None:
-        """The store this source reads (None: it needs none)."""
+S = TypeVar("S", bound=Store)
+
+
+class DataSource(Protocol[S]):
+    """What an update trains on, read from the store (of type ``S``) that the source makes."""
+
+    def make_store(self) -> S:
+        """The store this source reads (a :class:`~driftrec.agents.buffers.NoStore` if it
+        reads none)."""
         ...
 
     def training_data(
-        self, store: Store | None, fresh: SlateExamples, rng: np.random.Generator
+        self, store: S, fresh: SlateExamples, rng: np.random.Generator
     ) -> SlateExamples:
         """The examples an update trains on, given the store (before ``fresh`` is added)."""
         ...
@@ -46,10 +54,12 @@ class DataSource(Protocol):
 class FreshData:
     """Only the micro-batch just observed (online learning)."""
 
-    def make_store(self) -> None:
-        return None
+    def make_store(self) -> NoStore:
+        return NoStore()
 
-    def training_data(self, store, fresh, rng) -> SlateExamples:
+    def training_data(
+        self, store: NoStore, fresh: SlateExamples, rng: np.random.Generator
+    ) -> SlateExamples:
         return fresh
 
 
@@ -65,7 +75,9 @@ class Window:
     def make_store(self) -> RecentWindow:
         return RecentWindow(self.size)
 
-    def training_data(self, store, fresh, rng) -> SlateExamples:
+    def training_data(
+        self, store: RecentWindow, fresh: SlateExamples, rng: np.random.Generator
+    ) -> SlateExamples:
         older = store.recent(self.size - len(fresh)) if len(fresh) < self.size else None
         return fresh if older is None else SlateExamples.concat([older, fresh])
 
@@ -83,7 +95,9 @@ class Cumulative:
     def make_store(self) -> CumulativeStore:
         return CumulativeStore(self.max_size)
 
-    def training_data(self, store, fresh, rng) -> SlateExamples:
+    def training_data(
+        self, store: CumulativeStore, fresh: SlateExamples, rng: np.random.Generator
+    ) -> SlateExamples:
         seen = store.all()
         return fresh if seen is None else SlateExamples.concat([seen, fresh])
 
@@ -103,6 +117,8 @@ class Replay:
     def make_store(self) -> ReplayBuffer:
         return ReplayBuffer(self.capacity)
 
-    def training_data(self, store, fresh, rng) -> SlateExamples:
+    def training_data(
+        self, store: ReplayBuffer, fresh: SlateExamples, rng: np.random.Generator
+    ) -> SlateExamples:
         old = store.sample(round(self.ratio * len(fresh)), rng)
         return fresh if old is None else SlateExamples.concat([fresh, old])

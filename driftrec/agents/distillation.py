@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from driftrec.agents.models.base import match_rows, resize_to_state
+from driftrec.agents.examples import SlateExamples
+from driftrec.agents.losses import TrainingBatch
+from driftrec.agents.models.base import Recommender
+from driftrec.agents.models.tables import match_rows, resize_to_state
+from driftrec.agents.scopes import ParameterScope
+from driftrec.agents.terms import LossFunction
 from driftrec.validation import check_integer, check_real
 
 __all__ = ["Distillation"]
@@ -45,14 +51,22 @@ class Distillation:
         object.__setattr__(self, "temperature", temperature)
         object.__setattr__(self, "every", check_integer("every", self.every, minimum=1))
 
-    needs_candidates = True
+    needs_candidates: ClassVar[bool] = True
     """The trainer attaches the fresh micro-batch's candidate lists to every batch."""
+    consolidation_examples: ClassVar[int] = 0
+    """The teacher is a copy of the model: consolidating reads no data."""
 
     @property
     def consolidate_every(self) -> int:
         return self.every
 
-    def penalty(self, model, scope, batch, memory) -> Tensor:
+    def penalty(
+        self,
+        model: Recommender,
+        scope: ParameterScope,
+        batch: TrainingBatch,
+        memory: Recommender | None,
+    ) -> Tensor:
         if memory is None:
             return torch.zeros((), device=batch.reward.device)
         if batch.candidates is not None:
@@ -74,26 +88,41 @@ class Distillation:
         )
         return self.strength * self.temperature**2 * kl
 
-    def consolidate(self, model, scope, recent, loss_fn, memory, device) -> nn.Module:
-        teacher = copy.deepcopy(model)
-        teacher.eval()
-        teacher.requires_grad_(False)
-        return teacher
+    def consolidate(
+        self,
+        model: Recommender,
+        scope: ParameterScope,
+        recent: SlateExamples | None,
+        loss_fn: LossFunction,
+        memory: Recommender | None,
+        device: torch.device | str,
+    ) -> Recommender:
+        """A frozen copy of the model (the data and the previous teacher are not needed)."""
+        return _frozen_teacher(model)
 
-    def grow(self, model, memory) -> nn.Module | None:
+    def grow(self, model: Recommender, memory: Recommender | None) -> Recommender | None:
         if memory is not None:
             match_rows(memory, model)
         return memory
 
-    def memory_state_dict(self, memory) -> dict[str, Tensor] | None:
+    def memory_state_dict(self, memory: Recommender | None) -> dict[str, Any] | None:
         """The teacher's ``state_dict`` (None before the first consolidation)."""
         return None if memory is None else memory.state_dict()
 
-    def load_memory_state_dict(self, model, state) -> nn.Module | None:
+    def load_memory_state_dict(
+        self, model: Recommender, state: dict[str, Tensor] | None
+    ) -> Recommender | None:
         """A frozen copy of ``model`` holding the teacher's saved values."""
         if state is None:
             return None
-        teacher = self.consolidate(model, None, None, None, None, None)
+        teacher = _frozen_teacher(model)
         resize_to_state(teacher, state)
         teacher.load_state_dict(state)
         return teacher
+
+
+def _frozen_teacher(model: Recommender) -> Recommender:
+    teacher = copy.deepcopy(model)
+    teacher.eval()
+    teacher.requires_grad_(False)
+    return teacher

@@ -4,14 +4,20 @@ how much each parameter mattered."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from driftrec.agents.losses import training_batch
-from driftrec.agents.terms import penalised_values
+from driftrec.agents.examples import SlateExamples
+from driftrec.agents.losses import TrainingBatch, training_batch
+from driftrec.agents.models.base import Recommender
+from driftrec.agents.scopes import ParameterScope
+from driftrec.agents.terms import LossFunction, penalised_values
 from driftrec.validation import check_fraction, check_integer, check_real
+
+Memory = dict[str, dict[str, Tensor]]
+"""EWC's memory: ``{"anchor": {name: theta*}, "fisher": {name: F}}``."""
 
 __all__ = ["EWC"]
 
@@ -53,11 +59,24 @@ class EWC:
         for name in ("every", "fisher_samples", "batch_size"):
             object.__setattr__(self, name, check_integer(name, getattr(self, name), minimum=1))
 
+    needs_candidates: ClassVar[bool] = False
+
     @property
     def consolidate_every(self) -> int:
         return self.every
 
-    def penalty(self, model, scope, batch, memory) -> Tensor:
+    @property
+    def consolidation_examples(self) -> int:
+        """The Fisher is estimated on the last ``fisher_samples`` requests."""
+        return self.fisher_samples
+
+    def penalty(
+        self,
+        model: Recommender,
+        scope: ParameterScope,
+        batch: TrainingBatch,
+        memory: Memory | None,
+    ) -> Tensor:
         total = torch.zeros((), device=batch.reward.device)
         if memory is None:
             return total
@@ -71,7 +90,15 @@ class EWC:
             total = total + (f * (values - a) ** 2).sum()
         return 0.5 * self.strength * total
 
-    def consolidate(self, model, scope, recent, loss_fn, memory, device) -> dict[str, Any] | None:
+    def consolidate(
+        self,
+        model: Recommender,
+        scope: ParameterScope,
+        recent: SlateExamples | None,
+        loss_fn: LossFunction,
+        memory: Memory | None,
+        device: torch.device | str,
+    ) -> Memory | None:
         if recent is None:
             return memory
         recent = recent.take(slice(max(0, len(recent) - self.fisher_samples), None))
@@ -99,7 +126,7 @@ class EWC:
         anchor = {n: p.detach().clone() for n, p in zip(names, params, strict=True)}
         return {"anchor": anchor, "fisher": fisher}
 
-    def grow(self, model, memory) -> dict[str, Any] | None:
+    def grow(self, model: Recommender, memory: Memory | None) -> Memory | None:
         if memory is None:
             return None
         params = dict(model.named_parameters())
@@ -113,8 +140,8 @@ class EWC:
             anchor[name] = torch.cat([anchor[name], param[old:]])
         return {"anchor": anchor, "fisher": fisher}
 
-    def memory_state_dict(self, memory) -> dict[str, Any] | None:
+    def memory_state_dict(self, memory: Memory | None) -> Memory | None:
         return memory  # None, or dicts of tensors: plain already
 
-    def load_memory_state_dict(self, model, state) -> dict[str, Any] | None:
+    def load_memory_state_dict(self, model: Recommender, state: Memory | None) -> Memory | None:
         return state

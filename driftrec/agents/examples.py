@@ -11,20 +11,18 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import SimpleNamespace
-from typing import Any
 
 import numpy as np
 import torch
 
-from driftrec.agents.protocol import (
+from driftrec.agents.checks import (
     Feedback,
-    Observation,
-    TaskSizes,
-    Transition,
+    LoggedData,
     check_logged,
+    check_served,
     check_transition,
 )
+from driftrec.agents.protocol import Observation, TaskSizes, Transition
 
 __all__ = ["SlateExamples", "as_tensor"]
 
@@ -72,15 +70,13 @@ class SlateExamples:
         reward: np.ndarray,
     ) -> SlateExamples:
         """Examples from an observation batch and the slates (B, k) served to it (-1 empty),
-        checked (``driftrec.agents.protocol.check_logged``)."""
-        logged = SimpleNamespace(
-            observation=obs, slates=slates, click_slot=click_slot, reward=reward
-        )
-        return cls.from_feedback(check_logged(logged, caller="SlateExamples.from_observation"))
+        checked (``driftrec.agents.checks.check_served``)."""
+        caller = "SlateExamples.from_observation"
+        return cls.from_feedback(check_served(obs, slates, click_slot, reward, caller=caller))
 
     @classmethod
     def from_feedback(cls, feedback: Feedback) -> SlateExamples:
-        """Examples from checked feedback (``driftrec.agents.protocol.check_transition``)."""
+        """Examples from checked feedback (``driftrec.agents.checks.check_transition``)."""
         obs, slates = feedback.obs, feedback.slates
         click_slot, reward = feedback.click_slot, feedback.reward
         n, k = slates.shape
@@ -115,8 +111,8 @@ class SlateExamples:
         return cls.from_feedback(check_transition(transition, sizes))
 
     @classmethod
-    def from_logged(cls, logged: Any, sizes: TaskSizes | None = None) -> SlateExamples:
-        """Examples from logged interactions (``World.log_interactions``: ``observation``,
+    def from_logged(cls, logged: LoggedData, sizes: TaskSizes | None = None) -> SlateExamples:
+        """Examples from logged interactions (``env.log_interactions(n)``: ``observation``,
         ``slates``, ``click_slot``, ``reward``), checked against ``sizes`` if given."""
         return cls.from_feedback(check_logged(logged, sizes))
 

@@ -3,19 +3,23 @@
 Every policy answers ``select(ranker, users, items, k, rng) -> (B, k)`` positions, drawing any
 randomness from the numpy stream it is given (never a global one). ``ranker`` scores the
 candidates (the mean over an ensemble's members when there is one) and gives access to the
-members and to how much each user has been observed, which Thompson sampling needs.
+members and to how much each user has been observed, which Thompson sampling needs. A policy
+declares what it needs (per-user counts, an ensemble) as attributes of :class:`Exploration`;
+the agent reads the declarations, never the policy's type. ``EXPLORATIONS`` is the registry of
+policies by name (``@EXPLORATIONS.register("name")`` on a class adds one).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from driftrec.agents.models.base import ItemBatch, UserBatch, factorised_score
+from driftrec.agents.models.base import ItemBatch, Recommender, UserBatch, factorised_score
+from driftrec.registry import Registry
 from driftrec.validation import check_choice, check_fraction, check_real
 
 __all__ = [
@@ -34,23 +38,55 @@ __all__ = [
 class Ranker(Protocol):
     """What an exploration policy may ask of the agent's model(s)."""
 
-    models: list[nn.Module]
-    """The serving models: the current one first, then ensemble members (if any)."""
-    user_counts: np.ndarray
-    """Requests observed per user id (a per-user posterior's data count), indexed by id; ids at
-    or beyond its length have none. The agent grows it with its id tables."""
+    @property
+    def models(self) -> list[Recommender]:
+        """The serving models: the current one first, then ensemble members (if any)."""
+        ...
+
+    @property
+    def user_counts(self) -> np.ndarray:
+        """Requests observed per user id (a per-user posterior's data count), indexed by id;
+        ids at or beyond its length have none. The agent grows it with its id tables, and
+        counts only for a policy that declares :attr:`Exploration.needs_user_counts`."""
+        ...
 
     def score(self, users: UserBatch, items: ItemBatch) -> Tensor:
         """(B, C) scores: the mean over ``models``."""
         ...
 
 
+@runtime_checkable
 class Exploration(Protocol):
+    """How scores become slates, and what that needs from the agent."""
+
+    @property
+    def needs_user_counts(self) -> bool:
+        """Whether :meth:`select` reads ``ranker.user_counts`` (the agent then counts the
+        requests it observes per user)."""
+        ...
+
+    @property
+    def needs_ensemble(self) -> bool:
+        """Whether :meth:`select` needs several serving models (the agent refuses a strategy
+        whose merges keep one)."""
+        ...
+
     def select(
         self, ranker: Ranker, users: UserBatch, items: ItemBatch, k: int, rng: np.random.Generator
     ) -> np.ndarray:
         """(B, k) int64 candidate positions, distinct within a row."""
         ...
+
+
+EXPLORATIONS: Registry[Exploration] = Registry("exploration")
+"""Exploration names and their classes (keyword arguments are their fields)."""
+
+
+class _NeedsNothing:
+    """The declarations of a policy that reads the scores only."""
+
+    needs_user_counts: ClassVar[bool] = False
+    needs_ensemble: ClassVar[bool] = False
 
 
 def top_k(scores: Tensor, k: int) -> np.ndarray:
@@ -66,16 +102,20 @@ def random_slates(n: int, c: int, k: int, rng: np.random.Generator) -> np.ndarra
     return np.argsort(keys, axis=1).astype(np.int64)
 
 
+@EXPLORATIONS.register("greedy")
 @dataclass(frozen=True)
-class Greedy:
+class Greedy(_NeedsNothing):
     """The k best-scored candidates, best first (no exploration)."""
 
-    def select(self, ranker, users, items, k, rng) -> np.ndarray:
+    def select(
+        self, ranker: Ranker, users: UserBatch, items: ItemBatch, k: int, rng: np.random.Generator
+    ) -> np.ndarray:
         return top_k(ranker.score(users, items), k)
 
 
+@EXPLORATIONS.register("epsilon_greedy")
 @dataclass(frozen=True)
-class EpsilonGreedy:
+class EpsilonGreedy(_NeedsNothing):
     """With probability ``epsilon`` per request a uniformly random slate, else the greedy one
     (Sutton & Barto 2018, "Reinforcement learning: an introduction", 2.2)."""
 
@@ -85,7 +125,9 @@ class EpsilonGreedy:
         epsilon = check_fraction("epsilon", self.epsilon, closed_below=True)
         object.__setattr__(self, "epsilon", epsilon)
 
-    def select(self, ranker, users, items, k, rng) -> np.ndarray:
+    def select(
+        self, ranker: Ranker, users: UserBatch, items: ItemBatch, k: int, rng: np.random.Generator
+    ) -> np.ndarray:
         slates = top_k(ranker.score(users, items), k)
         explore = np.flatnonzero(rng.random(len(slates)) < self.epsilon)
         if len(explore):
@@ -93,8 +135,9 @@ class EpsilonGreedy:
         return slates
 
 
+@EXPLORATIONS.register("softmax")
 @dataclass(frozen=True)
-class Softmax:
+class Softmax(_NeedsNothing):
     """A slate sampled without replacement from the Plackett-Luce (Boltzmann) distribution over
     scores / ``temperature``, by the Gumbel-top-k trick (Kool, van Hoof & Welling 2019,
     "Stochastic beams and where to find them", ICML)."""
@@ -105,13 +148,16 @@ class Softmax:
         temperature = check_real("temperature", self.temperature, low=0.0, low_open=True)
         object.__setattr__(self, "temperature", temperature)
 
-    def select(self, ranker, users, items, k, rng) -> np.ndarray:
+    def select(
+        self, ranker: Ranker, users: UserBatch, items: ItemBatch, k: int, rng: np.random.Generator
+    ) -> np.ndarray:
         scores = ranker.score(users, items)
         gumbel = -np.log(-np.log(rng.random(tuple(scores.shape))))
         noise = torch.from_numpy(gumbel.astype(np.float32)).to(scores.device)
         return top_k(scores / self.temperature + noise, k)
 
 
+@EXPLORATIONS.register("thompson")
 @dataclass(frozen=True)
 class Thompson:
     """Thompson sampling (Thompson 1933): rank by one draw from an approximate posterior.
@@ -135,7 +181,19 @@ class Thompson:
         object.__setattr__(self, "scale", check_real("scale", self.scale, low=0.0))
         object.__setattr__(self, "prior", check_real("prior", self.prior, low=0.0, low_open=True))
 
-    def select(self, ranker, users, items, k, rng) -> np.ndarray:
+    @property
+    def needs_user_counts(self) -> bool:
+        """The last-layer posterior shrinks with each user's count of observed requests."""
+        return self.posterior == "last_layer"
+
+    @property
+    def needs_ensemble(self) -> bool:
+        """The ensemble posterior draws one serving model per request."""
+        return self.posterior == "ensemble"
+
+    def select(
+        self, ranker: Ranker, users: UserBatch, items: ItemBatch, k: int, rng: np.random.Generator
+    ) -> np.ndarray:
         if self.posterior == "ensemble":
             scores = torch.stack([m(users, items) for m in ranker.models])
             pick = torch.from_numpy(rng.integers(0, len(ranker.models), scores.shape[1]))
@@ -156,12 +214,3 @@ def _counts(counts: np.ndarray, user_id: Tensor) -> np.ndarray:
     if ids.size and ids.max() >= len(counts):
         counts = np.concatenate([counts, np.zeros(int(ids.max()) + 1 - len(counts), counts.dtype)])
     return counts[ids]
-
-
-EXPLORATIONS: dict[str, type] = {
-    "greedy": Greedy,
-    "epsilon_greedy": EpsilonGreedy,
-    "softmax": Softmax,
-    "thompson": Thompson,
-}
-"""Exploration names and their classes (keyword arguments are their fields)."""

@@ -1,5 +1,11 @@
 """A learning agent: a recommender model, a continual-learning strategy and an exploration
-policy behind the batch-first agent protocol."""
+policy behind the batch-first agent protocol.
+
+The agent never inspects its components' types: the exploration declares whether it needs
+per-user counts or an ensemble, the model offers its own fast scoring path
+(``numpy_scorer``), and the trainer reads the strategy's declarations (see
+:mod:`driftrec.agents.trainer`).
+"""
 
 from __future__ import annotations
 
@@ -10,38 +16,20 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from driftrec.agents.checks import LoggedData, check_transition, observation_batch
 from driftrec.agents.examples import SlateExamples, as_tensor
-from driftrec.agents.exploration import Exploration, Greedy, Thompson
+from driftrec.agents.exploration import Exploration, Greedy
 from driftrec.agents.models import candidate_items, make_model, user_batch
-from driftrec.agents.models.base import DEFAULT_INITIAL_ROWS, ItemBatch, UserBatch, grown_rows
-from driftrec.agents.protocol import (
-    AgentBase,
-    Observation,
-    TaskSizes,
-    Transition,
-    check_transition,
-    observation_batch,
-)
+from driftrec.agents.models.base import ItemBatch, Recommender, Scorer, UserBatch
+from driftrec.agents.models.tables import grown_rows
+from driftrec.agents.protocol import AgentBase, Observation, TaskSizes, Transition
 from driftrec.agents.strategies import LearnerConfig, Strategy
 from driftrec.agents.trainer import Trainer
 from driftrec.validation import check_integer, check_optional_integer
 
 __all__ = ["LearningAgent"]
-
-
-def _score_by_tables(tables: tuple[np.ndarray, ...], users: UserBatch, items: ItemBatch) -> Tensor:
-    """``<P[u], Q[i]> + b_u + b_i`` in numpy: the same score as an id-only model's forward
-    (up to float summation order), 2-3x faster on CPU for small batches, because one numpy
-    call costs about a microsecond where a torch op costs several. The tables must hold every
-    id (the agent grows them before acting); -1 reads the last row, as ``lookup`` does."""
-    p, bu, q, bi = tables
-    uid, cid = users.user_id.numpy(), items.ids.numpy()
-    scores = np.einsum("bcd,bd->bc", q.take(cid, axis=0), p.take(uid, axis=0))
-    scores += bi.take(cid)
-    scores += bu.take(uid)[:, None]
-    return torch.from_numpy(scores)
 
 
 def _rows_needed(ids: np.ndarray) -> int:
@@ -68,8 +56,12 @@ class LearningAgent(AgentBase):
     Any non-negative user or item id works, also beyond the capacities in ``sizes``: before a
     batch is scored or learned from, the model's id tables (and everything that holds per-row
     state: optimisers, anchors, teachers, ensemble members, the per-user counts of Thompson
-    sampling) grow to hold its ids (see ``driftrec.agents.models.base``). Start the tables
+    sampling) grow to hold its ids (see ``driftrec.agents.models.tables``). Start the tables
     small with ``model_params={"initial_rows": ...}``.
+
+    A strategy that pretrains says how many logged requests it wants
+    (:attr:`pretrain_requests`); they come from the environment's documented channel, after
+    ``reset``: ``agent.pretrain(env.log_interactions(agent.pretrain_requests))``.
 
     Example:
         >>> from driftrec.envs import RecDriftVectorEnv
@@ -106,11 +98,18 @@ class LearningAgent(AgentBase):
             )
         if learner is not None and not isinstance(learner, LearnerConfig):
             raise TypeError(f"learner must be a LearnerConfig or None, got {learner!r}")
-        if exploration is not None and not callable(getattr(exploration, "select", None)):
+        if exploration is not None and not isinstance(exploration, Exploration):
             raise TypeError(
-                f"exploration must be an exploration policy (driftrec.agents.EXPLORATIONS), got "
-                f"{exploration!r}"
+                "exploration must be an exploration policy (see driftrec.agents.EXPLORATIONS: "
+                f"needs_user_counts, needs_ensemble and select), got {exploration!r}"
             )
+        if exploration is not None and exploration.needs_ensemble:
+            if not any(rule.merge.members > 1 for rule in strategy.rules):
+                raise ValueError(
+                    f"{exploration!r} needs a strategy that keeps an ensemble (e.g. "
+                    "make_agent('incremental', env, merge='ensemble')), or an exploration that "
+                    "needs none (e.g. Thompson(posterior='last_layer'))"
+                )
         self.sizes = sizes
         self.strategy = strategy
         self.model_name = model
@@ -136,16 +135,11 @@ class LearningAgent(AgentBase):
             self.device,
         )
         self.rng = np.random.default_rng(explore_seq)
-        self._tables: tuple[np.ndarray, ...] | None = None
-        initial = getattr(self.model, "initial_rows", DEFAULT_INITIAL_ROWS)
-        self.user_counts = np.zeros(min(initial, sizes.num_users), dtype=np.int64)
-        if isinstance(self.exploration, Thompson) and self.exploration.posterior == "ensemble":
-            if not any(rule.merge.members > 1 for rule in strategy.rules):
-                raise ValueError(
-                    "Thompson(posterior='ensemble') needs a strategy that keeps an ensemble "
-                    "(e.g. make_agent('incremental', env, merge='ensemble')); use "
-                    "posterior='last_layer' otherwise"
-                )
+        # The model's fast scoring path while acting (None: score with the model).
+        self._scorer: Scorer | None = None
+        self.user_counts = np.zeros(min(self.model.initial_rows, sizes.num_users), np.int64)
+        """(rows,) requests observed per user id, counted if the exploration declares
+        ``needs_user_counts`` (grown with the id tables either way)."""
 
     def __repr__(self) -> str:
         return (
@@ -156,15 +150,15 @@ class LearningAgent(AgentBase):
     # ------------------------------------------------------------------ Ranker
 
     @property
-    def models(self) -> list[nn.Module]:
+    def models(self) -> list[Recommender]:
         """The serving models: the current one, then any ensemble members."""
         return [self.model, *self.trainer.members]
 
     def score(self, users: UserBatch, items: ItemBatch) -> Tensor:
         """(B, C) scores of the candidates: the mean over the serving models."""
         models = self.models
-        if self._tables is not None and len(models) == 1:
-            return _score_by_tables(self._tables, users, items)
+        if self._scorer is not None and len(models) == 1:
+            return self._scorer(users, items)
         scores = models[0](users, items)
         for member in models[1:]:
             scores = scores + member(users, items)
@@ -182,11 +176,10 @@ class LearningAgent(AgentBase):
         if history is not None:
             items = max(items, _rows_needed(np.asarray(history)))
         self.trainer.ensure_rows(users, items)
-        if users > len(self.user_counts):
-            rows = grown_rows(len(self.user_counts), users, self.sizes.num_users)
-            self.user_counts = np.concatenate(
-                [self.user_counts, np.zeros(rows - len(self.user_counts), dtype=np.int64)]
-            )
+        counts = self.user_counts
+        if users > len(counts):
+            rows = grown_rows(len(counts), users, self.sizes.num_users)
+            self.user_counts = np.concatenate([counts, np.zeros(rows - len(counts), np.int64)])
 
     def _ensure_rows_for(self, obs: Observation) -> None:
         self.ensure_rows(obs["user_id"], obs["candidate_ids"], obs["history"])
@@ -203,7 +196,7 @@ class LearningAgent(AgentBase):
         out = np.empty((n, k), dtype=np.int64)
         self._ensure_rows_for(obs)
         with torch.inference_mode():
-            self._tables = self._id_tables()
+            self._scorer = self.model.numpy_scorer()
             for start in range(0, n, chunk):
                 part = {key: value[start : start + chunk] for key, value in obs.items()}
                 users = user_batch(part, self.device)
@@ -211,16 +204,8 @@ class LearningAgent(AgentBase):
                 out[start : start + chunk] = self.exploration.select(
                     self, users, items, k, self.rng
                 )
-            self._tables = None
+            self._scorer = None
         return out
-
-    def _id_tables(self) -> tuple[np.ndarray, ...] | None:
-        """Numpy views of an id-only model's tables, for the CPU acting fast path."""
-        get = getattr(self.model, "id_tables", None)
-        if self.device.type != "cpu" or get is None:
-            return None
-        tables = get()
-        return None if tables is None else tuple(t.numpy() for t in tables)
 
     def scores(self, obs: Observation) -> np.ndarray:
         """(B, C) float32 scores of the candidates (the serving models' mean; higher is
@@ -230,12 +215,12 @@ class LearningAgent(AgentBase):
         out = np.empty((n, self.sizes.num_candidates), dtype=np.float32)
         self._ensure_rows_for(obs)
         with torch.inference_mode():
-            self._tables = self._id_tables()
+            self._scorer = self.model.numpy_scorer()
             for start in range(0, n, self.act_chunk):
                 part = {key: value[start : start + self.act_chunk] for key, value in obs.items()}
                 users, items = user_batch(part, self.device), candidate_items(part, self.device)
                 out[start : start + self.act_chunk] = self.score(users, items).cpu().numpy()
-            self._tables = None
+            self._scorer = None
         return out
 
     def greedy(self, obs: Observation) -> np.ndarray:
@@ -246,7 +231,7 @@ class LearningAgent(AgentBase):
     def observe(self, transition: Transition) -> None:
         """Learn (as the strategy decides) from a batch of served requests.
 
-        The transition is checked first (``driftrec.agents.protocol.check_transition``): a bad
+        The transition is checked first (``driftrec.agents.checks.check_transition``): a bad
         one raises and leaves the agent exactly as it was. Rows with ``info["served"]`` False
         (a session being reset under next-step autoreset) are not learned from."""
         feedback = check_transition(transition, self.sizes)
@@ -254,19 +239,21 @@ class LearningAgent(AgentBase):
             return
         examples = SlateExamples.from_feedback(feedback)
         self._ensure_rows_for(feedback.obs)
-        if isinstance(self.exploration, Thompson):
+        if self.exploration.needs_user_counts:
             self.user_counts += np.bincount(examples.user_id, minlength=len(self.user_counts))
         self.trainer.observe(examples, feedback.obs)
 
     @property
     def pretrain_requests(self) -> int:
-        """How many logged requests the strategy wants before the stream (0: none); a runner
-        passes ``world.log_interactions(n)`` to :meth:`pretrain`."""
+        """How many logged requests the strategy wants before the stream (0: none):
+        ``agent.pretrain(env.log_interactions(agent.pretrain_requests))``."""
         return self.strategy.pretrain_requests
 
-    def pretrain(self, logged: Any, epochs: int | None = None) -> None:
-        """Train on logged interactions (``World.log_interactions`` output, checked like an
-        observed step, or :class:`SlateExamples`) before the stream."""
+    def pretrain(self, logged: LoggedData | SlateExamples, epochs: int | None = None) -> None:
+        """Train on logged interactions before the stream: an environment's
+        ``env.log_interactions(n)`` (checked like an observed step), or
+        :class:`SlateExamples`. A runner calls
+        ``agent.pretrain(env.log_interactions(agent.pretrain_requests))`` after ``reset``."""
         epochs = check_optional_integer("epochs", epochs, minimum=1)
         if isinstance(logged, SlateExamples):
             examples = logged
@@ -278,8 +265,7 @@ class LearningAgent(AgentBase):
     def cost(self) -> dict[str, Any]:
         """Learning cost so far: gradient steps, examples trained on, updates per rule,
         parameters in each rule's scope, examples held in stores."""
-        stores = [len(s) for s in self.trainer.stores if s is not None]
-        return {**copy.deepcopy(self.trainer.stats), "stored_examples": sum(stores)}
+        return self.trainer.cost()
 
     def _signature(self) -> dict[str, Any]:
         # Plain values (the strategy's repr is a complete description of its frozen

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from driftrec.agents.examples import SlateExamples
 from driftrec.agents.models.base import (
     ItemBatch,
+    Recommender,
     UserBatch,
     candidate_items,
     shown_items,
@@ -87,7 +88,7 @@ def candidates_of(obs: Observation, device: torch.device | str) -> tuple[UserBat
     return user_batch(obs, device), candidate_items(obs, device)
 
 
-def slot_logits(model: nn.Module, batch: TrainingBatch) -> Tensor:
+def slot_logits(model: Recommender, batch: TrainingBatch) -> Tensor:
     """(n, k) training logits: score of each shown item plus its slot's bias."""
     return model(batch.users, batch.items) + model.slot_bias
 

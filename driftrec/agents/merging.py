@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from torch import Tensor
 
@@ -11,19 +11,30 @@ from driftrec.validation import check_fraction, check_integer
 
 __all__ = ["Ensemble", "Merge", "MovingAverage", "Replace"]
 
+Parameters = dict[str, Tensor]
+"""Parameters of an update's scope, by name."""
+
 
 class Merge(Protocol):
-    """Combines the parameters before an update (``old``) with those after it (``new``).
+    """Combines the parameters before an update (``old``) with those after it (``new``). It
+    declares what it needs from the trainer; the trainer reads these declarations, never the
+    merge's type."""
 
-    Attributes:
-        members: how many models serve together (1: just the current one); with more, the
-            trainer keeps the ``members - 1`` most recent post-update snapshots and the agent
-            ranks by the mean of their scores.
-    """
+    @property
+    def members(self) -> int:
+        """How many models serve together (1: just the current one); with more, the trainer
+        keeps the ``members - 1`` most recent post-update snapshots and the agent ranks by the
+        mean of their scores."""
+        ...
 
-    members: int
+    @property
+    def needs_previous(self) -> bool:
+        """Whether :meth:`merge` needs the parameters from before the update: the trainer then
+        copies them before training and calls :meth:`merge` after it; otherwise the trained
+        parameters are kept as they are (``merge`` is not called)."""
+        ...
 
-    def merge(self, old: dict[str, Tensor], new: dict[str, Tensor]) -> dict[str, Tensor]:
+    def merge(self, old: Parameters, new: Parameters) -> Parameters:
         """The parameters to keep, by name (a pure function)."""
         ...
 
@@ -42,11 +53,12 @@ class Replace:
     """Keep the newly trained parameters."""
 
     members: int = 1
+    needs_previous: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         _one_member(self)
 
-    def merge(self, old, new):
+    def merge(self, old: Parameters, new: Parameters) -> Parameters:
         return new
 
 
@@ -57,12 +69,13 @@ class MovingAverage:
 
     weight: float = 0.5
     members: int = 1
+    needs_previous: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "weight", check_fraction("weight", self.weight))
         _one_member(self)
 
-    def merge(self, old, new):
+    def merge(self, old: Parameters, new: Parameters) -> Parameters:
         w = self.weight
         return {name: w * new[name] + (1.0 - w) * old[name] for name in new}
 
@@ -73,6 +86,7 @@ class Ensemble:
     ``size - 1`` previous post-update snapshots (a temporal ensemble)."""
 
     size: int = 3
+    needs_previous: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "size", check_integer("size", self.size, minimum=1))
@@ -81,5 +95,5 @@ class Ensemble:
     def members(self) -> int:
         return self.size
 
-    def merge(self, old, new):
+    def merge(self, old: Parameters, new: Parameters) -> Parameters:
         return new

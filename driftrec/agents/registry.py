@@ -1,85 +1,171 @@
 """Build agents from plain configuration: a name and parameters, as an experiment spec lists
-them. Unknown names or parameters fail with the list of valid ones."""
+them. Unknown names or parameters fail with the list of valid ones.
+
+``AGENTS`` is one :class:`~driftrec.registry.Registry` of every agent name: the baselines, then
+every strategy preset of ``STRATEGIES`` as a learning agent (the presets' own parameters and the
+learner's), then the frozen oracle. Models, explorations and strategies are looked up in their
+own registries (``MODELS``, ``EXPLORATIONS``, ``STRATEGIES``), so one registered there is
+available here by name.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from driftrec.agents.baselines import OracleAgent, PopularityAgent, RandomAgent
+from driftrec.agents.baselines import PopularityAgent, RandomAgent
 from driftrec.agents.exploration import EXPLORATIONS
 from driftrec.agents.learning_agent import LearningAgent
-from driftrec.agents.models import MODELS, model_parameters
+from driftrec.agents.models import MODELS
+from driftrec.agents.oracles import FrozenOracleAgent, OracleAgent
 from driftrec.agents.protocol import Agent, task_sizes
-from driftrec.agents.strategies import (
-    STRATEGIES,
-    LearnerConfig,
-    Strategy,
-    make_strategy,
-    strategy_parameters,
-)
-from driftrec.validation import check_integer
+from driftrec.agents.strategies import STRATEGIES, LearnerConfig, Strategy
+from driftrec.registry import Registry
 
-__all__ = ["AGENTS", "BASELINES", "agent_names", "agent_parameters", "make_agent"]
-
-BASELINES = ("random", "popularity", "oracle")
-"""Non-learning agents."""
-
-AGENTS = (*BASELINES, *STRATEGIES)
-"""Every name ``make_agent`` accepts: the baselines and the strategy presets."""
+__all__ = [
+    "AGENTS",
+    "BASELINES",
+    "AgentSettings",
+    "agent_names",
+    "agent_parameters",
+    "make_agent",
+]
 
 LEARNER_PARAMETERS = tuple(f.name for f in dataclasses.fields(LearnerConfig))
-_BASELINE_PARAMETERS: dict[str, tuple[str, ...]] = {
-    "random": (),
-    "popularity": ("window",),
-    "oracle": (),
-}
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """What ``make_agent`` passes every agent builder besides its own parameters (each agent
+    reads what it uses and checks it: a baseline ignores the model, the oracles the seed)."""
+
+    model: str | Mapping[str, Any] = "mf"
+    """Model name or ``{"name": ..., **params}`` (learning agents)."""
+    exploration: str | Mapping[str, Any] = "greedy"
+    """Exploration name or ``{"name": ..., **params}`` (learning agents)."""
+    seed: int = 0
+    """Seeds every random stream of the agent (checked by the agent)."""
+    device: str = "cpu"
+    """``"cpu"`` or ``"cuda"`` (learning agents)."""
+
+
+AGENTS: Registry[Agent] = Registry("agent", skip=2, sort_names=False)
+"""Every name ``make_agent`` accepts, in this order: the baselines ``random``, ``popularity``,
+``oracle``, the strategy presets, then ``frozen_oracle``."""
+
+
+@AGENTS.register("random")
+def _random(env_or_spaces: Any, settings: AgentSettings, /) -> RandomAgent:
+    """Uniformly random slates of distinct candidates: the floor every learner must beat."""
+    return RandomAgent(task_sizes(env_or_spaces), seed=settings.seed)
+
+
+@AGENTS.register("popularity")
+def _popularity(
+    env_or_spaces: Any, settings: AgentSettings, /, window: int = 10_000
+) -> PopularityAgent:
+    """The most clicked candidates over the last ``window`` requests (Ji et al. 2020)."""
+    return PopularityAgent(task_sizes(env_or_spaces), window=window, seed=settings.seed)
+
+
+@AGENTS.register("oracle")
+def _oracle(env_or_spaces: Any, settings: AgentSettings, /) -> OracleAgent:
+    """The exact best slates, read from the environment's ground truth (needs the env)."""
+    return OracleAgent(env_or_spaces)
+
+
+def _named(spec: str | Mapping[str, Any], kind: str, valid: Registry[Any]) -> tuple[str, dict]:
+    """``(name, params)`` from a name or ``{"name": ..., **params}``."""
+    if isinstance(spec, str):
+        return spec, {}
+    if isinstance(spec, Mapping) and "name" in spec:
+        params = dict(spec)
+        return params.pop("name"), params
+    raise TypeError(
+        f"{kind} must be a name or a mapping with a 'name' key (e.g. {{'name': "
+        f"{valid.names()[0]!r}}}), got {spec!r}"
+    )
+
+
+def _learning_agent(
+    strategy: Strategy, env_or_spaces: Any, settings: AgentSettings, learner: dict[str, Any]
+) -> LearningAgent:
+    model, model_params = _named(settings.model, "model", MODELS)
+    exploration, exploration_params = _named(settings.exploration, "exploration", EXPLORATIONS)
+    return LearningAgent(
+        task_sizes(env_or_spaces),
+        strategy,
+        model=model,
+        model_params=model_params,
+        learner=LearnerConfig(**learner),
+        exploration=EXPLORATIONS.build(exploration, **exploration_params),
+        seed=settings.seed,
+        device=settings.device,
+    )
+
+
+class _PresetAgent:
+    """The builder of a learning agent with strategy preset ``preset``: its parameters (read
+    by the registry from ``__signature__``) are the preset's and the learner's."""
+
+    def __init__(self, preset: str) -> None:
+        self.preset = preset
+        self.own = STRATEGIES.parameters(preset)
+        self.__doc__ = STRATEGIES[preset].__doc__
+        positional = inspect.Parameter.POSITIONAL_ONLY
+        keyword = inspect.Parameter.KEYWORD_ONLY
+        learner = {f.name: f.default for f in dataclasses.fields(LearnerConfig)}
+        self.__signature__ = inspect.Signature(
+            [
+                inspect.Parameter("env_or_spaces", positional),
+                inspect.Parameter("settings", positional),
+                *(inspect.Parameter(n, keyword, default=self.own[n]) for n in sorted(self.own)),
+                *(inspect.Parameter(n, keyword, default=learner[n]) for n in LEARNER_PARAMETERS),
+            ]
+        )
+
+    def __call__(self, env_or_spaces: Any, settings: AgentSettings, /, **params: Any) -> Agent:
+        learner = {k: v for k, v in params.items() if k in LEARNER_PARAMETERS}
+        strategy_params = {k: v for k, v in params.items() if k not in LEARNER_PARAMETERS}
+        unknown = sorted(set(strategy_params) - set(self.own))
+        if unknown:
+            raise TypeError(
+                f"unknown parameter(s) {unknown} for agent {self.preset!r}; its parameters are "
+                f"{sorted(self.own)} and the learner's {list(LEARNER_PARAMETERS)}"
+            )
+        strategy = STRATEGIES[self.preset](**strategy_params)
+        return _learning_agent(strategy, env_or_spaces, settings, learner)
+
+
+for _preset in STRATEGIES:
+    AGENTS.register(_preset)(_PresetAgent(_preset))
+
+
+@AGENTS.register("frozen_oracle")
+def _frozen_oracle(env_or_spaces: Any, settings: AgentSettings, /) -> FrozenOracleAgent:
+    """The best slates under the world as it was when the agent was built: what drift costs a
+    model that stops learning (needs the env, reset)."""
+    return FrozenOracleAgent(env_or_spaces)
+
+
+BASELINES = ("random", "popularity", "oracle", "frozen_oracle")
+"""Agents that learn no model."""
 
 
 def agent_names() -> list[str]:
-    """Every agent name, baselines first."""
-    return list(AGENTS)
+    """Every agent name: ``random``, ``popularity``, ``oracle``, the strategy presets, then
+    ``frozen_oracle``."""
+    return AGENTS.names()
 
 
 def agent_parameters(name: str) -> list[str]:
     """The keyword parameters ``make_agent(name, ...)`` accepts besides model, exploration,
-    seed and device: the preset's own parameters and the learner's (loss, optimiser, lr, l1,
-    l2, micro_batch, batch_size)."""
-    if name in BASELINES:
-        return list(_BASELINE_PARAMETERS[name])
-    if name not in STRATEGIES:
-        raise ValueError(f"unknown agent {name!r}; valid agents are {list(AGENTS)}")
-    return sorted(strategy_parameters(name)) + list(LEARNER_PARAMETERS)
-
-
-def _named(spec: str | Mapping[str, Any], kind: str, valid: Mapping[str, Any]) -> tuple[str, dict]:
-    if isinstance(spec, str):
-        name, params = spec, {}
-    elif isinstance(spec, Mapping) and "name" in spec:
-        params = dict(spec)
-        name = params.pop("name")
-    else:
-        raise TypeError(
-            f"{kind} must be a name or a mapping with a 'name' key (e.g. {{'name': "
-            f"{next(iter(valid))!r}}}), got {spec!r}"
-        )
-    if name not in valid:
-        raise ValueError(f"unknown {kind} {name!r}; valid {kind}s are {sorted(valid)}")
-    return name, params
-
-
-def _exploration(spec: str | Mapping[str, Any]) -> Any:
-    name, params = _named(spec, "exploration", EXPLORATIONS)
-    cls = EXPLORATIONS[name]
-    fields = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(params) - set(fields))
-    if unknown:
-        raise TypeError(
-            f"unknown parameter(s) {unknown} for exploration {name!r}; its parameters are "
-            f"{fields or 'none'}"
-        )
-    return cls(**params)
+    seed and device: a baseline's own, or a preset's own (sorted) and the learner's (loss,
+    optimiser, lr, l1, l2, micro_batch, batch_size)."""
+    return list(AGENTS.parameters(name))
 
 
 def make_agent(
@@ -95,17 +181,24 @@ def make_agent(
     """Build an agent from configuration.
 
     Args:
-        name: a baseline (``random``, ``popularity``, ``oracle``), a strategy preset (see
-            ``STRATEGIES``) or a composed :class:`~driftrec.agents.strategies.Strategy`.
-        env_or_spaces: the environment (vector or single; the oracle needs the environment
-            itself) or an ``(observation_space, action_space)`` pair of one request.
-        model: model name (``mf``, ``two_tower``, ``sasrec``) or ``{"name": ..., **params}``.
-        exploration: ``greedy``, ``epsilon_greedy``, ``softmax``, ``thompson``, or
-            ``{"name": ..., **params}``.
+        name: an agent of ``AGENTS``: a baseline (``random``, ``popularity``, ``oracle``,
+            ``frozen_oracle``) or a strategy preset (see ``STRATEGIES``); or a composed
+            :class:`~driftrec.agents.strategies.Strategy`.
+        env_or_spaces: the environment (vector or single; the oracles need the environment
+            itself, and the frozen oracle one that was reset) or an ``(observation_space,
+            action_space)`` pair of one request.
+        model: a name of ``MODELS`` (``mf``, ``two_tower``, ``sasrec``) or ``{"name": ...,
+            **params}``.
+        exploration: a name of ``EXPLORATIONS`` (``greedy``, ``epsilon_greedy``, ``softmax``,
+            ``thompson``) or ``{"name": ..., **params}``.
         seed: seeds every random stream of the agent.
         device: ``"cpu"`` or ``"cuda"`` (learning agents).
-        **params: the preset's parameters and the learner's (``loss``, ``optimiser``, ``lr``,
-            ``l1``, ``l2``, ``micro_batch``, ``batch_size``); see :func:`agent_parameters`.
+        **params: the agent's parameters (a preset's and the learner's: ``loss``,
+            ``optimiser``, ``lr``, ``l1``, ``l2``, ``micro_batch``, ``batch_size``); see
+            :func:`agent_parameters`.
+
+    A learning agent that pretrains asks for logged data through ``agent.pretrain_requests``:
+    ``agent.pretrain(env.log_interactions(agent.pretrain_requests))`` after ``env.reset``.
 
     Example:
         >>> from driftrec.envs import RecDriftVectorEnv
@@ -118,65 +211,20 @@ def make_agent(
         ...
         ValueError: unknown agent 'onlin'; valid agents are ['random', 'popularity', ...
     """
-    if not isinstance(name, (str, Strategy)):
-        raise TypeError(
-            f"name must be an agent name (one of {list(AGENTS)}) or a Strategy, got {name!r}"
-        )
-    if isinstance(name, str) and name not in AGENTS:
-        raise ValueError(f"unknown agent {name!r}; valid agents are {list(AGENTS)}")
-    seed = check_integer("seed", seed, minimum=0)
-    if name in BASELINES:
-        unknown = sorted(set(params) - set(_BASELINE_PARAMETERS[name]))
-        if unknown:
-            raise TypeError(
-                f"unknown parameter(s) {unknown} for agent {name!r}; its parameters are "
-                f"{list(_BASELINE_PARAMETERS[name]) or 'none'}"
-            )
-        if name == "oracle":
-            if isinstance(env_or_spaces, tuple):
-                raise TypeError(
-                    "the oracle reads ground truth through env.oracle_action(): pass the "
-                    "environment, not its spaces"
-                )
-            return OracleAgent(env_or_spaces)
-        sizes = task_sizes(env_or_spaces)
-        if name == "random":
-            return RandomAgent(sizes, seed=seed)
-        return PopularityAgent(sizes, seed=seed, **params)
-
-    sizes = task_sizes(env_or_spaces)
-    learner_params = {k: v for k, v in params.items() if k in LEARNER_PARAMETERS}
-    strategy_params = {k: v for k, v in params.items() if k not in LEARNER_PARAMETERS}
+    settings = AgentSettings(model=model, exploration=exploration, seed=seed, device=device)
     if isinstance(name, Strategy):
-        if strategy_params:
-            raise TypeError(
-                f"unknown parameter(s) {sorted(strategy_params)} for a composed strategy; "
-                f"valid ones are the learner's {list(LEARNER_PARAMETERS)}"
-            )
-        strategy = name
-    else:
-        valid = strategy_parameters(name)
-        unknown = sorted(set(strategy_params) - set(valid))
+        unknown = sorted(set(params) - set(LEARNER_PARAMETERS))
         if unknown:
             raise TypeError(
-                f"unknown parameter(s) {unknown} for agent {name!r}; its parameters are "
-                f"{sorted(valid)} and the learner's {list(LEARNER_PARAMETERS)}"
+                f"unknown parameter(s) {unknown} for a composed strategy; valid ones are the "
+                f"learner's {list(LEARNER_PARAMETERS)}"
             )
-        strategy = make_strategy(name, **strategy_params)
-    model_name, model_params = _named(model, "model", MODELS)
-    unknown = sorted(set(model_params) - set(model_parameters(model_name)))
-    if unknown:
+        return _learning_agent(name, env_or_spaces, settings, params)
+    if not isinstance(name, str):
         raise TypeError(
-            f"unknown parameter(s) {unknown} for model {model_name!r}; its parameters are "
-            f"{sorted(model_parameters(model_name))}"
+            f"name must be an agent name (one of {AGENTS.names()}) or a Strategy, got {name!r}"
         )
-    return LearningAgent(
-        sizes,
-        strategy,
-        model=model_name,
-        model_params=model_params,
-        learner=LearnerConfig(**learner_params),
-        exploration=_exploration(exploration),
-        seed=seed,
-        device=device,
-    )
+    builder = AGENTS[name]
+    if name not in STRATEGIES:  # a preset's builder checks its own and the learner's
+        AGENTS.check_parameters(name, params)
+    return builder(env_or_spaces, settings, **params)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from driftrec.agents.models.base import PARAMETER_GROUPS
+from driftrec.agents.models.base import PARAMETER_GROUPS, Recommender
 
 __all__ = ["SCOPES", "ParameterScope", "resolve_scope"]
 
@@ -37,7 +37,7 @@ class ParameterScope:
         return list(zip(self.names, self.params, strict=True))
 
 
-def sparse_tables(model: nn.Module) -> frozenset[str]:
+def sparse_tables(model: Recommender) -> frozenset[str]:
     """Names of the parameters of ``model`` that are sparse-gradient embedding tables."""
     return frozenset(
         f"{name}.weight" if name else "weight"
@@ -47,7 +47,7 @@ def sparse_tables(model: nn.Module) -> frozenset[str]:
 
 
 def resolve_scope(
-    model: nn.Module, scope: Sequence[str], freeze: Sequence[str] = ()
+    model: Recommender, scope: Sequence[str], freeze: Sequence[str] = ()
 ) -> ParameterScope:
     """The parameters of ``model`` selected by the group names ``scope`` (see :data:`SCOPES`),
     less the groups in ``freeze`` (which may be empty for this model)."""

@@ -7,13 +7,14 @@ micro-batch in order, plus how much logged data it wants before the stream start
 optimisers, anchors) and does every mutation.
 
 ``make_strategy(name, **params)`` builds a preset and rejects unknown names or parameters with
-the list of valid ones; ``STRATEGIES`` lists the presets.
+the list of valid ones; ``STRATEGIES`` is the registry of presets (``@STRATEGIES.register()`` on
+a function returning a :class:`Strategy` adds one). A preset checks only the parameters that no
+component it builds checks under the same name (``every`` becomes ``EveryN.n``): each value is
+checked in one place.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,9 +26,9 @@ from driftrec.agents.merging import Ensemble, Merge, MovingAverage, Replace
 from driftrec.agents.scopes import SCOPES
 from driftrec.agents.terms import LossTerm
 from driftrec.agents.triggers import DriftAlarm, EveryN, EveryStep, Schedule, Trigger
+from driftrec.registry import Registry
 from driftrec.validation import (
     check_flag,
-    check_fraction,
     check_integer,
     check_names,
     check_optional_integer,
@@ -99,7 +100,7 @@ class UpdateRule:
     """
 
     trigger: Trigger
-    data: DataSource = field(default_factory=FreshData)
+    data: DataSource[Any] = field(default_factory=FreshData)
     scope: tuple[str, ...] = ("all",)
     freeze: tuple[str, ...] = ()
     terms: tuple[LossTerm, ...] = ()
@@ -177,17 +178,12 @@ def _set(config: Any, name: str, value: Any) -> None:
 _MODULES = {"trigger": "triggers", "data": "data", "merge": "merging"}
 
 
-STRATEGIES: dict[str, Callable[..., Strategy]] = {}
+STRATEGIES: Registry[Strategy] = Registry("strategy", plural="strategies")
 """Preset names and their builder functions (keyword arguments are the preset's parameters)."""
 
 
-def _preset(fn: Callable[..., Strategy]) -> Callable[..., Strategy]:
-    STRATEGIES[fn.__name__] = fn
-    return fn
-
-
 def _merge(merge: str, weight: float, ensemble_size: int) -> Merge:
-    weight = check_fraction("weight", weight)
+    # ensemble_size is checked whatever the merge: Ensemble would report it as "size".
     ensemble_size = check_integer("ensemble_size", ensemble_size, minimum=1)
     if merge == "replace":
         return Replace()
@@ -204,17 +200,13 @@ def _every(every: Any) -> int:
     return check_integer("every", every, minimum=1)
 
 
-def _epochs(epochs: Any, name: str = "epochs") -> int:
-    return check_integer(name, epochs, minimum=1)
-
-
 def _window(window: Any, every: int) -> int:
     """The window of a periodic update: ``window`` requests, or ``every`` if None."""
     window = check_optional_integer("window", window, minimum=1)
     return every if window is None else window
 
 
-@_preset
+@STRATEGIES.register()
 def static(train_on: int = 20_000, epochs: int = 3, pretrain: int = 0) -> Strategy:
     """Train once, never update: the "no retraining" control of every drift study (Gama et al.
     2014, "A survey on concept drift adaptation", ACM CSUR, the static baseline).
@@ -224,8 +216,8 @@ def static(train_on: int = 20_000, epochs: int = 3, pretrain: int = 0) -> Strate
     that; ``train_on=0`` with ``pretrain`` > 0 trains on the logged data only.
     """
     train_on = check_integer("train_on", train_on, minimum=0)
-    epochs, pretrain = _epochs(epochs), check_integer("pretrain", pretrain, minimum=0)
-    rules = ()
+    pretrain = check_integer("pretrain", pretrain, minimum=0)
+    rules: tuple[UpdateRule, ...] = ()
     if train_on:
         rule = UpdateRule(
             Schedule((train_on,)), Window(train_on), from_scratch=not pretrain, epochs=epochs
@@ -234,19 +226,17 @@ def static(train_on: int = 20_000, epochs: int = 3, pretrain: int = 0) -> Strate
     return Strategy("static", rules, pretrain_requests=pretrain)
 
 
-@_preset
+@STRATEGIES.register()
 def full_retrain(every: int = 10_000, epochs: int = 3, max_size: int | None = None) -> Strategy:
     """Periodic full retraining: every ``every`` requests, a model re-initialised from scratch
     is trained on everything seen (``epochs`` passes); the batch-retraining baseline of Zhang
     et al. 2020, "How to retrain recommender system? A sequential meta-learning method"
     (SIGIR). ``max_size`` bounds the history kept (None: all of it)."""
-    every, epochs = _every(every), _epochs(epochs)
-    max_size = check_optional_integer("max_size", max_size, minimum=1)
-    rule = UpdateRule(EveryN(every), Cumulative(max_size), from_scratch=True, epochs=epochs)
+    rule = UpdateRule(EveryN(_every(every)), Cumulative(max_size), from_scratch=True, epochs=epochs)
     return Strategy("full_retrain", (rule,))
 
 
-@_preset
+@STRATEGIES.register()
 def fine_tune(
     every: int = 2_000,
     window: int | None = None,
@@ -261,18 +251,16 @@ def fine_tune(
     ``every`` requests continue training (``epochs`` passes) on the last ``window`` requests
     (default: those since the previous update), with the groups in ``freeze`` held fixed (a
     group name or a tuple of them)."""
-    every, epochs = _every(every), _epochs(epochs)
+    every = _every(every)
     window = _window(window, every)
-    freeze = check_names("freeze", freeze, SCOPES[1:], allow_empty=True)
     pretrain = check_integer("pretrain", pretrain, minimum=0)
-    pretrain_epochs = _epochs(pretrain_epochs, "pretrain_epochs")
     rule = UpdateRule(EveryN(every), Window(window), freeze=freeze, epochs=epochs)
     return Strategy(
         "fine_tune", (rule,), pretrain_requests=pretrain, pretrain_epochs=pretrain_epochs
     )
 
 
-@_preset
+@STRATEGIES.register()
 def incremental(
     every: int = 2_000,
     window: int | None = None,
@@ -290,12 +278,10 @@ def incremental(
     embedding table", which syncs touched embeddings often and dense layers rarely); the
     integration is Polyak averaging (Polyak & Juditsky 1992) of the old and updated model.
     ``scope`` is a group name or a tuple of them (see ``driftrec.agents.SCOPES``)."""
-    every, epochs = _every(every), _epochs(epochs)
-    window = _window(window, every)
-    scope = check_names("scope", scope, SCOPES)
+    every = _every(every)
     rule = UpdateRule(
         EveryN(every),
-        Window(window),
+        Window(_window(window, every)),
         scope,
         merge=_merge(merge, weight, ensemble_size),
         epochs=epochs,
@@ -303,17 +289,16 @@ def incremental(
     return Strategy("incremental", (rule,))
 
 
-@_preset
+@STRATEGIES.register()
 def online(epochs: int = 1) -> Strategy:
     """Online learning: a gradient step on every micro-batch as it arrives (Rendle &
     Schmidt-Thieme 2008, "Online-updating regularized kernel matrix factorization models for
     large-scale recommender systems", RecSys; Vinagre et al. 2014, "Fast incremental matrix
     factorization for recommendation with positive-only feedback", UMAP)."""
-    epochs = _epochs(epochs)
     return Strategy("online", (UpdateRule(EveryStep(), FreshData(), epochs=epochs),))
 
 
-@_preset
+@STRATEGIES.register()
 def replay(capacity: int = 10_000, ratio: float = 1.0) -> Strategy:
     """Online learning with experience replay from a bounded reservoir (Rolnick et al. 2019,
     "Experience replay for continual learning", NeurIPS; reservoir sampling, Vitter 1985): each
@@ -322,7 +307,7 @@ def replay(capacity: int = 10_000, ratio: float = 1.0) -> Strategy:
     return Strategy("replay", (UpdateRule(EveryStep(), Replay(capacity, ratio)),))
 
 
-@_preset
+@STRATEGIES.register()
 def ewc(
     strength: float = 10.0, decay: float = 0.9, every: int = 5_000, fisher_samples: int = 2_048
 ) -> Strategy:
@@ -332,7 +317,7 @@ def ewc(
     return Strategy("ewc", (UpdateRule(EveryStep(), FreshData(), terms=(term,)),))
 
 
-@_preset
+@STRATEGIES.register()
 def distill(strength: float = 1.0, temperature: float = 2.0, every: int = 5_000) -> Strategy:
     """Online learning with LwF-style distillation from the previous model (Li & Hoiem 2017,
     "Learning without forgetting", TPAMI); see
@@ -341,7 +326,7 @@ def distill(strength: float = 1.0, temperature: float = 2.0, every: int = 5_000)
     return Strategy("distill", (UpdateRule(EveryStep(), FreshData(), terms=(term,)),))
 
 
-@_preset
+@STRATEGIES.register()
 def drift_triggered(
     signal: str = "reward",
     delta: float = 0.002,
@@ -372,14 +357,14 @@ def drift_triggered(
     the trigger.
     """
     warmup = check_integer("warmup", warmup, minimum=0)
-    warmup_epochs = _epochs(warmup_epochs, "warmup_epochs")
+    warmup_epochs = check_integer("warmup_epochs", warmup_epochs, minimum=1)
     rules = [UpdateRule(DriftAlarm(signal, delta, hold, min_gap), FreshData())]
     if warmup:
         rules.insert(0, UpdateRule(Schedule((warmup,)), Window(warmup), epochs=warmup_epochs))
     return Strategy("drift_triggered", tuple(rules))
 
 
-@_preset
+@STRATEGIES.register()
 def hybrid(
     pretrain: int = 20_000,
     every: int = 10_000,
@@ -395,14 +380,12 @@ def hybrid(
     every ``every`` requests, an update of ``scope`` on the last ``window`` requests (default
     ``every``), integrated by a moving average with ``weight`` on the update."""
     pretrain = check_integer("pretrain", pretrain, minimum=0)
-    every, epochs = _every(every), _epochs(epochs)
-    window = _window(window, every)
-    scope = check_names("scope", scope, SCOPES)
+    every = _every(every)
     periodic = UpdateRule(
         EveryN(every),
-        Window(window),
+        Window(_window(window, every)),
         scope,
-        merge=MovingAverage(check_fraction("weight", weight)),
+        merge=MovingAverage(weight),
         epochs=epochs,
     )
     return Strategy(
@@ -412,18 +395,9 @@ def hybrid(
 
 def strategy_parameters(name: str) -> dict[str, Any]:
     """The parameters of preset ``name`` and their defaults."""
-    if name not in STRATEGIES:
-        raise ValueError(f"unknown strategy {name!r}; valid strategies are {sorted(STRATEGIES)}")
-    return {p.name: p.default for p in inspect.signature(STRATEGIES[name]).parameters.values()}
+    return STRATEGIES.parameters(name)
 
 
 def make_strategy(name: str, **params: Any) -> Strategy:
     """Build preset ``name`` with ``params`` overriding its defaults."""
-    valid = strategy_parameters(name)
-    unknown = sorted(set(params) - set(valid))
-    if unknown:
-        raise TypeError(
-            f"unknown parameter(s) {unknown} for strategy {name!r}; its parameters are "
-            f"{sorted(valid) or 'none'}"
-        )
-    return STRATEGIES[name](**params)
+    return STRATEGIES.build(name, **params)

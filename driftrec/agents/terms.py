@@ -3,7 +3,9 @@
 A loss term is a frozen configuration. Its ``memory`` (anchors, Fisher information, a teacher
 model) is owned by the trainer: the term computes a penalty from it, and, every
 ``consolidate_every`` requests, returns a new memory from the current model. Terms never mutate
-the model or the trainer.
+the model or the trainer. A term declares what it needs (recent examples to consolidate on,
+the full candidate lists) as attributes of the :class:`LossTerm` protocol; adding a term
+touches neither the trainer nor the agent.
 
 On id tables with sparse gradients, penalties read only the rows the batch reads (``batch.rows``),
 so an update stays sparse: this is the "lazy" regularisation used with sparse embeddings.
@@ -17,51 +19,69 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import Tensor, nn
 
 from driftrec.agents.examples import SlateExamples
 from driftrec.agents.losses import TrainingBatch
+from driftrec.agents.models.base import Recommender
 from driftrec.agents.scopes import ParameterScope
 from driftrec.validation import check_real
 
-__all__ = ["LossFunction", "LossTerm", "WeightPenalty", "penalised_values"]
+__all__ = ["LossFunction", "LossTerm", "Memoryless", "WeightPenalty", "penalised_values"]
 
 LossFunction = Callable[[TrainingBatch], Tensor]
 """The update's click loss on a batch (the model is closed over)."""
 
 
 class LossTerm(Protocol):
-    """An extra loss term.
+    """An extra loss term of an update rule. It declares what it needs from the trainer (the
+    trainer reads these declarations, never the term's type) and computes its penalty from a
+    memory that the trainer owns.
 
-    Attributes:
-        consolidate_every: requests between consolidations (None: never consolidates).
+    A term without memory (a fixed penalty) can inherit :class:`Memoryless` and define
+    :meth:`penalty` only.
     """
 
     @property
-    def consolidate_every(self) -> int | None: ...
+    def consolidate_every(self) -> int | None:
+        """Requests between consolidations (None: the term never consolidates)."""
+        ...
+
+    @property
+    def consolidation_examples(self) -> int:
+        """How many of the most recent examples :meth:`consolidate` reads (0: none, it is
+        passed None); the trainer keeps a window of the largest such need."""
+        ...
+
+    @property
+    def needs_candidates(self) -> bool:
+        """Whether :meth:`penalty` reads the fresh micro-batch's full candidate lists
+        (``batch.candidates``); the trainer then keeps them with the pending examples."""
+        ...
 
     def penalty(
-        self, model: nn.Module, scope: ParameterScope, batch: TrainingBatch, memory: Any
+        self, model: Recommender, scope: ParameterScope, batch: TrainingBatch, memory: Any
     ) -> Tensor:
         """The term's value on ``batch`` (a scalar tensor, differentiable in the scope)."""
         ...
 
     def consolidate(
         self,
-        model: nn.Module,
+        model: Recommender,
         scope: ParameterScope,
         recent: SlateExamples | None,
         loss_fn: LossFunction,
         memory: Any,
         device: torch.device | str,
     ) -> Any:
-        """The new memory after consolidating on ``recent`` examples (None if nothing seen)."""
+        """The new memory after consolidating on ``recent`` examples (the last
+        :attr:`consolidation_examples` or fewer; None if nothing was seen or none asked)."""
         ...
 
-    def grow(self, model: nn.Module, memory: Any) -> Any:
+    def grow(self, model: Recommender, memory: Any) -> Any:
         """The memory for ``model`` after its id tables grew (it may be ``memory``, updated in
         place: the trainer owns it)."""
         ...
@@ -71,10 +91,39 @@ class LossTerm(Protocol):
         reads with ``weights_only=True``); references are fine, the agent deep-copies."""
         ...
 
-    def load_memory_state_dict(self, model: nn.Module, state: Any) -> Any:
+    def load_memory_state_dict(self, model: Recommender, state: Any) -> Any:
         """The memory that :meth:`memory_state_dict` described (``model``, already restored,
         is the template of anything that must be rebuilt)."""
         ...
+
+
+class Memoryless:
+    """The memory handling of a term that keeps none: it never consolidates, needs neither
+    candidate lists nor recent examples, and its memory is always None."""
+
+    consolidate_every: ClassVar[int | None] = None
+    consolidation_examples: ClassVar[int] = 0
+    needs_candidates: ClassVar[bool] = False
+
+    def consolidate(
+        self,
+        model: Recommender,
+        scope: ParameterScope,
+        recent: SlateExamples | None,
+        loss_fn: LossFunction,
+        memory: None,
+        device: torch.device | str,
+    ) -> None:
+        return None
+
+    def grow(self, model: Recommender, memory: None) -> None:
+        return None
+
+    def memory_state_dict(self, memory: None) -> None:
+        return None
+
+    def load_memory_state_dict(self, model: Recommender, state: None) -> None:
+        return None
 
 
 def penalised_values(
@@ -82,18 +131,19 @@ def penalised_values(
 ) -> Iterator[tuple[str, Tensor, Tensor | None]]:
     """``(name, values, rows)`` for each penalised parameter: the whole tensor (rows None), or
     for a sparse table the batch's rows, read with a sparse gradient."""
+    batch_rows = batch.rows or {}
     for name, param in scope.named():
         if name not in scope.penalised:
             continue
         if name in scope.sparse:
-            rows = batch.rows[name]
+            rows = batch_rows[name]
             yield name, nn.functional.embedding(rows, param, sparse=True), rows
         else:
             yield name, param, None
 
 
 @dataclass(frozen=True)
-class WeightPenalty:
+class WeightPenalty(Memoryless):
     """``l1 * sum |w| + l2 * sum w^2`` over the update's parameters (lazy on id tables)."""
 
     l1: float = 0.0
@@ -103,11 +153,9 @@ class WeightPenalty:
         object.__setattr__(self, "l1", check_real("l1", self.l1, low=0.0))
         object.__setattr__(self, "l2", check_real("l2", self.l2, low=0.0))
 
-    @property
-    def consolidate_every(self) -> None:
-        return None
-
-    def penalty(self, model, scope, batch, memory) -> Tensor:
+    def penalty(
+        self, model: Recommender, scope: ParameterScope, batch: TrainingBatch, memory: None
+    ) -> Tensor:
         total = torch.zeros((), device=batch.reward.device)
         for _, values, _ in penalised_values(scope, batch):
             if self.l1:
@@ -115,15 +163,3 @@ class WeightPenalty:
             if self.l2:
                 total = total + self.l2 * (values * values).sum()
         return total
-
-    def consolidate(self, model, scope, recent, loss_fn, memory, device) -> None:
-        return None
-
-    def grow(self, model, memory) -> None:
-        return memory
-
-    def memory_state_dict(self, memory) -> None:
-        return None
-
-    def load_memory_state_dict(self, model, state) -> None:
-        return None

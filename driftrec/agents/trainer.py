@@ -2,7 +2,11 @@
 
 Strategies, data sources, triggers, loss terms and merges are frozen configuration; everything
 that changes (the model's parameters, the stores, detectors, optimisers, anchors, teachers,
-ensemble members, the random streams) lives here, and only the trainer changes it.
+ensemble members, the random streams) lives here, and only the trainer changes it. What a
+component needs from the trainer it declares (a merge's ``needs_previous`` and ``members``, a
+loss term's ``needs_candidates`` and ``consolidation_examples``, a trigger's ``signal``): the
+trainer reads the declarations and never inspects a component's type, so a new component
+works without a change here.
 
 Flow per observed batch: examples wait in a pending list until a micro-batch is full; then each
 rule's trigger is checked in order and, if it fires, the rule trains; then the micro-batch is
@@ -20,7 +24,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from driftrec.agents.buffers import RecentWindow
 from driftrec.agents.examples import SlateExamples, as_tensor
@@ -31,10 +34,11 @@ from driftrec.agents.losses import (
     slot_logits,
     training_batch,
 )
-from driftrec.agents.merging import Ensemble, Replace
-from driftrec.agents.models.base import grow_tables, id_tables_of, match_rows, resize_to_state
+from driftrec.agents.models.base import ItemBatch, Recommender, UserBatch
+from driftrec.agents.models.tables import grow_tables, id_tables_of, match_rows, resize_to_state
 from driftrec.agents.optimisers import SplitOptimiser
 from driftrec.agents.protocol import Observation
+from driftrec.agents.rule_state import RuleState
 from driftrec.agents.scopes import ParameterScope, resolve_scope
 from driftrec.agents.strategies import LearnerConfig, Strategy, UpdateRule
 from driftrec.agents.terms import LossTerm, WeightPenalty
@@ -42,7 +46,7 @@ from driftrec.agents.terms import LossTerm, WeightPenalty
 __all__ = ["Trainer"]
 
 
-def _concat_obs(parts: list[Observation]) -> dict[str, np.ndarray]:
+def _concat_obs(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     if len(parts) == 1:
         return dict(parts[0])
     return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
@@ -66,7 +70,7 @@ class Trainer:
 
     def __init__(
         self,
-        model: nn.Module,
+        model: Recommender,
         strategy: Strategy,
         learner: LearnerConfig,
         rng: np.random.Generator,
@@ -80,48 +84,64 @@ class Trainer:
         self.generator = generator
         self.device = device
         penalty = (WeightPenalty(learner.l1, learner.l2),) if learner.l1 or learner.l2 else ()
-        self.rules: tuple[UpdateRule, ...] = strategy.rules
-        self.scopes = [resolve_scope(model, rule.scope, rule.freeze) for rule in self.rules]
-        self.terms: list[tuple[LossTerm, ...]] = [(*rule.terms, *penalty) for rule in self.rules]
-        self.stores = [rule.data.make_store() for rule in self.rules]
-        self.trigger_states = [rule.trigger.init_state() for rule in self.rules]
-        self.optimisers = [self._optimiser(i) for i in range(len(self.rules))]
-        self.memories: list[list[Any]] = [[None] * len(terms) for terms in self.terms]
-        self.members: list[nn.Module] = []
+        self.rule_states = [self._rule_state(rule, penalty) for rule in strategy.rules]
+        self.members: list[Recommender] = []
         need = max(
-            [0]
-            + [
-                getattr(t, "fisher_samples", 0) or learner.micro_batch
-                for terms in self.terms
-                for t in terms
-                if t.consolidate_every
-            ]
+            (
+                term.consolidation_examples
+                for state in self.rule_states
+                for term in state.terms
+                if term.consolidate_every
+            ),
+            default=0,
         )
         # Recent examples for loss terms to consolidate on (kept only if a term needs them).
         self.recent = RecentWindow(need) if need else None
-        self.signals = {rule.trigger.signal for rule in self.rules} - {None}
-        self.keeps_candidates = any(
-            getattr(t, "needs_candidates", False) for terms in self.terms for t in terms
+        # The streams the triggers watch, each computed once per micro-batch.
+        self.signals = sorted(
+            {s.rule.trigger.signal for s in self.rule_states if s.rule.trigger.signal is not None}
         )
+        self.keeps_candidates = any(state.needs_candidates for state in self.rule_states)
         self.seen = 0
-        self.pending: list[tuple[SlateExamples, Observation]] = []
+        self.pending: list[tuple[SlateExamples, dict[str, np.ndarray]]] = []
         self.pending_rows = 0
-        self.stats = {
-            "gradient_steps": 0,
-            "examples_trained": 0,
-            "updates": [0] * len(self.rules),
-            "parameters_in_scope": self._parameters_in_scope(),
-        }
+        self.gradient_steps = 0
+        self.examples_trained = 0
         self.id_tables = list(id_tables_of(model).values())
         self._synced_rows = self._table_rows()
+
+    def _rule_state(self, rule: UpdateRule, penalty: tuple[LossTerm, ...]) -> RuleState:
+        scope = resolve_scope(self.model, rule.scope, rule.freeze)
+        terms = (*rule.terms, *penalty)
+        return RuleState(
+            rule=rule,
+            scope=scope,
+            terms=terms,
+            optimiser=self._optimiser(scope, rule.lr),
+            store=rule.data.make_store(),
+            trigger_state=rule.trigger.init_state(),
+            memories=[None] * len(terms),
+        )
+
+    def _optimiser(self, scope: ParameterScope, lr: float | None = None) -> SplitOptimiser:
+        lr = self.learner.lr if lr is None else lr
+        return SplitOptimiser(scope.named(), scope.sparse, self.learner.optimiser, lr)
+
+    def cost(self) -> dict[str, Any]:
+        """Learning cost so far: gradient steps, examples trained on, updates per rule,
+        parameters in each rule's scope, examples held in stores."""
+        return {
+            "gradient_steps": self.gradient_steps,
+            "examples_trained": self.examples_trained,
+            "updates": [state.updates for state in self.rule_states],
+            "parameters_in_scope": [state.parameters_in_scope for state in self.rule_states],
+            "stored_examples": sum(len(state.store) for state in self.rule_states),
+        }
 
     # ------------------------------------------------------------------ growing
 
     def _table_rows(self) -> tuple[int, ...]:
         return tuple(table.num_embeddings for table in self.id_tables)
-
-    def _parameters_in_scope(self) -> list[int]:
-        return [sum(p.numel() for p in s.params) for s in self.scopes]
 
     def ensure_rows(self, users: int, items: int) -> None:
         """Grow the model's id tables to hold ``users`` user rows and ``items`` item rows (the
@@ -135,14 +155,14 @@ class Trainer:
         """Bring per-row state to the tables' new sizes: zero optimiser moments and EWC Fisher
         for the new rows, anchors at their initial values, teachers and ensemble members grown
         (their new rows hold their own initial values: those ids are unseen for them)."""
-        for optimiser in self.optimisers:
-            optimiser.grow()
-        for i, terms in enumerate(self.terms):
-            for j, term in enumerate(terms):
-                self.memories[i][j] = term.grow(self.model, self.memories[i][j])
+        for state in self.rule_states:
+            state.optimiser.grow()
+            state.memories = [
+                term.grow(self.model, memory)
+                for term, memory in zip(state.terms, state.memories, strict=True)
+            ]
         for member in self.members:
             match_rows(member, self.model)
-        self.stats["parameters_in_scope"] = self._parameters_in_scope()
         self._synced_rows = self._table_rows()
 
     # ------------------------------------------------------------------ observing
@@ -151,11 +171,8 @@ class Trainer:
         """Queue a batch of served requests; run the rules for every full micro-batch.
 
         ``obs`` (the full candidate lists) is kept, as a copy, only if a loss term needs it."""
-        if self.keeps_candidates:
-            obs = {key: np.array(value) for key, value in obs.items()}
-        else:
-            obs = {}
-        self.pending.append((examples, obs))
+        kept = {key: np.array(value) for key, value in obs.items()} if self.keeps_candidates else {}
+        self.pending.append((examples, kept))
         self.pending_rows += len(examples)
         size = self.learner.micro_batch
         if self.pending_rows < size:
@@ -182,21 +199,21 @@ class Trainer:
     def _step(self, fresh: SlateExamples, fresh_obs: Observation) -> None:
         before, after = self.seen, self.seen + len(fresh)
         values = {signal: self._signal(signal, fresh) for signal in self.signals}
-        for i, rule in enumerate(self.rules):
-            signal = rule.trigger.signal
+        for state in self.rule_states:
+            trigger = state.rule.trigger
+            signal = trigger.signal
             value = values[signal] if signal is not None else None
-            if rule.trigger.fires(self.trigger_states[i], before, after, value):
-                self._update(i, fresh, fresh_obs)
-            if self.stores[i] is not None:
-                self.stores[i].add(fresh, self.rng)
+            if trigger.fires(state.trigger_state, before, after, value):
+                self._update(state, fresh, fresh_obs)
+            state.store.add(fresh, self.rng)
         self.seen = after
         if self.recent is not None:
             self.recent.add(fresh)
-        for i, terms in enumerate(self.terms):
-            for j, term in enumerate(terms):
+        for state in self.rule_states:
+            for j, term in enumerate(state.terms):
                 every = term.consolidate_every
                 if every and before // every < after // every:
-                    self.memories[i][j] = self._consolidate(i, term, self.memories[i][j])
+                    state.memories[j] = self._consolidate(state, term, state.memories[j])
 
     def _signal(self, signal: str, fresh: SlateExamples) -> np.ndarray:
         """(n,) per-request values of a trigger's stream, in [0, 1] for clicks: the observed
@@ -213,43 +230,28 @@ class Trainer:
 
     # ------------------------------------------------------------------ updating
 
-    def _optimiser(self, i: int) -> SplitOptimiser:
-        lr = self.rules[i].lr
-        return self._optimiser_for(self.scopes[i], self.learner.lr if lr is None else lr)
-
-    def _optimiser_for(self, scope: ParameterScope, lr: float) -> SplitOptimiser:
-        return SplitOptimiser(scope.named(), scope.sparse, self.learner.optimiser, lr)
-
-    def _update(self, i: int, fresh: SlateExamples, fresh_obs: Observation) -> None:
-        rule, scope = self.rules[i], self.scopes[i]
-        data = rule.data.training_data(self.stores[i], fresh, self.rng)
+    def _update(self, state: RuleState, fresh: SlateExamples, fresh_obs: Observation) -> None:
+        rule, scope = state.rule, state.scope
+        data = rule.data.training_data(state.store, fresh, self.rng)
         if rule.from_scratch:
             self.model.reset_parameters(self.generator)
-            self.optimisers[i] = self._optimiser(i)
-        keep_old = not isinstance(rule.merge, (Replace, Ensemble))
-        old = {n: p.detach().clone() for n, p in scope.named()} if keep_old else None
-        candidates = None
-        if any(getattr(t, "needs_candidates", False) for t in self.terms[i]):
-            candidates = candidates_of(fresh_obs, self.device)
+            state.optimiser = self._optimiser(scope, rule.lr)
+        merge = rule.merge
+        old = {n: p.detach().clone() for n, p in scope.named()} if merge.needs_previous else None
+        candidates = candidates_of(fresh_obs, self.device) if state.needs_candidates else None
         self._fit(
-            data,
-            rule.epochs,
-            scope,
-            self.optimisers[i],
-            self.terms[i],
-            self.memories[i],
-            candidates,
+            data, rule.epochs, scope, state.optimiser, state.terms, state.memories, candidates
         )
         if old is not None:
             new = {n: p.detach() for n, p in scope.named()}
-            merged = rule.merge.merge(old, new)
+            merged = merge.merge(old, new)
             with torch.no_grad():
                 for name, param in scope.named():
                     param.copy_(merged[name])
-        if rule.merge.members > 1:
+        if merge.members > 1:
             self.members.append(_frozen_copy(self.model))
-            del self.members[: max(0, len(self.members) - (rule.merge.members - 1))]
-        self.stats["updates"][i] += 1
+            del self.members[: max(0, len(self.members) - (merge.members - 1))]
+        state.updates += 1
 
     def _fit(
         self,
@@ -259,7 +261,7 @@ class Trainer:
         optimiser: SplitOptimiser,
         terms: tuple[LossTerm, ...],
         memories: list[Any],
-        candidates: Any = None,
+        candidates: tuple[UserBatch, ItemBatch] | None = None,
     ) -> None:
         n, size = len(data), self.learner.batch_size
         for _ in range(epochs):
@@ -278,7 +280,7 @@ class Trainer:
         optimiser: SplitOptimiser,
         terms: tuple[LossTerm, ...],
         memories: list[Any],
-        candidates: Any,
+        candidates: tuple[UserBatch, ItemBatch] | None,
     ) -> None:
         batch = training_batch(examples, self.device, candidates)
         if scope.sparse and terms:
@@ -292,8 +294,8 @@ class Trainer:
             param.grad = grad
         optimiser.step()
         optimiser.zero_grad()
-        self.stats["gradient_steps"] += 1
-        self.stats["examples_trained"] += len(examples)
+        self.gradient_steps += 1
+        self.examples_trained += len(examples)
 
     def _loss(self, batch: TrainingBatch) -> torch.Tensor:
         return click_loss(self.learner.loss, slot_logits(self.model, batch), batch)
@@ -308,9 +310,11 @@ class Trainer:
             rows[name] = torch.unique(used[used >= 0])
         return rows
 
-    def _consolidate(self, i: int, term: LossTerm, memory: Any) -> Any:
-        recent = None if self.recent is None else self.recent.recent()
-        return term.consolidate(self.model, self.scopes[i], recent, self._loss, memory, self.device)
+    def _consolidate(self, state: RuleState, term: LossTerm, memory: Any) -> Any:
+        recent = None
+        if self.recent is not None and term.consolidation_examples:
+            recent = self.recent.recent()
+        return term.consolidate(self.model, state.scope, recent, self._loss, memory, self.device)
 
     # ------------------------------------------------------------------ pretraining
 
@@ -319,20 +323,15 @@ class Trainer:
         epochs), then consolidate every loss term on them (EWC anchors, distillation teacher)."""
         epochs = self.strategy.pretrain_epochs if epochs is None else epochs
         scope = resolve_scope(self.model, self.strategy.pretrain_scope)
-        optimiser = self._optimiser_for(scope, self.learner.lr)
-        self._fit(examples, epochs, scope, optimiser, (), [])
-        keep = self.learner.micro_batch if self.recent is None else self.recent.capacity
-        tail = examples.take(slice(max(0, len(examples) - keep), None))
-        for i, terms in enumerate(self.terms):
-            for j, term in enumerate(terms):
+        self._fit(examples, epochs, scope, self._optimiser(scope), (), [])
+        for state in self.rule_states:
+            for j, term in enumerate(state.terms):
                 if term.consolidate_every:
-                    self.memories[i][j] = term.consolidate(
-                        self.model,
-                        self.scopes[i],
-                        tail,
-                        self._loss,
-                        self.memories[i][j],
-                        self.device,
+                    keep = term.consolidation_examples
+                    tail = examples.take(slice(max(0, len(examples) - keep), None))
+                    recent = tail if keep else None
+                    state.memories[j] = term.consolidate(
+                        self.model, state.scope, recent, self._loss, state.memories[j], self.device
                     )
 
     # ------------------------------------------------------------------ state
@@ -351,24 +350,13 @@ class Trainer:
                 for examples, obs in self.pending
             ],
             "pending_rows": self.pending_rows,
-            "stores": [None if s is None else s.state_dict() for s in self.stores],
-            "trigger_states": [
-                rule.trigger.state_dict(state)
-                for rule, state in zip(self.rules, self.trigger_states, strict=True)
-            ],
-            "optimisers": [o.state_dict() for o in self.optimisers],
-            "memories": [
-                [
-                    term.memory_state_dict(memory)
-                    for term, memory in zip(terms, memories, strict=True)
-                ]
-                for terms, memories in zip(self.terms, self.memories, strict=True)
-            ],
+            "rules": [state.state_dict() for state in self.rule_states],
             "members": [m.state_dict() for m in self.members],
             "recent": None if self.recent is None else self.recent.state_dict(),
             "rng": self.rng.bit_generator.state,
             "generator": self.generator.get_state(),
-            "stats": self.stats,
+            "gradient_steps": self.gradient_steps,
+            "examples_trained": self.examples_trained,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -383,23 +371,10 @@ class Trainer:
             for p in state["pending"]
         ]
         self.pending_rows = state["pending_rows"]
-        for store, s in zip(self.stores, state["stores"], strict=True):
-            if store is not None:
-                store.load_state_dict(s)
-        self.trigger_states = [
-            rule.trigger.load_state_dict(s)
-            for rule, s in zip(self.rules, state["trigger_states"], strict=True)
-        ]
-        self.optimisers = [self._optimiser(i) for i in range(len(self.rules))]
-        for optimiser, s in zip(self.optimisers, state["optimisers"], strict=True):
-            optimiser.load_state_dict(s)
-        self.memories = [
-            [
-                term.load_memory_state_dict(self.model, m)
-                for term, m in zip(terms, saved, strict=True)
-            ]
-            for terms, saved in zip(self.terms, state["memories"], strict=True)
-        ]
+        for rule_state, saved in zip(self.rule_states, state["rules"], strict=True):
+            # A fresh optimiser over the (resized) parameters, then its saved moments.
+            rule_state.optimiser = self._optimiser(rule_state.scope, rule_state.rule.lr)
+            rule_state.load_state_dict(saved, self.model)
         self.members = []
         for s in state["members"]:
             member = _frozen_copy(self.model)
@@ -410,11 +385,12 @@ class Trainer:
             self.recent.load_state_dict(state["recent"])
         self.rng.bit_generator.state = state["rng"]
         self.generator.set_state(state["generator"])
-        self.stats = state["stats"]
+        self.gradient_steps = state["gradient_steps"]
+        self.examples_trained = state["examples_trained"]
         self._synced_rows = self._table_rows()
 
 
-def _frozen_copy(model: nn.Module) -> nn.Module:
+def _frozen_copy(model: Recommender) -> Recommender:
     member = copy.deepcopy(model)
     member.requires_grad_(False)
     return member

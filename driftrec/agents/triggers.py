@@ -38,15 +38,15 @@ __all__ = [
 
 
 class Trigger(Protocol):
-    """Decides, after each micro-batch, whether an update rule runs.
+    """Decides, after each micro-batch, whether an update rule runs."""
 
-    Attributes:
-        signal: the per-request stream the trigger watches (``"loss"``: the model's
-            prequential surprise ``1 - exp(-loss)`` on each request before learning from it;
-            ``"reward"``: the observed reward), or None.
-    """
-
-    signal: str | None
+    @property
+    def signal(self) -> str | None:
+        """The per-request stream the trigger watches (``"loss"``: the model's prequential
+        surprise ``1 - exp(-loss)`` on each request before learning from it; ``"reward"``: the
+        observed reward), or None; the trainer computes each watched stream once per
+        micro-batch."""
+        ...
 
     def init_state(self) -> Any:
         """A fresh state (None for stateless triggers)."""
@@ -100,7 +100,9 @@ class Never(_Stateless):
     def __post_init__(self) -> None:
         _check_no_signal(self)
 
-    def fires(self, state, seen_before, seen_after, values) -> bool:
+    def fires(
+        self, state: None, seen_before: int, seen_after: int, values: np.ndarray | None
+    ) -> bool:
         return False
 
 
@@ -113,7 +115,9 @@ class EveryStep(_Stateless):
     def __post_init__(self) -> None:
         _check_no_signal(self)
 
-    def fires(self, state, seen_before, seen_after, values) -> bool:
+    def fires(
+        self, state: None, seen_before: int, seen_after: int, values: np.ndarray | None
+    ) -> bool:
         return True
 
 
@@ -128,7 +132,9 @@ class EveryN(_Stateless):
         object.__setattr__(self, "n", check_integer("n", self.n, minimum=1))
         _check_no_signal(self)
 
-    def fires(self, state, seen_before, seen_after, values) -> bool:
+    def fires(
+        self, state: None, seen_before: int, seen_after: int, values: np.ndarray | None
+    ) -> bool:
         return seen_before // self.n < seen_after // self.n
 
 
@@ -144,7 +150,9 @@ class Schedule(_Stateless):
         object.__setattr__(self, "at", check_integer_tuple("at", self.at, minimum=1))
         _check_no_signal(self)
 
-    def fires(self, state, seen_before, seen_after, values) -> bool:
+    def fires(
+        self, state: None, seen_before: int, seen_after: int, values: np.ndarray | None
+    ) -> bool:
         return any(seen_before < t <= seen_after for t in self.at)
 
 
@@ -212,7 +220,13 @@ class DriftAlarm:
             "extended_at": [],
         }
 
-    def fires(self, state, seen_before, seen_after, values) -> bool:
+    def fires(
+        self,
+        state: dict[str, Any],
+        seen_before: int,
+        seen_after: int,
+        values: np.ndarray | None,
+    ) -> bool:
         if values is None:
             raise ValueError("DriftAlarm needs the signal's values for every micro-batch")
         until = state["hold_until"]

@@ -50,7 +50,6 @@ class ArrivalOrderIds:
         cfg = env.config
         self.labels = {"user": np.full(cfg.num_users, -1), "item": np.full(cfg.num_items, -1)}
         self.seen = {"user": 0, "item": 0}
-        self.world = _RenumberedWorld(self)
 
     def __getattr__(self, name: str):
         if name.startswith("__") or name == "env":  # copying looks these up before __init__
@@ -83,25 +82,21 @@ class ArrivalOrderIds:
         obs, reward, terminated, truncated, info = self.env.step(action)
         return self.renumber(obs), reward, terminated, truncated, info
 
-
-class _RenumberedWorld:
-    def __init__(self, outer: ArrivalOrderIds) -> None:
-        self.outer = outer
-
     def log_interactions(self, n: int, **kwargs):
-        logged = self.outer.env.world.log_interactions(n, **kwargs)
-        return dataclasses.replace(logged, observation=self.outer.renumber(logged.observation))
+        logged = self.env.log_interactions(n, **kwargs)
+        return dataclasses.replace(logged, observation=self.renumber(logged.observation))
 
 
 def rollout(
     agent, env, steps: int, seed: int | None = None, obs=None, record=False, pretrain: bool = True
 ) -> tuple[Rollout, dict]:
     """Run ``agent`` on ``env`` for ``steps`` steps (reset with ``seed`` unless ``obs`` is
-    given); pretrain first on logged data if the agent's strategy asks for it."""
+    given); pretrain first on logged data (the environment's ``log_interactions``) if the
+    agent's strategy asks for it."""
     if obs is None:
         obs, _ = env.reset(seed=seed)
-        if pretrain and getattr(agent, "pretrain_requests", 0):
-            agent.pretrain(env.world.log_interactions(agent.pretrain_requests))
+        if pretrain and agent.pretrain_requests:
+            agent.pretrain(env.log_interactions(agent.pretrain_requests))
     rho, clock, actions = [], [], []
     for _ in range(steps):
         action = agent.act(obs)
@@ -128,12 +123,11 @@ def recovered(run: Rollout, at: int, window: int, eps: float = 0.05) -> bool:
 
 class FlatUserIds:
     """The wrapped environment with ``user_id`` flattened to (B,) per batch (and (n,) in logged
-    interactions and probe sets): the layout before ``user_id`` became (B, 1). Agents must
-    accept both; everything else is the wrapped environment's."""
+    interactions): the layout before ``user_id`` became (B, 1). Agents must accept both;
+    everything else is the wrapped environment's."""
 
     def __init__(self, env) -> None:
         self.env = env
-        self.world = _FlatWorld(env)
 
     def __getattr__(self, name: str):
         if name.startswith("__") or name == "env":
@@ -148,16 +142,8 @@ class FlatUserIds:
         obs, reward, terminated, truncated, info = self.env.step(action)
         return flat_user_ids(obs), reward, terminated, truncated, info
 
-
-class _FlatWorld:
-    def __init__(self, env) -> None:
-        self.env = env
-
-    def __getattr__(self, name: str):
-        return getattr(self.env.world, name)
-
     def log_interactions(self, n: int, **kwargs):
-        logged = self.env.world.log_interactions(n, **kwargs)
+        logged = self.env.log_interactions(n, **kwargs)
         return dataclasses.replace(logged, observation=flat_user_ids(logged.observation))
 
 

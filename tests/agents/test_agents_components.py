@@ -35,7 +35,6 @@ from driftrec.agents import (
     make_agent,
     task_sizes,
 )
-from driftrec.agents.learning_agent import _score_by_tables
 from driftrec.agents.losses import TrainingBatch, click_loss, training_batch
 from driftrec.agents.models import candidate_items, make_model, user_batch
 from driftrec.agents.optimisers import LazyAdam
@@ -483,12 +482,10 @@ def test_acting_fast_path_scores_like_the_model():
     agent = make_agent("online", env, seed=0)
     rollout(agent, env, 10, seed=0)
     users, items = user_batch(obs, "cpu"), candidate_items(obs, "cpu")
-    tables = tuple(t.numpy() for t in agent.model.id_tables())
+    fast = agent.model.numpy_scorer()
     with torch.no_grad():
         reference = agent.model(users, items)
-    torch.testing.assert_close(
-        _score_by_tables(tables, users, items), reference, rtol=1e-5, atol=1e-5
-    )
+    torch.testing.assert_close(fast(users, items), reference, rtol=1e-5, atol=1e-5)
     # ids beyond the tables (an environment whose space under-states its capacity) grow them
     far = {**obs, "user_id": obs["user_id"] + 10_000, "candidate_ids": obs["candidate_ids"] + 600}
     assert agent.act(far).shape == (64, 5)

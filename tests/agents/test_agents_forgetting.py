@@ -36,7 +36,7 @@ def forgetting_of_a(name: str, seed: int = 0) -> tuple[float, float]:
     obs = env.reset(seed=seed)[0]
     agent = make_agent(name, env, model=MODEL, seed=seed)
     if agent.pretrain_requests:
-        agent.pretrain(env.world.log_interactions(agent.pretrain_requests))
+        agent.pretrain(env.log_interactions(agent.pretrain_requests))
     probe, r_aa = None, None
     steps = 2 * PERIOD // env.num_envs
     for _ in range(steps):

@@ -16,7 +16,7 @@ from agent_helpers import ArrivalOrderIds, make_env, rollout, through_torch_save
 from driftrec.agents import EWC, SlateExamples, Transition, make_agent, task_sizes
 from driftrec.agents.losses import click_loss, slot_logits, training_batch
 from driftrec.agents.models import candidate_items, make_model, user_batch
-from driftrec.agents.models.base import IdTable, grown_rows, id_tables_of, lookup
+from driftrec.agents.models.tables import IdTable, grown_rows, id_tables_of, lookup
 from driftrec.agents.optimisers import LazyAdam, SplitOptimiser
 from driftrec.agents.scopes import resolve_scope
 
@@ -57,8 +57,8 @@ def assert_state_follows_the_tables(agent) -> None:
     model, trainer = agent.model, agent.trainer
     params = dict(model.named_parameters())
     tables = {f"{name}.weight" for name in id_tables_of(model)}
-    for optimiser in trainer.optimisers:
-        for part in optimiser.parts:
+    for rule in trainer.rule_states:
+        for part in rule.optimiser.parts:
             if isinstance(part, LazyAdam):
                 for p, m, v in zip(part.params, part.exp_avg, part.exp_avg_sq, strict=True):
                     assert m.shape == v.shape == p.shape
@@ -67,8 +67,8 @@ def assert_state_follows_the_tables(agent) -> None:
                     for value in state.values():
                         if torch.is_tensor(value) and value.dim():
                             assert value.shape == p.shape
-    for memories in trainer.memories:
-        for memory in memories:
+    for rule in trainer.rule_states:
+        for memory in rule.memories:
             if isinstance(memory, dict):  # EWC
                 for name in tables & set(memory["fisher"]):
                     assert memory["fisher"][name].shape == params[name].shape

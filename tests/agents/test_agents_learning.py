@@ -79,7 +79,7 @@ def test_drift_triggered_alarm_follows_the_shift_and_adapts(seed):
     env = make_env(scenario="sudden", at=at)
     agent = make_agent("drift_triggered", env, model="mf", seed=seed)
     run, _ = rollout(agent, env, 550, seed=seed)
-    alarms = agent.trainer.trigger_states[1]["alarm_at"]
+    alarms = agent.trainer.rule_states[1].trigger_state["alarm_at"]
     before = [t for t in alarms if t <= at]
     after = [t for t in alarms if t > at]
     assert len(before) == 1 and 20_000 < before[0] <= 25_000, f"false alarm: {alarms}"

@@ -96,10 +96,10 @@ def test_task_sizes_read_a_user_id_space_of_shape_empty_or_one():
 def test_logged_examples_read_either_layout():
     env = make_env(4)
     env.reset(seed=0)
-    logged = env.world.log_interactions(50)
+    logged = env.log_interactions(50)
     assert logged.observation["user_id"].shape == (50, 1)
     col = SlateExamples.from_logged(logged)
-    flat = SlateExamples.from_logged(FlatUserIds(env).world.log_interactions(50))
+    flat = SlateExamples.from_logged(FlatUserIds(env).log_interactions(50))
     assert col.user_id.shape == (50,)
     sizes = task_sizes(env)
     np.testing.assert_array_equal(col.user_id, np.ravel(logged.observation["user_id"]))

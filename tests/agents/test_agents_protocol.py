@@ -60,15 +60,16 @@ def test_transition_drops_the_ground_truth_and_needs_the_click_slot():
         Transition(obs, action, reward, next_obs, term, trunc, {"t": info["t"]})
 
 
-@pytest.mark.parametrize("name", ["random", "popularity", "oracle", "online"])
+@pytest.mark.parametrize("name", [*BASELINES, "online"])
 def test_every_kind_of_agent_meets_the_protocol(name):
     env = make_env(16)
+    env.reset(seed=0)  # the frozen oracle takes its snapshot of the world when it is built
     agent = make_agent(name, env, seed=0)
     assert isinstance(agent, Agent)
     run, obs = rollout(agent, env, 3, seed=0, record=True)
     assert run.actions[0].shape == (16, 5) and run.actions[0].dtype == np.int64
     single = {k: v[0] for k, v in obs.items()}
-    if name == "oracle":  # it answers the environment's pending requests, all 16 of them
+    if name in ("oracle", "frozen_oracle"):  # they answer the env's 16 pending requests
         with pytest.raises(ValueError, match="16 pending request"):
             agent.act_one(single)
     else:
@@ -137,13 +138,14 @@ def test_learning_agents_never_call_the_oracle_channel(monkeypatch):
         raise AssertionError("a learning agent read the oracle channel")
 
     monkeypatch.setattr(env, "oracle_action", forbidden)
+    monkeypatch.setattr(env, "ground_truth_snapshot", forbidden)
     for name in STRATEGIES:
         agent = make_agent(name, env, micro_batch=16, seed=0)
         rollout(agent, env, 2, seed=0, pretrain=False)
 
 
 def test_registry_lists_every_agent():
-    assert AGENTS == (
+    assert tuple(AGENTS) == (
         "random",
         "popularity",
         "oracle",
@@ -157,15 +159,16 @@ def test_registry_lists_every_agent():
         "distill",
         "drift_triggered",
         "hybrid",
+        "frozen_oracle",
     )
-    assert BASELINES == ("random", "popularity", "oracle")
+    assert BASELINES == ("random", "popularity", "oracle", "frozen_oracle")
     assert "lr" in agent_parameters("online") and "capacity" in agent_parameters("replay")
     assert agent_parameters("popularity") == ["window"]
 
 
 def test_every_preset_docstring_cites_its_source():
-    for name, build in STRATEGIES.items():
-        doc = build.__doc__ or ""
+    for name in STRATEGIES:
+        doc = STRATEGIES[name].__doc__ or ""
         assert re.search(r"(19|20)\d\d", doc), f"{name} cites no source"
         assert make_strategy(name).name == name
 

@@ -219,7 +219,7 @@ def test_a_single_group_name_is_one_group_not_its_letters():
     assert incremental.strategy.rules[0].scope == ("embeddings",)
     fine_tune = make_agent("fine_tune", env, freeze="embeddings")
     assert fine_tune.strategy.rules[0].freeze == ("embeddings",)
-    assert "user_factors.weight" not in fine_tune.trainer.scopes[0].names
+    assert "user_factors.weight" not in fine_tune.trainer.rule_states[0].scope.names
     rule = UpdateRule(EveryN(10), scope="head", freeze="embeddings")
     assert rule.scope == ("head",) and rule.freeze == ("embeddings",)
     strategy = Strategy("s", rule, pretrain_scope="embeddings")
@@ -367,6 +367,7 @@ OBSERVERS = [
     ("random", {}),
     ("popularity", {"window": 500}),
     ("oracle", {}),
+    ("frozen_oracle", {}),
 ]
 
 
@@ -380,6 +381,7 @@ def test_observe_rejects_a_bad_transition_and_changes_nothing(name, params):
     pending examples, stores, detectors, counts, random streams) is bit-identical after the
     rejected call; then the agent takes the valid transition as usual."""
     env = make_env(32)
+    env.reset(seed=0)  # the frozen oracle takes its snapshot of the world when it is built
     learner = {} if name in BASELINES else {"micro_batch": 48, "batch_size": 64}
     agent = make_agent(name, env, seed=0, **learner, **params)
     _, obs = rollout(agent, env, 9, seed=0)  # 288 requests: some are pending in a micro-batch
@@ -392,7 +394,7 @@ def test_observe_rejects_a_bad_transition_and_changes_nothing(name, params):
             agent.observe(transition)
         assert_same_state(before, agent.state_dict(), f"{what}: state")
     agent.observe(valid)
-    if name not in ("random", "oracle"):
+    if name not in ("random", "oracle", "frozen_oracle"):
         with pytest.raises(AssertionError):
             assert_same_state(before, agent.state_dict())
 
@@ -416,7 +418,7 @@ def test_pretraining_checks_the_logged_interactions():
     env = make_env(8)
     agent = make_agent("fine_tune", env, pretrain=64, seed=0)
     env.reset(seed=0)
-    logged = env.world.log_interactions(64)
+    logged = env.log_interactions(64)
     before = agent.state_dict()
     bad_reward = dataclasses.replace(logged, reward=_with_row(logged.reward, 4, np.nan))
     with pytest.raises(ValueError, match=r"pretrain: reward must be finite, got NaN or inf at"):

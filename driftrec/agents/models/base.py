@@ -2,31 +2,20 @@
 
 Every model here is *factorised*: a user side ``u`` (n, d) with a user bias (n,), an item side
 ``v`` (n, m, d) with item biases (n, m), and score ``<u, v> + b_item + b_user``. That form is
-what lets exploration (Thompson sampling on the last layer) and ensembles treat the three models
-alike.
+what lets exploration (Thompson sampling on the last layer) and ensembles treat the models
+alike. :class:`Recommender` is the contract the agent, its trainer, exploration and loss terms
+rely on; :class:`FactorisedModel` is a base that provides ``forward`` and the defaults.
 
-Id-indexed tables (:class:`IdTable`: user and item factors, id residuals, id biases) start
-small and grow when an id at or beyond their rows appears, so any non-negative id works; the
-observation space's capacities (``num_users``, ``num_items``) are only a hint of how far they
-will grow. A table starts with ``min(initial_rows, capacity)`` rows (``initial_rows`` is a
-model parameter, default :data:`DEFAULT_INITIAL_ROWS`) and grows geometrically (see
-:func:`grown_rows`), so growth costs amortised O(1) per id. Row ``r`` of a table always starts
-from the same value, a function of the table's seed and of ``r`` only
-(:meth:`IdTable.initial_values`), whatever the table's size when the row was added: a grown
-table is exactly the table that would have been there had it been large from the start.
--1 (padding, an empty slot) reads the last row, which callers mask. Factor tables have sparse
-gradients, so an update touches only the rows of the batch (lazy Adam); the one-column bias
-tables are small and dense.
-
-Whoever holds per-row state of a model (optimisers, EWC anchors, frozen copies) follows its
-growth: the trainer grows the model before each batch and then every such piece of state
-(``driftrec.agents.trainer.Trainer.ensure_rows``).
+A model registers itself in :data:`MODELS` (``@MODELS.register("name")`` on its class; its
+constructor takes the task's sizes first, then its configuration as keyword parameters) and is
+then built by name: ``make_agent(..., model="name")``. Its id tables grow with the ids they
+meet (:mod:`driftrec.agents.models.tables`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -34,42 +23,30 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from driftrec.agents.checks import flat_user_ids
 from driftrec.agents.examples import SlateExamples
-from driftrec.agents.protocol import Observation, TaskSizes, flat_user_ids
+from driftrec.agents.models.tables import IdTable
+from driftrec.agents.protocol import Observation, TaskSizes
+from driftrec.registry import Registry
 from driftrec.validation import check_integer
 
 __all__ = [
-    "DEFAULT_INITIAL_ROWS",
+    "MODELS",
     "PARAMETER_GROUPS",
     "Adapter",
     "FactorisedModel",
-    "IdTable",
     "ItemBatch",
     "Recommender",
+    "Scorer",
     "UserBatch",
     "candidate_items",
     "check_model_sizes",
     "factorised_score",
     "group_by_prefix",
-    "grow_tables",
-    "grown_rows",
-    "id_tables_of",
     "init_module",
-    "lookup",
-    "match_rows",
-    "resize_to_state",
     "shown_items",
     "user_batch",
 ]
-
-DEFAULT_INITIAL_ROWS = 1024
-"""Rows an id table starts with (or its capacity hint, if smaller): 1,024 rows of 32 factors are
-128 KiB, small enough that an agent for a large catalogue starts cheaply, large enough that a
-small world never grows."""
-
-_INIT_BLOCK = 1024
-"""Initial values are drawn in blocks of this many rows, each block from its own seed (see
-:meth:`IdTable.initial_values`)."""
 
 PARAMETER_GROUPS = ("embeddings", "body", "head", "adapters", "feedback")
 """Named parameter groups every model reports. ``feedback`` holds the per-slot bias that
@@ -131,172 +108,6 @@ def shown_items(examples: SlateExamples, device: torch.device | str) -> ItemBatc
         _tensor(examples.item_features, device),
         _tensor(examples.item_topics, device),
     )
-
-
-def grown_rows(rows: int, needed: int, capacity: int) -> int:
-    """The rows a table of ``rows`` rows grows to so as to hold ``needed`` rows: at least
-    double and at least ``needed`` (geometric growth: amortised O(1) per id), except that a
-    table below its ``capacity`` hint stops there when that is enough (the observation space
-    says no id reaches beyond it; if one does later, growth resumes doubling)."""
-    if needed <= rows:
-        return rows
-    new = max(2 * rows, needed)
-    if rows < capacity:
-        new = min(new, max(capacity, needed))
-    return new
-
-
-class IdTable(nn.Embedding):
-    """An embedding table over an open id space (users or items) that grows on demand.
-
-    It starts with ``min(initial_rows, capacity)`` rows and grows (:meth:`ensure_rows`, which
-    :func:`lookup` calls) when an id at or beyond its rows is read. Growth replaces the data of
-    the same ``weight`` parameter, so optimisers and scopes that hold the parameter keep it;
-    their per-row state must follow (the trainer does it).
-
-    Row ``r`` starts from ``normal(0, init_std)`` (zeros if ``init_std`` is 0) drawn from a
-    seed that depends on the table's ``init_seed`` and on ``r // 1024`` only: the same value
-    whether the row was there from the start or added by growth. ``init_seed`` (a buffer, so
-    that it travels in the ``state_dict`` and in copies) is redrawn from the model's generator
-    by :meth:`reset_rows`.
-
-    Args:
-        dim: embedding dimension.
-        space: ``"user"`` or ``"item"``: which ids index the table.
-        capacity: the observation space's capacity for those ids (a hint).
-        initial_rows: rows to start with (at most ``capacity``).
-        init_std: standard deviation of the initial rows (0: zeros).
-        sparse: sparse gradients (factor tables, trained by lazy Adam).
-    """
-
-    def __init__(
-        self,
-        dim: int,
-        *,
-        space: str,
-        capacity: int,
-        initial_rows: int = DEFAULT_INITIAL_ROWS,
-        init_std: float = 0.0,
-        sparse: bool = False,
-    ) -> None:
-        if space not in ("user", "item"):
-            raise ValueError(f"space must be 'user' or 'item', got {space!r}")
-        if initial_rows < 1 or capacity < 1:
-            raise ValueError(
-                f"initial_rows and capacity must be >= 1, got {initial_rows}, {capacity}"
-            )
-        rows = min(initial_rows, capacity)
-        # An explicit weight: nn.Embedding would otherwise draw one from the global RNG.
-        super().__init__(rows, dim, sparse=sparse, _weight=torch.zeros(rows, dim))
-        self.space, self.capacity, self.init_std = space, capacity, init_std
-        self.register_buffer("init_seed", torch.zeros((), dtype=torch.int64))
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, space={self.space}, capacity={self.capacity}"
-
-    def initial_values(self, start: int, stop: int) -> Tensor:
-        """The initial values of rows ``start`` to ``stop`` (CPU, ``(stop - start, dim)``)."""
-        dim, dtype = self.embedding_dim, self.weight.dtype
-        out = torch.zeros((max(0, stop - start), dim), dtype=dtype)
-        if self.init_std == 0 or stop <= start:
-            return out
-        seed = int(self.init_seed)
-        for block in range(start // _INIT_BLOCK, (stop - 1) // _INIT_BLOCK + 1):
-            state = np.random.SeedSequence([seed, block]).generate_state(1, np.uint64)
-            gen = torch.Generator().manual_seed(int(state[0]))
-            values = torch.empty((_INIT_BLOCK, dim), dtype=dtype)
-            values.normal_(0.0, self.init_std, generator=gen)
-            first = block * _INIT_BLOCK
-            lo, hi = max(start, first), min(stop, first + _INIT_BLOCK)
-            out[lo - start : hi - start] = values[lo - first : hi - first]
-        return out
-
-    def reset_rows(self, generator: torch.Generator) -> None:
-        """Draw a new ``init_seed`` from ``generator`` and set every row to its initial value."""
-        seed = torch.randint(0, 2**63 - 1, (), generator=generator, dtype=torch.int64)
-        with torch.no_grad():
-            self.init_seed.copy_(seed)
-            self.weight.copy_(self.initial_values(0, self.num_embeddings))
-
-    def ensure_rows(self, needed: int) -> bool:
-        """Grow (by :func:`grown_rows`) so that the table holds ``needed`` rows; whether it
-        grew. Rows that existed keep their values; new rows get their initial values."""
-        if needed <= self.num_embeddings:
-            return False
-        self.resize_rows(grown_rows(self.num_embeddings, needed, self.capacity))
-        return True
-
-    def resize_rows(self, rows: int) -> None:
-        """Resize to exactly ``rows`` rows (keeping the first ones, adding initial values):
-        growth, or matching a state before ``load_state_dict``. Call it between gradient
-        steps, not inside a graph that already read the table."""
-        old = self.num_embeddings
-        if rows == old:
-            return
-        # Outside inference mode even when acting: the new data must stay trainable.
-        with torch.inference_mode(False), torch.no_grad():
-            weight = self.weight
-            new = torch.empty((rows, self.embedding_dim), dtype=weight.dtype, device=weight.device)
-            keep = min(old, rows)
-            new[:keep] = weight[:keep]
-            if rows > old:
-                new[old:] = self.initial_values(old, rows).to(weight.device)
-            weight.data = new
-        self.num_embeddings = rows
-
-
-def id_tables_of(model: nn.Module) -> dict[str, IdTable]:
-    """The growable id tables of ``model``, by module name."""
-    return {name: mod for name, mod in model.named_modules() if isinstance(mod, IdTable)}
-
-
-def grow_tables(tables: Iterable[IdTable], users: int, items: int) -> bool:
-    """Grow each of ``tables`` to hold ``users`` (user tables) or ``items`` (item tables) rows,
-    i.e. the largest id + 1 of a batch; whether any grew."""
-    grew = False
-    for table in tables:
-        grew |= table.ensure_rows(users if table.space == "user" else items)
-    return grew
-
-
-def match_rows(copy: nn.Module, model: nn.Module) -> None:
-    """Grow the id tables of ``copy`` (a frozen copy of ``model``: a teacher, an ensemble
-    member) to the rows of ``model``'s, so that it scores every id ``model`` can; the rows it
-    gains hold the copy's own initial values (those ids were unseen when it was taken)."""
-    rows = {name: table.num_embeddings for name, table in id_tables_of(model).items()}
-    for name, table in id_tables_of(copy).items():
-        if name in rows and rows[name] > table.num_embeddings:
-            table.resize_rows(rows[name])
-
-
-def resize_to_state(model: nn.Module, state: Mapping[str, Tensor]) -> None:
-    """Resize ``model``'s id tables to the rows they have in ``state`` (a ``state_dict``), so
-    that ``model.load_state_dict(state)`` fits: a fresh model's tables are still small."""
-    for name, table in id_tables_of(model).items():
-        key = f"{name}.weight" if name else "weight"
-        if key in state:
-            table.resize_rows(state[key].shape[0])
-
-
-def lookup(table: IdTable, ids: Tensor) -> Tensor:
-    """Rows of ``table`` for ``ids`` (any shape) -> (*ids.shape, dim). An id at or beyond the
-    table's rows grows it (:meth:`IdTable.ensure_rows`; the agent grows its tables before a
-    batch, so this only happens for a model used on its own); -1 (padding, empty slot) reads
-    the last row, which callers mask. With autograd on, the gradient is sparse if the table
-    is; without it (acting), a plain ``index_select``, which is several times faster."""
-    if ids.numel():
-        low, high = torch.aminmax(ids)
-        if high >= table.num_embeddings:
-            table.ensure_rows(int(high) + 1)
-        if low < 0:
-            ids = ids.remainder(table.num_embeddings)
-    weight = table.weight
-    if torch.is_grad_enabled() and weight.requires_grad:
-        return nn.functional.embedding(ids, weight, sparse=table.sparse)
-    flat = ids.reshape(-1)
-    if table.embedding_dim == 1:  # a 1-d gather is ~4x faster than a (rows, 1) one
-        return weight.view(-1).index_select(0, flat).view(*ids.shape, 1)
-    return weight.index_select(0, flat).view(*ids.shape, table.embedding_dim)
 
 
 def factorised_score(u: Tensor, user_bias: Tensor, v: Tensor, item_bias: Tensor) -> Tensor:
@@ -363,35 +174,36 @@ def init_module(module: nn.Module, generator: torch.Generator, embedding_std: fl
                 sub.zero_()
 
 
-class FactorisedModel(nn.Module):
-    """Base of the models here: the score is ``factorised_score`` of the user and item
-    encodings, which subclasses define (``encode_users``, ``encode_items``)."""
-
-    def encode_users(self, users: UserBatch) -> tuple[Tensor, Tensor]:  # pragma: no cover
-        raise NotImplementedError
-
-    def encode_items(self, items: ItemBatch) -> tuple[Tensor, Tensor]:  # pragma: no cover
-        raise NotImplementedError
-
-    def forward(self, users: UserBatch, items: ItemBatch) -> Tensor:
-        """Scores (n, m) of every user's items."""
-        return factorised_score(*self.encode_users(users), *self.encode_items(items))
+Scorer = Callable[[UserBatch, ItemBatch], Tensor]
+"""A scoring function with the signature of a model's ``forward``: (n, m) scores."""
 
 
 @runtime_checkable
 class Recommender(Protocol):
-    """A scorer of (user, item) pairs in factorised form (see the module docstring).
+    """What the agent, its trainer, exploration and loss terms ask of a model: an
+    ``nn.Module`` that scores (user, item) pairs in factorised form (see the module docstring).
+    :class:`FactorisedModel` provides ``forward`` and :meth:`numpy_scorer`; a model defines the
+    rest.
 
     Attributes:
         sizes: the task's sizes.
         dim: dimension d of the user and item vectors.
+        initial_rows: rows each id table starts with (the agent starts its per-user state,
+            e.g. Thompson sampling's counts, at the same size).
         slot_bias: (k,) learned additive effect of each slate slot on the click logit; used in
             training only (it explains position bias), never in ranking.
     """
 
     sizes: TaskSizes
     dim: int
-    slot_bias: nn.Parameter
+    initial_rows: int
+
+    @property
+    def slot_bias(self) -> Tensor: ...
+
+    def __call__(self, users: UserBatch, items: ItemBatch) -> Tensor:
+        """Scores (n, m): ``factorised_score`` of the two encodings."""
+        ...
 
     def encode_users(self, users: UserBatch) -> tuple[Tensor, Tensor]:
         """(u (n, d), user bias (n,))."""
@@ -399,10 +211,6 @@ class Recommender(Protocol):
 
     def encode_items(self, items: ItemBatch) -> tuple[Tensor, Tensor]:
         """(v (n, m, d), item bias (n, m))."""
-        ...
-
-    def forward(self, users: UserBatch, items: ItemBatch) -> Tensor:
-        """Scores (n, m): ``factorised_score`` of the two encodings."""
         ...
 
     def parameter_groups(self) -> dict[str, list[str]]:
@@ -416,6 +224,58 @@ class Recommender(Protocol):
     def reset_parameters(self, generator: torch.Generator) -> None:
         """Re-initialise every parameter from ``generator``."""
         ...
+
+    def numpy_scorer(self) -> Scorer | None:
+        """A faster equivalent of ``forward`` for acting (no autograd, no per-op dispatch),
+        valid until the parameters change or the tables grow; None if the model has none
+        (the agent then calls the model)."""
+        ...
+
+    # The ``nn.Module`` methods the agent uses.
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, nn.Parameter]]: ...
+
+    def named_modules(
+        self, memo: set[nn.Module] | None = None, prefix: str = "", remove_duplicate: bool = True
+    ) -> Iterator[tuple[str, nn.Module]]: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
+    ) -> Any: ...
+
+    def requires_grad_(self, requires_grad: bool = True) -> Any: ...
+
+    def eval(self) -> Any: ...
+
+    def to(self, device: torch.device | str) -> Any: ...
+
+
+class FactorisedModel(nn.Module):
+    """Base of the models here: the score is ``factorised_score`` of the user and item
+    encodings, which subclasses define (``encode_users``, ``encode_items``, and the rest of
+    :class:`Recommender`). There is no fast scoring path unless a subclass provides one."""
+
+    def encode_users(self, users: UserBatch) -> tuple[Tensor, Tensor]:  # pragma: no cover
+        raise NotImplementedError
+
+    def encode_items(self, items: ItemBatch) -> tuple[Tensor, Tensor]:  # pragma: no cover
+        raise NotImplementedError
+
+    def forward(self, users: UserBatch, items: ItemBatch) -> Tensor:
+        """Scores (n, m) of every user's items."""
+        return factorised_score(*self.encode_users(users), *self.encode_items(items))
+
+    def numpy_scorer(self) -> Scorer | None:
+        """None: the agent scores with ``forward``."""
+        return None
+
+
+MODELS: Registry[Recommender] = Registry("model", skip=1)
+"""Model names and their classes; a class's constructor parameters after ``sizes`` are the
+model's parameters. Register a model with ``@MODELS.register("name")`` on its class."""
 
 
 def check_model_sizes(

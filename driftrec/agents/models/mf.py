@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from driftrec.agents.models.base import (
-    DEFAULT_INITIAL_ROWS,
+    MODELS,
     Adapter,
     FactorisedModel,
-    IdTable,
     ItemBatch,
+    Scorer,
     UserBatch,
     check_model_sizes,
     group_by_prefix,
     init_module,
-    lookup,
 )
+from driftrec.agents.models.tables import DEFAULT_INITIAL_ROWS, IdTable, lookup
 from driftrec.agents.protocol import TaskSizes
 from driftrec.validation import check_real
 
 __all__ = ["MatrixFactorisation"]
 
 
+@MODELS.register("mf")
 class MatrixFactorisation(FactorisedModel):
     """Biased matrix factorisation, s_ui = <p_u, q_i> + b_u + b_i + b (Koren, Bell & Volinsky
     2009, "Matrix factorization techniques for recommender systems", IEEE Computer).
@@ -61,12 +63,11 @@ class MatrixFactorisation(FactorisedModel):
         super().__init__()
         self.sizes, self.dim, self.init_std = sizes, dim, init_std
         self.initial_rows = initial_rows
-        users = {"space": "user", "capacity": sizes.num_users, "initial_rows": initial_rows}
-        items = {"space": "item", "capacity": sizes.num_items, "initial_rows": initial_rows}
-        self.user_factors = IdTable(dim, init_std=init_std, sparse=True, **users)
-        self.item_factors = IdTable(dim, init_std=init_std, sparse=True, **items)
-        self.user_bias = IdTable(1, **users)
-        self.item_bias = IdTable(1, **items)
+        rows = initial_rows
+        self.user_factors = IdTable.over("user", dim, sizes, rows, init_std=init_std, sparse=True)
+        self.item_factors = IdTable.over("item", dim, sizes, rows, init_std=init_std, sparse=True)
+        self.user_bias = IdTable.over("user", 1, sizes, rows)
+        self.item_bias = IdTable.over("item", 1, sizes, rows)
         self.global_bias = nn.Parameter(torch.zeros(()))
         self.user_adapter = Adapter(dim, adapter_dim) if adapter_dim else None
         self.item_adapter = Adapter(dim, adapter_dim) if adapter_dim else None
@@ -90,20 +91,32 @@ class MatrixFactorisation(FactorisedModel):
             q = self.item_adapter(q)
         return q, lookup(self.item_bias, items.ids)[..., 0]
 
-    def id_tables(self) -> tuple[Tensor, Tensor, Tensor, Tensor] | None:
-        """The score as plain tables, when it depends on ids only (no adapters): user factors
-        (U, d), user bias incl. the global one (U,), item factors (I, d), item bias (I,);
-        ``forward`` equals ``<P[u], Q[i]> + b_u + b_i`` with them. Lets acting skip autograd
-        and per-op dispatch (see ``driftrec.agents.learning_agent``)."""
+    def numpy_scorer(self) -> Scorer | None:
+        """``<P[u], Q[i]> + b_u + b_i`` in numpy over the tables as they are now (user
+        factors (U, d), user bias incl. the global one (U,), item factors (I, d), item bias
+        (I,)): the same score as ``forward`` (up to float summation order), 2-3x faster on CPU
+        for small batches, because one numpy call costs about a microsecond where a torch op
+        costs several. None with adapters (the score is then not a function of the tables
+        alone) or off the CPU. The tables must hold every id scored (the agent grows them
+        before acting); -1 reads the last row, as ``lookup`` does."""
         if self.user_adapter is not None or self.item_adapter is not None:
             return None
+        if self.user_factors.weight.device.type != "cpu":
+            return None
         with torch.no_grad():
-            return (
-                self.user_factors.weight.detach(),
-                self.user_bias.weight.detach()[:, 0] + self.global_bias.detach(),
-                self.item_factors.weight.detach(),
-                self.item_bias.weight.detach()[:, 0],
-            )
+            p = self.user_factors.weight.detach().numpy()
+            bu = (self.user_bias.weight.detach()[:, 0] + self.global_bias.detach()).numpy()
+            q = self.item_factors.weight.detach().numpy()
+            bi = self.item_bias.weight.detach()[:, 0].numpy()
+
+        def score(users: UserBatch, items: ItemBatch) -> Tensor:
+            uid, cid = users.user_id.numpy(), items.ids.numpy()
+            scores = np.einsum("bcd,bd->bc", q.take(cid, axis=0), p.take(uid, axis=0))
+            scores += bi.take(cid)
+            scores += bu.take(uid)[:, None]
+            return torch.from_numpy(scores)
+
+        return score
 
     def parameter_groups(self) -> dict[str, list[str]]:
         return group_by_prefix(self, embeddings=("user_factors", "item_factors"))

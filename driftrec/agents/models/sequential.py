@@ -6,22 +6,22 @@ import torch
 from torch import Tensor, nn
 
 from driftrec.agents.models.base import (
-    DEFAULT_INITIAL_ROWS,
+    MODELS,
     Adapter,
     FactorisedModel,
-    IdTable,
     ItemBatch,
     UserBatch,
     check_model_sizes,
     group_by_prefix,
     init_module,
-    lookup,
 )
+from driftrec.agents.models.tables import DEFAULT_INITIAL_ROWS, IdTable, lookup
 from driftrec.agents.protocol import TaskSizes
 
 __all__ = ["SequentialTransformer"]
 
 
+@MODELS.register("sasrec")
 class SequentialTransformer(FactorisedModel):
     """A SASRec-style self-attentive sequential recommender (Kang & McAuley 2018,
     "Self-attentive sequential recommendation", ICDM), the "large model" stand-in.
@@ -72,11 +72,11 @@ class SequentialTransformer(FactorisedModel):
         super().__init__()
         self.sizes, self.dim = sizes, dim
         self.initial_rows = initial_rows
-        users = {"space": "user", "capacity": sizes.num_users, "initial_rows": initial_rows}
-        items = {"space": "item", "capacity": sizes.num_items, "initial_rows": initial_rows}
-        self.item_emb = IdTable(dim, init_std=0.1, sparse=True, **items)
-        self.item_id_bias = IdTable(1, **items)  # zero-initialised, as the user-id residual
-        self.user_emb = IdTable(dim, sparse=True, **users)
+        rows = initial_rows
+        self.item_emb = IdTable.over("item", dim, sizes, rows, init_std=0.1, sparse=True)
+        # Zero-initialised, as the user-id residual.
+        self.item_id_bias = IdTable.over("item", 1, sizes, rows)
+        self.user_emb = IdTable.over("user", dim, sizes, rows, sparse=True)
         self.topic = nn.Embedding(sizes.num_topics, dim)
         self.position = nn.Embedding(sizes.history_length + 1, dim)
         self.user_proj = nn.Linear(sizes.user_feature_dim, dim)

@@ -6,17 +6,16 @@ import torch
 from torch import Tensor, nn
 
 from driftrec.agents.models.base import (
-    DEFAULT_INITIAL_ROWS,
+    MODELS,
     Adapter,
     FactorisedModel,
-    IdTable,
     ItemBatch,
     UserBatch,
     check_model_sizes,
     group_by_prefix,
     init_module,
-    lookup,
 )
+from driftrec.agents.models.tables import DEFAULT_INITIAL_ROWS, IdTable, lookup
 from driftrec.agents.protocol import TaskSizes
 from driftrec.validation import check_flag
 
@@ -27,6 +26,7 @@ def _mlp(inputs: int, hidden: int, out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, out))
 
 
+@MODELS.register("two_tower")
 class TwoTower(FactorisedModel):
     """Two towers, one over the user's features, one over the item's features and topic, whose
     dot product is the score (Covington et al. 2016, "Deep neural networks for YouTube
@@ -84,11 +84,10 @@ class TwoTower(FactorisedModel):
         self.user_feature_bias = nn.Linear(sizes.user_feature_dim, 1)
         self.item_feature_bias = nn.Linear(item_in, 1)
         if use_ids:  # zero-initialised residuals and biases
-            users = {"space": "user", "capacity": sizes.num_users, "initial_rows": initial_rows}
-            items = {"space": "item", "capacity": sizes.num_items, "initial_rows": initial_rows}
-            self.user_ids = IdTable(dim, sparse=True, **users)
-            self.item_ids = IdTable(dim, sparse=True, **items)
-            self.item_id_bias = IdTable(1, **items)
+            rows = initial_rows
+            self.user_ids = IdTable.over("user", dim, sizes, rows, sparse=True)
+            self.item_ids = IdTable.over("item", dim, sizes, rows, sparse=True)
+            self.item_id_bias = IdTable.over("item", 1, sizes, rows)
         self.user_adapter = Adapter(dim, adapter_dim) if adapter_dim else None
         self.item_adapter = Adapter(dim, adapter_dim) if adapter_dim else None
         self.slot_bias = nn.Parameter(torch.zeros(sizes.slate_size))
