@@ -27,6 +27,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -148,8 +149,9 @@ class Registry(Generic[T]):
         """The first sentence of the builder's docstring, on one line."""
         doc = inspect.getdoc(self[name]) or ""
         paragraph = " ".join(doc.strip().split("\n\n")[0].split())
-        end = paragraph.find(". ")
-        return paragraph if end < 0 else paragraph[: end + 1]
+        # The first ". " that ends a sentence (not "et al. ", "e.g. ", "i.e. ").
+        match = re.search(r"(?<!\bal)(?<!\be\.g)(?<!\bi\.e)\. (?=[A-Z(])", paragraph)
+        return paragraph if match is None else paragraph[: match.start() + 1]
 
     def describe(self) -> list[Entry]:
         """Every entry with its parameters and summary, in registration order."""

@@ -107,6 +107,16 @@ class RecDriftEnv(gym.Env):
         self._last_slate: np.ndarray | None = None
 
     @property
+    def started(self) -> bool:
+        """Whether ``reset`` has drawn the world."""
+        return self.batch.started
+
+    @property
+    def clock(self) -> int:
+        """The world clock: requests served so far."""
+        return self.batch.clock
+
+    @property
     def world(self) -> World | None:
         """The world (None until the first ``reset``, which draws it)."""
         return self.batch.world

@@ -17,7 +17,7 @@ from driftrec.simulators import LoggedInteractions, Requests, SessionBatch, Worl
 from driftrec.simulators.scenarios import resolve_world
 from driftrec.simulators.streams import check_seed
 from driftrec.slates import slates_to_action
-from driftrec.validation import check_integer
+from driftrec.validation import check_flag, check_integer
 
 __all__ = ["DEFAULT_AUTORESET_MODE", "RecDriftVectorEnv", "resolve_scenario"]
 
@@ -100,6 +100,9 @@ class RecDriftVectorEnv(VectorEnv):
             :data:`DEFAULT_AUTORESET_MODE`).
         preset: set by the per-scenario ids (``driftrec/Sudden-v0``); a different ``scenario``
             is then an error.
+        twin: the no-drift twin: the same world with every drift process set up but never
+            firing; from the same seed it is identical to the drifting world up to the first
+            drift event (``driftrec.simulators.scenarios.WorldSpec.twin``).
         **kwargs: world settings (``WorldConfig`` fields such as ``num_users``,
             ``num_items``, ``num_candidates``, ``slate_size``) and the scenario's parameters.
             Every value is checked here, against the others: a bad one fails now, never
@@ -115,6 +118,7 @@ class RecDriftVectorEnv(VectorEnv):
         *,
         autoreset_mode: AutoresetMode | str | None = None,
         preset: str | None = None,
+        twin: bool = False,
         **kwargs: Any,
     ) -> None:
         self.num_envs = check_integer("num_envs", num_envs, minimum=1)
@@ -122,8 +126,10 @@ class RecDriftVectorEnv(VectorEnv):
         self.autoreset_mode = _autoreset_mode(autoreset_mode)
         self.metadata = {**type(self).metadata, "autoreset_mode": self.autoreset_mode}
         self.params = dict(kwargs)
-        self.spec_ = resolve_world(self.scenario, **self.params)  # every check, nothing drawn
-        self.config = self.spec_.config
+        spec = resolve_world(self.scenario, **self.params)  # every check, nothing drawn
+        self.twin = check_flag("twin", twin)
+        self.world_spec = spec.twin() if self.twin else spec
+        self.config = spec.config
         self.single_observation_space = observation_space(self.config)
         self.single_action_space = spaces.MultiDiscrete(
             np.full(self.config.slate_size, self.config.num_candidates, dtype=np.int64)
@@ -146,7 +152,7 @@ class RecDriftVectorEnv(VectorEnv):
                 first = int(np.random.SeedSequence().generate_state(1)[0])
             world_seed = check_seed(first)
             self._np_random_seed = world_seed  # type: ignore[assignment]  # a SeedSequence too
-            self.sessions = SessionBatch(self.spec_.build(world_seed), self.num_envs)
+            self.sessions = SessionBatch(self.world_spec.build(world_seed), self.num_envs)
         elif not (options or {}).get("keep_sessions", False):
             self.sessions.restart(np.arange(self.num_envs))
         self._resetting[:] = False
