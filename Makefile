@@ -2,12 +2,15 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test lint bench
+.PHONY: setup run demo test lint bench
 
 setup:
 	@bash scripts/setup.sh
 
-demo: setup  ## the main job: run the demo experiment and write its report to results/demo
+run: setup  ## the main job: the quickstart experiment on Ray, report in results/quickstart/
+	$(PY) -m driftrec.experiments.cli run
+
+demo: setup  ## a single-world demo of what drift does, report in results/demo/
 	$(PY) -m driftrec.experiments.cli demo --out results/demo
 
 test: setup  ## the whole test suite (slow cluster tests included)
@@ -19,3 +22,4 @@ lint: setup  ## ruff (lint and format) and mypy, all clean
 bench: setup
 	$(PY) benchmarks/env_throughput.py
 	$(PY) benchmarks/agent_throughput.py
+	$(PY) benchmarks/ray_scaling.py --skip-tune

@@ -52,6 +52,9 @@ def _list(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         print(f"  {entry.name:<14} {env_id(entry.name):<26} {params or '-'}")
         print(f"  {'':<14} {entry.summary.replace('``', '')}")
     print("Also: driftrec/RecDrift-v0 (pass scenario=... and any parameter).")
+    from driftrec.experiments.commands import list_agents
+
+    list_agents()
     return 0
 
 
@@ -177,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="driftrec", description="Stress-test continual-learning recommenders under drift."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    listing = sub.add_parser("list", help="list scenarios and their gymnasium ids")
+    listing = sub.add_parser("list", help="list scenarios (with gymnasium ids) and agents")
     listing.set_defaults(func=_list, parser=listing)
     demo = sub.add_parser("demo", help="what drift does to a recommender that stops learning")
     demo.add_argument(
@@ -197,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--seed", type=_integer(minimum=0), default=0)
     demo.add_argument("--out", default="results/demo")
     demo.set_defaults(func=_demo, parser=demo)
+    from driftrec.experiments.commands import add_experiment_commands
+
+    add_experiment_commands(sub, _integer)
     args = parser.parse_args(argv)
     return args.func(args, args.parser)
 

@@ -29,8 +29,6 @@ from pathlib import Path
 import numpy as np
 
 from driftrec.envs.vector import RecDriftVectorEnv
-from driftrec.simulators.choice import top_k_sorted
-from driftrec.slates import slates_to_action
 
 POLICIES = ("oracle", "online MF", "frozen oracle", "random")
 REPORT_FILES = ("demo.csv", "demo.png")
@@ -126,30 +124,24 @@ def roll_demo(
 
     num_envs = envs["random"].num_envs
     obs = {name: env.reset(seed=seed)[0] for name, env in envs.items()}
-    learner = make_agent("online", envs["online MF"], model="mf", seed=seed)
-    frozen = envs["frozen oracle"].world.snapshot()
-    rng = np.random.default_rng(seed)
-    k, c = envs["random"].config.slate_size, envs["random"].config.num_candidates
+    agents = {
+        "oracle": make_agent("oracle", envs["oracle"]),
+        "online MF": make_agent("online", envs["online MF"], model="mf", seed=seed),
+        # the world as it is now, at t=0, frozen: a perfect model that never updates
+        "frozen oracle": make_agent("frozen_oracle", envs["frozen oracle"]),
+        "random": make_agent("random", envs["random"], seed=seed),
+    }
     rewards = {name: np.zeros(steps) for name in POLICIES}
     events = []
     start = time.perf_counter()
     for step in range(steps):
         for name, env in envs.items():
-            requests = env.sessions.requests
-            if name == "oracle":
-                action = env.oracle_action()
-            elif name == "online MF":
-                action = learner.act(obs[name])
-            elif name == "frozen oracle":
-                stale = frozen.utilities(requests.users, requests.candidates, with_boredom=False)
-                action = slates_to_action(top_k_sorted(stale, k))
-            else:
-                action = np.argsort(rng.random((num_envs, c)), axis=1)[:, :k]
+            agent = agents[name]
+            action = agent.act(obs[name])
             next_obs, reward, terminated, truncated, info = env.step(action)
-            if name == "online MF":
-                learner.observe(
-                    Transition(obs[name], action, reward, next_obs, terminated, truncated, info)
-                )
+            agent.observe(
+                Transition(obs[name], action, reward, next_obs, terminated, truncated, info)
+            )
             obs[name] = next_obs
             rewards[name][step] = np.mean(info["expected_reward"] / info["oracle_expected_reward"])
             if name == "oracle":

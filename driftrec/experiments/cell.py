@@ -1,0 +1,294 @@
+"""One cell of an experiment: an (scenario, agent, seed) rollout, measured. A plain function with
+no Ray in it; the runners call it in this process or in a Ray worker.
+
+A cell draws the world from its seed, gives every agent the same start (the spec's warm start:
+pretraining on logged requests of the first regime), then serves ``horizon`` requests in batches
+of ``num_envs``, recording windowed curves (expected, oracle, normalised reward, regret,
+clicks), scoring the agent's greedy slates on every regime's probe set at the evaluation cadence
+and at the end of every regime, and timing what acting and learning cost. For scheduled drift it
+also runs the same agent, same seed, on the no-drift twin world (curves only), so that recovery
+can be measured against what the agent would have done without the drift.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from gymnasium.vector import AutoresetMode
+
+from driftrec.experiments.metrics import Curve, CurveRecorder, ranking_metrics
+from driftrec.experiments.spec import Cell
+
+__all__ = ["RANKING_KEYS", "CellResult", "run_cell"]
+
+RANKING_KEYS = ("auc", "precision_at_k", "recall_at_k", "f1_at_k", "ndcg_at_k")
+
+
+@dataclass
+class CellResult:
+    """What one cell measured (everything a report needs; metrics are computed from it).
+
+    Attributes:
+        cell_id, scenario, agent, seed: which cell.
+        horizon: requests served (a whole number of batches).
+        curves: windowed curves of the drifting world (``CurveRecorder`` keys).
+        twin_curves: the same on the no-drift twin, or None.
+        events: the drift events that fired, as dicts (t, kind, magnitude, similarity).
+        regime_ends: (m,) clock at which each regime ends (the last: the horizon).
+        measured_events: clocks after which recovery is measured: the scheduled changes that
+            start a regime, and the ends of spread-out changes (``gradual_end``,
+            ``cohort_shift_end``), where the full drift has arrived.
+        eval_t: (E,) clocks of the probe evaluations.
+        probe: (E, m) P[e, j], mean normalised reward of the agent's greedy slates on regime
+            j's probe set at evaluation e (NaN for agents without greedy slates).
+        probe_random: (m,) b_j, the random policy's normalised reward on probe j.
+        ranking: ranking metrics of the agent's scores on the probe of the regime in force at
+            each evaluation, by key (:data:`RANKING_KEYS`): (E,) each.
+        cost: act and learn seconds, learning counters, peak resident memory.
+        seconds: wall time of the cell.
+        node: the Ray node that ran it (None in-process).
+    """
+
+    cell_id: str
+    scenario: str
+    agent: str
+    seed: int
+    horizon: int
+    curves: dict[str, Curve]
+    twin_curves: dict[str, Curve] | None
+    events: list[dict[str, Any]]
+    regime_ends: np.ndarray
+    measured_events: np.ndarray
+    eval_t: np.ndarray
+    probe: np.ndarray
+    probe_random: np.ndarray
+    ranking: dict[str, np.ndarray]
+    cost: dict[str, float]
+    seconds: float
+    node: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _make_env(cell: Cell, twin: bool = False) -> Any:
+    from driftrec.envs import RecDriftVectorEnv
+
+    spec = cell.spec
+    return RecDriftVectorEnv(
+        spec.num_envs,
+        cell.scenario.name,
+        autoreset_mode=AutoresetMode.SAME_STEP,
+        twin=twin,
+        **spec.world,
+        **cell.scenario.params,
+    )
+
+
+def _make_agent(cell: Cell, env: Any, device: str) -> Any:
+    from driftrec.agents import make_agent
+
+    agent = cell.agent
+    kwargs: dict[str, Any] = {"model": agent.model, "exploration": agent.exploration}
+    if _is_learner(agent.name):
+        kwargs["device"] = device
+    return make_agent(agent.name, env, seed=cell.seed, **kwargs, **agent.params)
+
+
+def _is_learner(name: str) -> bool:
+    from driftrec.agents import STRATEGIES
+
+    return name in STRATEGIES
+
+
+def _device(cell: Cell) -> str:
+    if cell.spec.resources.num_gpus > 0:
+        import torch
+
+        if torch.cuda.is_available():
+            return "cuda"
+    return "cpu"
+
+
+def _regimes(env: Any, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """(regime ends (m,), scheduled changes that start a regime) within the horizon."""
+    bounds = [b for b in env.world_spec.regime_boundaries(horizon) if 0 < b < horizon]
+    scheduled = [b for b in env.world_spec.scheduled_changes(horizon) if 0 < b < horizon]
+    return np.array([*bounds, horizon], dtype=np.int64), np.array(scheduled, dtype=np.int64)
+
+
+def _eval_clocks(horizon: int, every: int, batch: int, regime_ends: np.ndarray) -> list[int]:
+    """Clocks (on the batch grid) at which the agent is scored on the probes: every ``every``
+    requests, the last step before each regime ends, and the end."""
+    clocks = set(range(0, horizon, every)) | {horizon}
+    clocks |= {int(end) // batch * batch for end in regime_ends}
+    return sorted(c for c in clocks if 0 <= c <= horizon)
+
+
+def _rollout(
+    cell: Cell,
+    env: Any,
+    agent: Any,
+    steps: int,
+    on_eval: Any = None,
+    eval_clocks: list[int] = (),  # type: ignore[assignment]
+) -> tuple[dict[str, Curve], list[Any], dict[str, float]]:
+    from driftrec.agents import Transition
+
+    spec = cell.spec
+    obs, _ = env.reset(seed=cell.seed)
+    if spec.warm_start is not None and hasattr(agent, "pretrain"):
+        agent.pretrain(env.log_interactions(spec.warm_start.requests, spec.warm_start.policy))
+    recorder = CurveRecorder(spec.resolution)
+    events: list[Any] = []
+    act_s = learn_s = 0.0
+    pending = list(eval_clocks)
+    for _ in range(steps):
+        clock = env.clock
+        while pending and pending[0] <= clock:
+            if on_eval is not None:
+                on_eval(clock)
+            pending.pop(0)
+        start = time.perf_counter()
+        action = agent.act(obs)
+        act_s += time.perf_counter() - start
+        next_obs, reward, terminated, truncated, info = env.step(action)
+        start = time.perf_counter()
+        agent.observe(Transition(obs, action, reward, next_obs, terminated, truncated, info))
+        learn_s += time.perf_counter() - start
+        recorder.update(clock, info["expected_reward"], info["oracle_expected_reward"], reward)
+        events.extend(info["drift_events"][0])
+        obs = next_obs
+    if on_eval is not None and pending:
+        on_eval(env.clock)
+    return recorder.result(), events, {"act_seconds": act_s, "learn_seconds": learn_s}
+
+
+def run_cell(cell: Cell) -> CellResult:
+    """Run one cell and measure it (see the module docstring)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # same numbers in-process and in a Ray worker (which has one)
+    try:
+        return _run_cell(cell)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_cell(cell: Cell) -> CellResult:
+    spec = cell.spec
+    began = time.perf_counter()
+    device = _device(cell)
+    env = _make_env(cell)
+    steps = spec.horizon // spec.num_envs
+    horizon = steps * spec.num_envs
+    regime_ends, scheduled = _regimes(env, horizon)
+    agent = _make_agent(cell, env, device)
+
+    env.reset(seed=cell.seed)
+    probes = []
+    future = env.ground_truth_snapshot()
+    for end in regime_ends:
+        future.advance(max(int(end) - 1, future.clock))
+        probes.append(future.probe_set(spec.evaluation.probe_size))
+    baseline = np.array(
+        [np.mean(p.random_expected_reward / p.oracle_expected_reward) for p in probes]
+    )
+    k = env.config.slate_size
+    eval_clocks = _eval_clocks(horizon, spec.evaluation.every, spec.num_envs, regime_ends)
+    probe_rows: list[list[float]] = []
+    ranking_rows: list[dict[str, float]] = []
+    eval_t: list[int] = []
+    greedy = getattr(agent, "greedy", None)
+    scores = getattr(agent, "scores", None)
+
+    def evaluate(clock: int) -> None:
+        eval_t.append(clock)
+        if greedy is None or scores is None:
+            probe_rows.append([np.nan] * len(probes))
+            ranking_rows.append(dict.fromkeys(RANKING_KEYS, np.nan))
+            return
+        probe_rows.append([p.normalised_reward(greedy(p.observation)) for p in probes])
+        regime = min(int(np.searchsorted(regime_ends, clock, side="right")), len(probes) - 1)
+        current = probes[regime]
+        ranking_rows.append(
+            ranking_metrics(scores(current.observation), current.click_probability(), k)
+        )
+
+    curves, events, timing = _rollout(cell, env, agent, steps, evaluate, eval_clocks)
+    cost = {**timing, **_learning_cost(agent)}
+    cost["peak_rss_mb"] = _peak_rss_mb()
+
+    twin_curves = None
+    if _wants_twin(cell, scheduled):
+        twin_env = _make_env(cell, twin=True)
+        twin_agent = _make_agent(cell, twin_env, device)
+        twin_curves, _, _ = _rollout(cell, twin_env, twin_agent, steps)
+
+    return CellResult(
+        cell_id=cell.id,
+        scenario=cell.scenario.key,
+        agent=cell.agent.key,
+        seed=cell.seed,
+        horizon=horizon,
+        curves=curves,
+        twin_curves=twin_curves,
+        events=[_event(e) for e in events],
+        regime_ends=regime_ends,
+        measured_events=_measured(events, scheduled, horizon),
+        eval_t=np.array(eval_t, dtype=np.int64),
+        probe=np.array(probe_rows, dtype=np.float64).reshape(len(eval_t), len(probes)),
+        probe_random=baseline,
+        ranking={key: np.array([r[key] for r in ranking_rows]) for key in RANKING_KEYS},
+        cost=cost,
+        seconds=time.perf_counter() - began,
+    )
+
+
+def _measured(events: list[Any], scheduled: np.ndarray, horizon: int) -> np.ndarray:
+    ends = {int(e.t) for e in events if e.kind.endswith("_end") and 0 < e.t < horizon}
+    return np.array(sorted(set(scheduled.tolist()) | ends), dtype=np.int64)
+
+
+def _wants_twin(cell: Cell, scheduled: np.ndarray) -> bool:
+    twin = cell.spec.evaluation.twin
+    if twin == "auto":
+        return bool(len(scheduled)) and _is_learner(cell.agent.name)
+    return bool(twin)
+
+
+def _event(event: Any) -> dict[str, Any]:
+    return {
+        "t": int(event.t),
+        "kind": str(event.kind),
+        "magnitude": float(event.magnitude),
+        "similarity": None if event.similarity is None else float(event.similarity),
+    }
+
+
+def _learning_cost(agent: Any) -> dict[str, float]:
+    get = getattr(agent, "cost", None)
+    if get is None:
+        return {"gradient_steps": 0.0, "examples_trained": 0.0, "stored_examples": 0.0}
+    raw = get()
+    out = {}
+    for key, value in raw.items():
+        if isinstance(value, (int, float, np.integer, np.floating)):
+            out[key] = float(value)
+        elif (
+            isinstance(value, (list, tuple))
+            and value
+            and all(isinstance(v, (int, float, np.integer, np.floating)) for v in value)
+        ):
+            out[key] = float(sum(value))
+    return out
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB (Linux reports KiB, macOS bytes)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (2**20 if sys.platform == "darwin" else 2**10)

@@ -1,0 +1,111 @@
+"""Where an experiment's results live, and how they survive interruptions.
+
+``results/<name>/`` holds the resolved spec (``spec.yaml``, with the spec's fingerprint), one file
+per finished cell (``cells/<cell id>.pkl``, written atomically the moment the cell finishes), and
+what the report builds from them: Parquet tables, PNG figures, ``report.html`` and
+``summary.md``. Re-running the same spec into the same directory resumes: finished cells are
+skipped. A different spec in an existing directory is refused, so results never mix.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from driftrec.experiments.spec import ExperimentSpec, SpecError
+
+__all__ = ["ResultsDir"]
+
+SPEC_FILE = "spec.yaml"
+CELLS = "cells"
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that a reader sees the old file or the whole new one,
+    never a part (a temporary file in the same directory, then ``os.replace``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class ResultsDir:
+    """The directory of one experiment.
+
+    Args:
+        root: the directory (``results/<name>`` by default in the CLI).
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    @property
+    def cells_dir(self) -> Path:
+        return self.root / CELLS
+
+    def cell_path(self, cell_id: str) -> Path:
+        return self.cells_dir / f"{cell_id}.pkl"
+
+    def check_compatible(self, spec: ExperimentSpec) -> None:
+        """Raise :class:`SpecError` if the directory holds results of another spec (results of
+        two specs never mix), or is a file; writes nothing."""
+        if self.root.exists() and not self.root.is_dir():
+            raise SpecError(f"--out {self.root} exists and is not a directory")
+        existing = self.read_spec_fingerprint()
+        if existing is not None and existing != spec.fingerprint():
+            raise SpecError(
+                f"{self.root} holds results of a different spec (fingerprint {existing}, this "
+                f"spec's is {spec.fingerprint()}): use another --out, or delete that directory "
+                "to start over"
+            )
+
+    def prepare(self, spec: ExperimentSpec) -> None:
+        """Create the directory for ``spec``, or check that an existing one holds the same spec
+        (raises :class:`SpecError` if not: results of two specs never mix)."""
+        self.check_compatible(spec)
+        existing = self.read_spec_fingerprint()
+        self.cells_dir.mkdir(parents=True, exist_ok=True)
+        if existing is None:
+            text = f"# fingerprint: {spec.fingerprint()}\n" + spec.to_yaml()
+            atomic_write(self.root / SPEC_FILE, text.encode())
+
+    def read_spec_fingerprint(self) -> str | None:
+        path = self.root / SPEC_FILE
+        if not path.is_file():
+            return None
+        first = path.read_text().splitlines()[0]
+        return first.split(":", 1)[1].strip() if first.startswith("# fingerprint:") else ""
+
+    def read_spec(self) -> ExperimentSpec:
+        """The spec the directory was made for."""
+        path = self.root / SPEC_FILE
+        if not path.is_file():
+            raise SpecError(f"{self.root} has no {SPEC_FILE}: it is not an experiment directory")
+        return ExperimentSpec.model_validate(yaml.safe_load(path.read_text()))
+
+    def finished(self) -> set[str]:
+        """Ids of the cells whose results are written."""
+        if not self.cells_dir.is_dir():
+            return set()
+        return {p.stem for p in self.cells_dir.glob("*.pkl")}
+
+    def write_cell(self, cell_id: str, result: Any) -> Path:
+        path = self.cell_path(cell_id)
+        atomic_write(path, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+        return path
+
+    def read_cell(self, cell_id: str) -> Any:
+        with self.cell_path(cell_id).open("rb") as f:
+            return pickle.load(f)

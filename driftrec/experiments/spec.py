@@ -1,0 +1,288 @@
+"""Experiment specs: a YAML file becomes a validated grid of (scenario x agent x seed) cells.
+
+Every field is checked before anything runs or is written: types and ranges by pydantic, and
+scenario and agent names and parameters against the registries (a scenario is resolved against
+the world settings; an agent is built once against the spec's spaces). An error names the field,
+the bad value and what is allowed.
+
+Example:
+    >>> spec = ExperimentSpec.model_validate({
+    ...     "name": "tiny", "horizon": 4_000, "num_envs": 100, "seeds": [0],
+    ...     "world": {"num_users": 300, "num_items": 300, "num_candidates": 20,
+    ...               "slate_size": 4},
+    ...     "scenarios": [{"name": "sudden", "params": {"at": 2_000}}],
+    ...     "agents": [{"name": "online"}, {"name": "random"}],
+    ...     "evaluation": {"window": 1_000, "every": 1_000, "probe_size": 50}})
+    >>> [cell.id for cell in spec.cells()]
+    ['sudden__online__s0', 'sudden__random__s0']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "AgentSpec",
+    "Cell",
+    "EvaluationSpec",
+    "ExperimentSpec",
+    "ResourcesSpec",
+    "ScenarioSpec",
+    "SpecError",
+    "WarmStartSpec",
+    "load_spec",
+]
+
+_LABEL = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class SpecError(ValueError):
+    """A bad experiment spec: the message names each bad field, its value and what is allowed."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class ScenarioSpec(_Model):
+    """One scenario of the grid."""
+
+    name: str
+    """A scenario preset (``driftrec list``)."""
+    params: dict[str, Any] = Field(default_factory=dict)
+    """The preset's parameters (times in requests)."""
+    label: str | None = None
+    """Name in tables and figures (default: ``name``); unique within the spec."""
+
+    @property
+    def key(self) -> str:
+        return self.label or self.name
+
+
+class AgentSpec(_Model):
+    """One agent of the grid."""
+
+    name: str
+    """A baseline or strategy preset (``driftrec list``)."""
+    params: dict[str, Any] = Field(default_factory=dict)
+    """The preset's and the learner's parameters."""
+    model: str | dict[str, Any] = "mf"
+    """Model name, or ``{name: ..., **params}``."""
+    exploration: str | dict[str, Any] = "greedy"
+    """Exploration name, or ``{name: ..., **params}``."""
+    label: str | None = None
+    """Name in tables and figures (default: ``name``); unique within the spec."""
+
+    @property
+    def key(self) -> str:
+        return self.label or self.name
+
+
+class WarmStartSpec(_Model):
+    """The starting point every agent of a cell shares: pretraining on logged requests drawn
+    from the first regime, before the stream (strategies then differ only in how they update)."""
+
+    requests: int = Field(ge=1)
+    """Logged requests to pretrain on."""
+    policy: Literal["uniform", "softmax"] = "uniform"
+    """Logging policy: uniformly random slates, or Plackett-Luce over the true utilities."""
+
+
+class EvaluationSpec(_Model):
+    """How cells are measured (docs/metrics.md)."""
+
+    window: int = Field(5_000, ge=1)
+    """W: the window of recovery time and dip, in requests (a multiple of ``num_envs`` is
+    best: the clock's resolution is one batch)."""
+    eps: float = Field(0.05, ge=0.0, lt=1.0)
+    """Recovery tolerance: back to (1 - eps) of the pre-shift (or twin) level."""
+    every: int = Field(10_000, ge=1)
+    """Probe cadence: greedy slates are scored on every regime's probe set this often (and at
+    the end of every regime)."""
+    probe_size: int = Field(500, ge=10)
+    """Requests per probe set."""
+    regret_horizon: int | None = Field(None, ge=1)
+    """H of adaptation regret (default: up to the next event or the horizon)."""
+    twin: bool | Literal["auto"] = "auto"
+    """Also run each learning agent on the no-drift twin world (``auto``: when the scenario
+    schedules a change within the horizon)."""
+    resolution: int | None = Field(None, ge=1)
+    """Bin width of the recorded curves in requests (default: ``num_envs``)."""
+
+
+class ResourcesSpec(_Model):
+    """What each cell asks of a Ray cluster."""
+
+    num_cpus: float = Field(1.0, gt=0)
+    num_gpus: float = Field(0.0, ge=0)
+    """Fractions share a GPU; a cell with a GPU puts its model on CUDA (the world stays NumPy)."""
+
+
+class ExperimentSpec(_Model):
+    """A grid of (scenario x agent x seed) cells and how to run and measure them."""
+
+    name: str
+    """Results go to ``results/<name>/``."""
+    horizon: int = Field(ge=1)
+    """Requests served per cell."""
+    num_envs: int = Field(256, ge=1)
+    """Concurrent sessions per cell (the batch size of the environment)."""
+    seeds: list[int] = Field(min_length=1)
+    world: dict[str, Any] = Field(default_factory=dict)
+    """World settings shared by every cell (``WorldConfig`` fields)."""
+    scenarios: list[ScenarioSpec] = Field(min_length=1)
+    agents: list[AgentSpec] = Field(min_length=1)
+    warm_start: WarmStartSpec | None = None
+    evaluation: EvaluationSpec = EvaluationSpec()
+    resources: ResourcesSpec = ResourcesSpec()
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _LABEL.match(value):
+            raise ValueError("must be letters, digits, '_', '.' or '-' (it names a directory)")
+        return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, value: list[int]) -> list[int]:
+        if any(s < 0 for s in value) or len(set(value)) != len(value):
+            raise ValueError(f"seeds must be distinct integers >= 0, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _labels(self) -> ExperimentSpec:
+        for what, entries in (("scenarios", self.scenarios), ("agents", self.agents)):
+            keys = [e.key for e in entries]
+            bad = [k for k in keys if not _LABEL.match(k)]
+            if bad:
+                raise ValueError(f"{what}: labels must be letters, digits, '_', '.' or '-': {bad}")
+            repeated = sorted({k for k in keys if keys.count(k) > 1})
+            if repeated:
+                raise ValueError(f"{what}: {repeated} appear twice; give them distinct labels")
+        return self
+
+    # ------------------------------------------------------------------ grid
+
+    def cells(self) -> list[Cell]:
+        """The grid, scenario-major: every (scenario, agent, seed)."""
+        return [
+            Cell(self, scenario, agent, seed)
+            for scenario in self.scenarios
+            for agent in self.agents
+            for seed in self.seeds
+        ]
+
+    @property
+    def resolution(self) -> int:
+        return self.evaluation.resolution or self.num_envs
+
+    def fingerprint(self) -> str:
+        """A hash of everything that determines the results (the spec, canonical JSON)."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    # ------------------------------------------------------------------ deep checks
+
+    def check_against_registries(self) -> None:
+        """Resolve every scenario against the world settings and build every agent once, so
+        that a bad name or parameter fails now, naming it (raises :class:`SpecError`)."""
+        from driftrec.agents import make_agent
+        from driftrec.envs import RecDriftVectorEnv
+
+        problems = []
+        envs = {}
+        for i, scenario in enumerate(self.scenarios):
+            try:
+                envs[i] = RecDriftVectorEnv(
+                    self.num_envs, scenario.name, **self.world, **scenario.params
+                )
+            except (TypeError, ValueError) as error:
+                problems.append(f"scenarios.{i} ({scenario.key}): {error}")
+        env = next(iter(envs.values()), None)
+        for i, agent in enumerate(self.agents):
+            if env is None:
+                break
+            try:
+                make_agent(
+                    agent.name,
+                    env,
+                    model=agent.model,
+                    exploration=agent.exploration,
+                    seed=0,
+                    **agent.params,
+                )
+            except (TypeError, ValueError) as error:
+                problems.append(f"agents.{i} ({agent.key}): {error}")
+        if problems:
+            raise SpecError("bad experiment spec:\n  " + "\n  ".join(problems))
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (scenario, agent, seed) rollout of an experiment."""
+
+    spec: ExperimentSpec
+    scenario: ScenarioSpec
+    agent: AgentSpec
+    seed: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.scenario.key}__{self.agent.key}__s{self.seed}"
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(spec)"
+        value = item.get("input")
+        shown = "" if isinstance(value, Mapping) else f" (got {value!r})"
+        lines.append(f"{where}: {item['msg']}{shown}")
+    return "bad experiment spec:\n  " + "\n  ".join(lines)
+
+
+def load_spec(source: str | Path | Mapping[str, Any], *, deep: bool = True) -> ExperimentSpec:
+    """Read and validate a spec from a YAML file, a YAML string or a mapping.
+
+    Args:
+        source: a path to a ``.yaml`` file, YAML text, or an already parsed mapping.
+        deep: also check scenario and agent names and parameters against the registries.
+
+    Raises:
+        SpecError: naming every bad field, its value and what is allowed.
+    """
+    if isinstance(source, Mapping):
+        data: Any = dict(source)
+    else:
+        text = str(source)
+        path = Path(text)
+        if "\n" not in text and path.suffix in (".yaml", ".yml"):
+            if not path.is_file():
+                raise SpecError(f"spec file {text!r} does not exist")
+            text = path.read_text()
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise SpecError(f"the spec is not valid YAML: {error}") from error
+    if not isinstance(data, Mapping):
+        raise SpecError(f"a spec is a YAML mapping of fields, got {type(data).__name__}")
+    try:
+        spec = ExperimentSpec.model_validate(data)
+    except ValidationError as error:
+        raise SpecError(_describe(error)) from None
+    if deep:
+        spec.check_against_registries()
+    return spec

@@ -1,0 +1,222 @@
+"""From cell results to tidy tables: curves, probes, events, per-event recovery, per-cell metrics
+and the per-(scenario, agent) summary over seeds (mean and a 95% interval), all pandas
+DataFrames written as Parquet. Every number comes from ``driftrec.experiments.metrics``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from driftrec.experiments.cell import RANKING_KEYS, CellResult
+from driftrec.experiments.metrics import (
+    Curve,
+    acc,
+    bwt,
+    forgetting,
+    fwt,
+    plasticity_gap,
+    recoveries,
+    regime_matrix,
+)
+from driftrec.experiments.spec import ExperimentSpec
+
+__all__ = ["Tables", "build_tables", "t_interval"]
+
+KEYS = ["scenario", "agent", "seed"]
+
+
+@dataclass
+class Tables:
+    """The tidy tables of an experiment (one row per observation; see docs/metrics.md)."""
+
+    curves: pd.DataFrame
+    """A row per (cell, world or twin, bin): normalised, expected, oracle, regret, clicks."""
+    probes: pd.DataFrame
+    """A row per (cell, evaluation, regime probe): P[e, j] and the random baseline b_j."""
+    events: pd.DataFrame
+    """A row per (cell, drift event that fired)."""
+    recovery: pd.DataFrame
+    """A row per (cell, scheduled change): recovery time (or censored), dip, adaptation regret,
+    against the pre-change level and, where the twin ran, against the twin."""
+    cells: pd.DataFrame
+    """A row per cell: reward, forgetting metrics, ranking metrics, cost."""
+    summary: pd.DataFrame
+    """A row per (scenario, agent): each metric's mean over seeds and its 95% half-width."""
+
+
+def t_interval(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and 95% half-width of a Student t interval over ``values`` (NaNs dropped; the
+    half-width is NaN with fewer than two values)."""
+    x = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=np.float64)
+    if len(x) == 0:
+        return math.nan, math.nan
+    if len(x) == 1:
+        return float(x[0]), math.nan
+    from scipy import stats
+
+    half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
+    return float(x.mean()), float(half)
+
+
+def _curve_rows(result: CellResult, which: str, curves: dict[str, Curve]) -> pd.DataFrame:
+    rho = curves["normalised"]
+    frame = pd.DataFrame(
+        {"t": rho.edges[:-1], "t_end": rho.edges[1:], **{k: c.values for k, c in curves.items()}}
+    )
+    frame.insert(0, "world", which)
+    for i, key in enumerate(KEYS):
+        frame.insert(i, key, getattr(result, key))
+    return frame
+
+
+def _recovery_rows(result: CellResult, spec: ExperimentSpec) -> list[dict[str, Any]]:
+    ev = spec.evaluation
+    rho, regret = result.curves["normalised"], result.curves["regret"]
+    events = [t for t in result.measured_events.tolist() if t - ev.window >= rho.start]
+    if not events:
+        return []
+    plain = recoveries(
+        rho,
+        events,
+        ev.window,
+        ev.eps,
+        horizon=result.horizon,
+        regret=regret,
+        regret_horizon=ev.regret_horizon,
+    )
+    twin = [None] * len(events)
+    if result.twin_curves is not None:
+        twin = recoveries(  # type: ignore[assignment]
+            rho,
+            events,
+            ev.window,
+            ev.eps,
+            horizon=result.horizon,
+            reference=result.twin_curves["normalised"],
+            regret=regret,
+            regret_horizon=ev.regret_horizon,
+            reference_regret=result.twin_curves["regret"],
+        )
+    kinds: dict[int, tuple[str, float]] = {}
+    for event in result.events:
+        kinds.setdefault(event["t"], (event["kind"], event["magnitude"]))
+    rows = []
+    for r, w in zip(plain, twin, strict=True):
+        kind, magnitude = kinds.get(r.event_t, ("", math.nan))
+        row = {
+            **{key: getattr(result, key) for key in KEYS},
+            "event_t": r.event_t,
+            "kind": kind,
+            "magnitude": magnitude,
+            "censor_t": r.censor_t,
+            "pre": r.pre,
+            "recovery_time": math.nan if r.time is None else r.time,
+            "censored": r.censored,
+            "dip": r.dip,
+            "adaptation_regret": r.regret,
+        }
+        if w is not None:
+            row |= {
+                "twin_recovery_time": math.nan if w.time is None else w.time,
+                "twin_censored": w.censored,
+                "twin_dip": w.dip,
+                "twin_excess_regret": w.regret,
+            }
+        rows.append(row)
+    return rows
+
+
+def _cell_row(result: CellResult, spec: ExperimentSpec) -> dict[str, Any]:
+    rho = result.curves["normalised"]
+    window = min(spec.evaluation.window, result.horizon)
+    row: dict[str, Any] = {key: getattr(result, key) for key in KEYS}
+    row["reward"] = rho.mean(rho.start, rho.end)
+    row["final_reward"] = rho.mean(rho.end - window, rho.end)
+    if result.twin_curves is not None:
+        twin = result.twin_curves["normalised"]
+        row["twin_reward"] = twin.mean(twin.start, twin.end)
+    if np.isfinite(result.probe).all() and len(result.eval_t):
+        R = regime_matrix(result.probe, result.eval_t, result.regime_ends)
+        row |= {
+            "acc": acc(R),
+            "bwt": bwt(R),
+            "fwt": fwt(R, result.probe_random),
+            "forgetting": forgetting(R),
+            "plasticity_gap": float(np.mean(plasticity_gap(R))),
+        }
+        row |= {key: float(result.ranking[key][-1]) for key in RANKING_KEYS}
+    else:
+        row |= dict.fromkeys(("acc", "bwt", "fwt", "forgetting", "plasticity_gap"), math.nan)
+        row |= dict.fromkeys(RANKING_KEYS, math.nan)
+    row |= {f"cost_{key}": value for key, value in result.cost.items()}
+    row["seconds"] = result.seconds
+    return row
+
+
+def _summary(cells: pd.DataFrame, recovery: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    metrics = [c for c in cells.columns if c not in KEYS]
+    for (scenario, agent), group in cells.groupby(["scenario", "agent"], sort=False):
+        row: dict[str, Any] = {"scenario": scenario, "agent": agent, "seeds": len(group)}
+        for metric in metrics:
+            row[metric], row[f"{metric}_ci"] = t_interval(group[metric].tolist())
+        events = recovery[(recovery.scenario == scenario) & (recovery.agent == agent)]
+        for prefix in ("", "twin_"):
+            column = f"{prefix}recovery_time"
+            if column not in events or events[f"{prefix}censored"].isna().all():
+                continue
+            events = events[events[f"{prefix}censored"].notna()]
+            recovered = events[~events[f"{prefix}censored"].astype(bool)]
+            row[column], row[f"{column}_ci"] = t_interval(recovered[column].tolist())
+            row[f"{prefix}censored"] = f"{int(events[f'{prefix}censored'].sum())}/{len(events)}"
+            row[f"{prefix}dip"], row[f"{prefix}dip_ci"] = t_interval(
+                events[f"{prefix}dip"].tolist()
+            )
+            regret = "adaptation_regret" if not prefix else "twin_excess_regret"
+            row[regret], row[f"{regret}_ci"] = t_interval(events[regret].tolist())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def build_tables(results: Iterable[CellResult], spec: ExperimentSpec) -> Tables:
+    """Every table of an experiment from its cell results."""
+    results = sorted(results, key=lambda r: r.cell_id)
+    order = {c.id: i for i, c in enumerate(spec.cells())}
+    results.sort(key=lambda r: order.get(r.cell_id, len(order)))
+    curves, probes, events, recovery_rows, cell_rows = [], [], [], [], []
+    for r in results:
+        curves.append(_curve_rows(r, "world", r.curves))
+        if r.twin_curves is not None:
+            curves.append(_curve_rows(r, "twin", r.twin_curves))
+        E, m = r.probe.shape
+        probes.append(
+            pd.DataFrame(
+                {
+                    **{key: [getattr(r, key)] * (E * m) for key in KEYS},
+                    "eval_t": np.repeat(r.eval_t, m),
+                    "regime": np.tile(np.arange(m), E),
+                    "normalised_reward": r.probe.reshape(-1),
+                    "random": np.tile(r.probe_random, E),
+                }
+            )
+        )
+        for e in r.events:
+            events.append({**{key: getattr(r, key) for key in KEYS}, **e})
+        recovery_rows.extend(_recovery_rows(r, spec))
+        cell_rows.append(_cell_row(r, spec))
+    cells = pd.DataFrame(cell_rows)
+    recovery = pd.DataFrame(recovery_rows, columns=None if recovery_rows else [*KEYS, "event_t"])
+    return Tables(
+        curves=pd.concat(curves, ignore_index=True),
+        probes=pd.concat(probes, ignore_index=True),
+        events=pd.DataFrame(events, columns=None if events else [*KEYS, "t", "kind"]),
+        recovery=recovery,
+        cells=cells,
+        summary=_summary(cells, recovery),
+    )

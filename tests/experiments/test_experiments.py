@@ -1,0 +1,148 @@
+"""Experiments end to end: specs are validated before anything is written, cells are written as
+they finish and resumed, the report is complete, and the spec's grid measures what it says."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from driftrec.experiments import cell as cell_module
+from driftrec.experiments.experiment import QUICKSTART, run_experiment
+from driftrec.experiments.report import FIGURES
+from driftrec.experiments.results import ResultsDir
+from driftrec.experiments.runners import run_cells
+from driftrec.experiments.spec import SpecError, load_spec
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"scenarios": [{"name": "tsunami"}]}, r"scenarios\.0 \(tsunami\): unknown scenario"),
+        ({"agents": [{"name": "online", "params": {"lrr": 0.1}}]}, r"agents\.0 \(online\).*'lrr'"),
+        ({"agents": [{"name": "onlin"}]}, r"agents\.0 \(onlin\): unknown agent 'onlin'"),
+        ({"horizon": -5}, r"horizon: Input should be greater than or equal to 1 \(got -5\)"),
+        ({"horizon": "4000"}, r"horizon: Input should be a valid integer \(got '4000'\)"),
+        ({"seeds": [0, 0]}, r"seeds: .*distinct"),
+        ({"evaluation": {"window": 2.5}}, r"evaluation\.window: Input should be a valid integer"),
+        ({"scenarios": [{"name": "sudden", "params": {"at": "soon"}}]}, r"at must be an integer"),
+        ({"world": {"num_users": 0}}, r"num_users must be an integer >= 1"),
+        ({"warm_start": {"requests": 0}}, r"warm_start\.requests"),
+        ({"typo": 1}, r"typo: Extra inputs are not permitted"),
+    ],
+)
+def test_a_bad_spec_names_the_field_and_writes_nothing(tiny, tmp_path, change, field):
+    spec = {**tiny, **change}
+    out = tmp_path / "out"
+    with pytest.raises(SpecError, match=field):
+        run_experiment(spec, out, runner="local", progress=False)
+    assert not out.exists()
+
+
+def test_a_gpu_request_on_a_machine_without_gpus_fails_at_once_and_writes_nothing(tiny, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: the request is valid here")
+    out = tmp_path / "out"
+    with pytest.raises(SpecError, match=r"resources\.num_gpus: .*no CUDA GPU"):
+        run_experiment({**tiny, "resources": {"num_gpus": 0.5}}, out, runner="local")
+    assert not out.exists()
+
+
+def test_cells_are_written_as_they_finish_and_a_rerun_resumes(tiny, tmp_path, monkeypatch):
+    spec = load_spec(tiny)
+    uninterrupted = ResultsDir(tmp_path / "whole")
+    uninterrupted.prepare(spec)
+    run_cells(spec, uninterrupted, progress=False)
+
+    out = ResultsDir(tmp_path / "interrupted")
+    out.prepare(spec)
+    real, calls = cell_module.run_cell, []
+
+    def dies_after_three(cell):
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # the run is stopped mid-way
+        calls.append(cell.id)
+        return real(cell)
+
+    monkeypatch.setattr("driftrec.experiments.runners.run_cell", dies_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        run_cells(spec, out, progress=False)
+    assert out.finished() == set(calls) and len(calls) == 3
+    assert not list(out.cells_dir.glob(".*tmp"))  # no half-written file
+
+    monkeypatch.setattr("driftrec.experiments.runners.run_cell", real)
+    ran = run_cells(spec, out, progress=False)
+    assert set(ran) == {c.id for c in spec.cells()} - set(calls)
+    from driftrec.experiments.report import write_report
+
+    write_report(out.root)
+    write_report(uninterrupted.root)
+    a = pd.read_parquet(out.root / "cells.parquet").drop(columns=["seconds"])
+    b = pd.read_parquet(uninterrupted.root / "cells.parquet").drop(columns=["seconds"])
+    keep = [c for c in a.columns if not c.startswith("cost_") or c.endswith(("steps", "trained"))]
+    pd.testing.assert_frame_equal(a[keep], b[keep])
+
+
+def test_a_changed_spec_in_an_existing_directory_is_refused(tiny, tmp_path):
+    out = tmp_path / "out"
+    ResultsDir(out).prepare(load_spec(tiny))
+    changed = {**tiny, "horizon": 3_000}
+    with pytest.raises(SpecError, match="holds results of a different spec"):
+        run_experiment(changed, out, runner="local", progress=False)
+
+
+def test_the_report_has_every_table_figure_and_a_row_per_scenario_and_agent(tiny, tmp_path):
+    report = run_experiment(tiny, tmp_path / "out", runner="local", progress=False)
+    root = report.parent
+    page = report.read_text()
+    assert page.count("data:image/png;base64,") == len(FIGURES)  # self-contained
+    for name in ("curves", "probes", "events", "recovery", "cells", "summary"):
+        assert (root / f"{name}.parquet").is_file()
+    summary = pd.read_parquet(root / "summary.parquet")
+    assert len(summary) == 4 and set(summary.agent) == {"online", "random"}
+    online = summary[summary.agent == "online"]
+    for column in ("reward", "final_reward", "acc", "forgetting", "ndcg_at_k"):
+        assert online[column].notna().all(), column
+    # recovery: a number, or explicitly censored (the count says how many events did not)
+    for _, row in summary.iterrows():
+        recovered, events = map(int, row.censored.split("/"))
+        assert events > 0
+        assert math.isfinite(row.recovery_time) or recovered == events
+    assert "| sudden | online |" in (root / "summary.md").read_text()
+
+
+def test_probes_cover_every_regime_and_the_twin_runs_for_learners_on_scheduled_drift(tiny):
+    spec = load_spec(tiny)
+    cells = {c.id: c for c in spec.cells()}
+    result = cell_module.run_cell(cells["recurring__online__s0"])
+    # regimes of 1,400 requests over 4,000: ends 1400, 2800, 4000
+    np.testing.assert_array_equal(result.regime_ends, [1_400, 2_800, 4_000])
+    assert result.probe.shape == (len(result.eval_t), 3) and np.isfinite(result.probe).all()
+    assert {1_400, 2_800, 4_000} <= set(result.eval_t.tolist())  # the end of each regime
+    assert result.twin_curves is not None
+    assert result.twin_curves["normalised"].end == result.horizon
+    baseline = cell_module.run_cell(cells["recurring__random__s0"])
+    assert baseline.twin_curves is None and np.isnan(baseline.probe).all()
+
+
+def test_every_agent_of_a_cell_starts_from_the_same_pretraining(tiny):
+    spec = load_spec({**tiny, "agents": [{"name": "online"}, {"name": "fine_tune"}]})
+    cells = {c.id: c for c in spec.cells()}
+    a = cell_module.run_cell(cells["sudden__online__s0"])
+    b = cell_module.run_cell(cells["sudden__fine_tune__s0"])
+    # same warm start, before either learned from the stream: the same first evaluation
+    np.testing.assert_allclose(a.probe[0], b.probe[0])
+
+
+def test_the_shipped_quickstart_is_the_grid_the_readme_promises():
+    spec = load_spec(QUICKSTART)
+    assert {s.name for s in spec.scenarios} >= {"sudden", "recurring", "cohort_shift"}
+    assert len(spec.scenarios) >= 4 and len(spec.seeds) >= 3
+    assert {a.name for a in spec.agents} >= {"static", "fine_tune", "online", "replay", "ewc"}
+    assert spec.warm_start is not None  # a fair start
+    assert re.search(r"^name: quickstart$", QUICKSTART.read_text(), re.MULTILINE)

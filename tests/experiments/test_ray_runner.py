@@ -1,0 +1,70 @@
+"""The Ray runner: the same numbers as in-process, a dead worker's cell retried, a GPU request
+on a cluster without GPUs refused at once. One local Ray session (2 CPUs) for the module."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from driftrec.experiments.experiment import run_experiment
+from driftrec.experiments.results import ResultsDir
+from driftrec.experiments.runners import FAULT_ENV
+from driftrec.experiments.spec import SpecError
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
+
+
+@pytest.fixture(scope="module")
+def ray_session(tmp_path_factory):
+    import ray
+
+    markers = tmp_path_factory.mktemp("killed")
+    patch = pytest.MonkeyPatch()
+    patch.setenv(FAULT_ENV, f"killed@{markers}")  # workers inherit it from the raylet
+    patch.setenv("RAY_AUTH_MODE", "disabled")
+    patch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    ray.shutdown()
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        object_store_memory=200 * 2**20,
+        _temp_dir=str(tmp_path_factory.mktemp("ray")),
+    )
+    yield markers
+    ray.shutdown()
+    patch.undo()
+
+
+def summary(directory):
+    frame = pd.read_parquet(directory / "cells.parquet")
+    keep = [c for c in frame.columns if c != "seconds" and not c.endswith("_seconds")]
+    return frame[[c for c in keep if c != "cost_peak_rss_mb"]]
+
+
+def test_ray_and_in_process_runners_give_identical_summaries(ray_session, tiny, tmp_path):
+    local = run_experiment(tiny, tmp_path / "local", runner="local", progress=False)
+    on_ray = run_experiment(tiny, tmp_path / "ray", runner="ray", progress=False)
+    pd.testing.assert_frame_equal(summary(local.parent), summary(on_ray.parent))
+    cell = ResultsDir(tmp_path / "ray").read_cell("sudden__online__s0")
+    assert cell.node  # ran in a Ray worker
+
+
+def test_a_cell_whose_worker_dies_is_retried_and_the_results_are_complete(
+    ray_session, tiny, tmp_path
+):
+    spec = {**tiny, "name": "killed", "seeds": [0]}
+    report = run_experiment(spec, tmp_path / "out", runner="ray", progress=False)
+    killed = {p.name for p in ray_session.iterdir()}
+    assert killed == {"sudden__online__s0", "sudden__random__s0", "recurring__online__s0",
+                      "recurring__random__s0"}  # fmt: skip
+    assert ResultsDir(report.parent).finished() == killed  # every killed cell ran again
+    assert len(pd.read_parquet(report.parent / "summary.parquet")) == 4
+
+
+def test_a_gpu_request_on_a_cluster_without_gpus_fails_at_once(ray_session, tiny, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(SpecError, match=r"resources\.num_gpus: .* the Ray cluster has 0"):
+        run_experiment({**tiny, "resources": {"num_gpus": 1}}, out, runner="ray")
+    assert not out.exists()
