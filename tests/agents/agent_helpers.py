@@ -111,14 +111,14 @@ def rollout(
 
 
 def recovered(run: Rollout, at: int, window: int, eps: float = 0.05) -> bool:
-    """DESIGN 6: after a drift at ``at``, is there a window [t - W, t) after it whose mean
-    normalised reward is at least (1 - eps) times the mean over [at - W, at)?"""
-    pre = run.window_mean(at - window, at)
-    after = run.clock[run.clock >= at]
-    for t in after:
-        if t - window >= at and run.window_mean(t - window, t) >= (1 - eps) * pre:
-            return True
-    return False
+    """DESIGN 6, by the metrics library: after a drift at ``at``, does a window [t - W, t)
+    after it reach (1 - eps) times the mean over [at - W, at) before the run ends (not
+    censored)?"""
+    from driftrec.experiments.metrics import Curve, recovery
+
+    batch = int(run.clock[1] - run.clock[0])
+    rho = Curve(np.append(run.clock, run.clock[-1] + batch), run.rho)
+    return not recovery(rho, at, window, eps).censored
 
 
 class FlatUserIds:
