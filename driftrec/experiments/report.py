@@ -195,30 +195,41 @@ def _pareto(points: np.ndarray) -> np.ndarray:
 
 
 def _stability_figure(tables: Tables, path: Path) -> None:
+    """Forgetting against recovery time, one panel per scenario, agents as points and the
+    Pareto front among them (lower is better on both)."""
     plt = _plt()
     summary = tables.summary
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
     colors = _colors(list(dict.fromkeys(tables.cells.agent)))
-    if "recovery_time" in summary and summary.forgetting.notna().any():
-        data = summary.dropna(subset=["forgetting", "recovery_time"])
-        for _, row in data.iterrows():
-            ax.scatter(row.forgetting, row.recovery_time, color=colors[row.agent], s=40)
-            ax.annotate(
-                f"{row.agent} ({row.scenario})", (row.forgetting, row.recovery_time), fontsize=7
-            )
-        pts = data[["forgetting", "recovery_time"]].to_numpy()
-        if len(pts):
+    data = (
+        summary.dropna(subset=["forgetting", "recovery_time"])
+        if "recovery_time" in summary
+        else summary.iloc[:0]
+    )
+    scenarios = list(dict.fromkeys(data.scenario)) or ["(none)"]
+    cols = min(len(scenarios), 2)
+    rows = math.ceil(len(scenarios) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.6 * rows), squeeze=False)
+    for ax, scenario in zip(axes.ravel(), scenarios, strict=False):
+        sel = data[data.scenario == scenario]
+        if sel.empty:
+            ax.text(0.5, 0.5, "needs probed agents and drift events", ha="center",
+                    transform=ax.transAxes)  # fmt: skip
+        for _, row in sel.iterrows():
+            ax.scatter(row.forgetting, row.recovery_time, color=colors[row.agent], s=45,
+                       label=row.agent)  # fmt: skip
+        pts = sel[["forgetting", "recovery_time"]].to_numpy()
+        if len(pts) > 1:
             front = pts[_pareto(pts)]
             front = front[np.argsort(front[:, 0])]
-            ax.plot(front[:, 0], front[:, 1], "k--", lw=1, label="Pareto front")
-            ax.legend(fontsize=8)
-    else:
-        ax.text(
-            0.5, 0.5, "needs probed agents and drift events", ha="center", transform=ax.transAxes
-        )
-    ax.set_xlabel("forgetting (probe, lower is better)")
-    ax.set_ylabel("recovery time (requests, lower is better)")
-    ax.set_title("stability vs plasticity", fontsize=10)
+            ax.plot(front[:, 0], front[:, 1], "k--", lw=1)
+        ax.set_title(f"{scenario} (dashed: Pareto front)", fontsize=9)
+        ax.set_xlabel("forgetting on probes (lower is better)", fontsize=8)
+        ax.set_ylabel("recovery time, requests", fontsize=8)
+        if len(sel):
+            ax.legend(fontsize=7)
+    for ax in axes.ravel()[len(scenarios) :]:
+        ax.set_visible(False)
+    fig.suptitle("stability vs plasticity", fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
