@@ -1,46 +1,16 @@
-"""Agents sit above the environments: they import neither ``driftrec.envs`` nor
-``driftrec.simulators`` (docstring examples may build an environment), and what a slate action
-means is defined once (``driftrec.slates.empty_repeats``): the agents' view of a served slate
-is the environment's, also for actions that repeat a position."""
+"""What a slate action means is defined once (``driftrec.slates.empty_repeats``): the agents'
+view of a served slate is the environment's, also for actions that repeat a position. (That
+agents import neither ``driftrec.envs`` nor ``driftrec.simulators`` is checked with the rest of
+the layering in tests/test_architecture.py.)"""
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
-
 import numpy as np
-import pytest
 from agent_helpers import make_env
 
 from driftrec.agents import SlateExamples, Transition, task_sizes
 from driftrec.agents.checks import check_transition
 from driftrec.envs.spaces import action_to_slates
-
-AGENTS_DIR = Path(__file__).resolve().parents[2] / "driftrec" / "agents"
-
-
-def imported_modules(path: Path) -> set[str]:
-    """Every module ``path`` imports, at module level or inside functions."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            found.add(node.module)
-    return found
-
-
-@pytest.mark.parametrize(
-    "path", sorted(AGENTS_DIR.rglob("*.py")), ids=lambda p: str(p.relative_to(AGENTS_DIR))
-)
-def test_agents_import_no_environment_and_no_simulator(path):
-    below = ("driftrec.envs", "driftrec.simulators")
-    bad = {
-        m
-        for m in imported_modules(path)
-        if m in below or m.startswith(tuple(f"{b}." for b in below))
-    }
-    assert not bad, f"{path.name} imports {sorted(bad)}"
 
 
 def test_the_agents_view_of_a_slate_is_the_environments():
