@@ -2,8 +2,9 @@
 runner driftrec uses), and on Ray Tune (a ``Tuner`` over the same grid), each from a cold
 start of Ray. Prints wall times and speed-ups; figures, not assertions.
 
-    python benchmarks/ray_scaling.py            # 8 cells of 40,000 requests
+    python benchmarks/ray_scaling.py            # 8 cells of 100,000 requests
     python benchmarks/ray_scaling.py --quick    # 8 small cells (a smoke run)
+    python benchmarks/ray_scaling.py --spec driftrec/configs/quickstart.yaml --skip-tune
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from driftrec.experiments.spec import load_spec
 
 
 def grid(quick: bool) -> dict:
-    horizon = 6_000 if quick else 40_000
+    horizon = 6_000 if quick else 100_000
     return {
         "name": "scaling",
         "horizon": horizon,
@@ -80,13 +81,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--skip-tune", action="store_true")
+    parser.add_argument("--spec", default=None, help="time this spec's grid instead")
     args = parser.parse_args()
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    spec = load_spec(grid(args.quick))
+    spec = load_spec(args.spec or grid(args.quick))
     import ray
 
-    print(f"8 cells of {spec.horizon:,} requests, {os.cpu_count()} CPUs")
+    print(f"{len(spec.cells())} cells of {spec.horizon:,} requests, {os.cpu_count()} CPUs")
     local = timed_runner(spec, "local")
     print(f"in-process, sequential:        {local:6.1f} s")
     began = time.perf_counter()
