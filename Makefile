@@ -22,4 +22,5 @@ lint: setup  ## ruff (lint and format) and mypy, all clean
 bench: setup
 	$(PY) benchmarks/env_throughput.py
 	$(PY) benchmarks/agent_throughput.py
+	$(PY) benchmarks/world_scaling.py
 	$(PY) benchmarks/ray_scaling.py --skip-tune

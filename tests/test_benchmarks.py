@@ -20,10 +20,23 @@ def run(*args: str) -> str:
 @pytest.mark.slow
 def test_env_throughput_benchmark_runs():
     out = run("benchmarks/env_throughput.py", "--quick")
-    assert "batched env, B=4096" in out and "gather-only bound" in out
+    for row in ("single env (C=100, k=10)", "single env (C=10, k=2)", "batched env, B=1024"):
+        assert row in out
+    assert "batched env, B=4096" in out and "gather-only bound, B=4096" in out
+    assert "of the gather-only bound" in out
 
 
 @pytest.mark.slow
 def test_agent_throughput_benchmark_runs():
     out = run("benchmarks/agent_throughput.py", "--models", "mf", "--seconds", "0.2")
     assert "mf" in out and "end_to_end" in out
+
+
+@pytest.mark.slow
+def test_world_scaling_benchmark_runs():
+    out = run("benchmarks/world_scaling.py", "--quick")
+    header, *rows = out.splitlines()[1:4]
+    assert header.split()[:3] == ["users", "items", "build"] and "x smallest" in header
+    # one row per (tiny) size, each measured in its own process; the smallest is the unit
+    assert [row.split()[:2] for row in rows] == [["1,000", "500"], ["3,000", "1,500"]]
+    assert rows[0].split()[-1] == "1.00"

@@ -140,9 +140,9 @@ def _why_unwritable(out: Path, names: tuple[str, ...]) -> str | None:
 
 def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from driftrec.experiments.demo import (
-        POLICIES,
         REPORT_FILES,
         WINDOW,
+        format_rates,
         format_table,
         make_demo_envs,
         roll_demo,
@@ -166,8 +166,7 @@ def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     result = roll_demo(envs, args.steps, WINDOW, seed=args.seed)
     print(format_table(result))
     paths = write_report(result, out, f"driftrec demo: {args.scenario} drift")
-    rate = result.requests_per_second
-    print(f"{rate:,.0f} requests/s ({len(POLICIES)} policies, ground truth included)")
+    print(format_rates(result))
     for path in paths:
         print(f"wrote {path}")
     return 0

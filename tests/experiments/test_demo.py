@@ -1,10 +1,12 @@
 """The demo (the README's main job for now) runs end to end and shows the drift."""
 
+import re
+
 import numpy as np
 import pytest
 
 from driftrec.experiments.cli import main
-from driftrec.experiments.demo import drift_clock_range, run_demo
+from driftrec.experiments.demo import POLICIES, drift_clock_range, run_demo
 
 SMALL_WORLD = dict(num_users=500, num_items=600, num_candidates=30, slate_size=5)
 
@@ -33,6 +35,8 @@ def test_cli_demo_writes_its_report(tmp_path, capsys):
     )
     out = capsys.readouterr().out
     assert "event: t=320 sudden" in out
+    for policy in POLICIES:  # each policy's own rate, not one summed over the four
+        assert re.search(rf"^  {policy} +[\d,]+$", out, re.MULTILINE), policy
     assert (tmp_path / "demo.png").stat().st_size > 10_000
     assert (tmp_path / "demo.csv").read_text().startswith("t,oracle,online MF,frozen oracle,random")
 
