@@ -28,7 +28,6 @@ _INTEGER_FIELDS = frozenset(
         "history_length",
         "popular_pool",
         "fresh_pool",
-        "retrieval_refresh",
         "popularity_half_life",
     )
 )
@@ -138,8 +137,6 @@ class WorldConfig:
     """Size of the popular pool (top items by decayed clicks)."""
     fresh_pool: int = 200
     """Size of the fresh pool (most recently released items)."""
-    retrieval_refresh: int = 1_000
-    """Requests between refreshes of the retrieval pools."""
     popularity_half_life: int = 50_000
     """Half-life of click counts in the popularity ranking, in requests."""
 

@@ -159,26 +159,66 @@ class ItemCatalogue:
 
 class ActivitySampler:
     """Draws requesting users in proportion to activity among present users (arrived, not
-    churned), times their cohort's activity multiplier.
+    churned), times their cohort's activity multiplier, with work proportional to the draws, not
+    to the population.
 
-    The cumulative weights are cached and rebuilt only when they can have changed: a user
-    arrives (the next arrival clock is cached), someone churns (:meth:`churned`), or a cohort's
-    multiplier changes.
+    A static table of cumulative weights ``activity * cohort_activity[cohort]`` over *all* users
+    (rebuilt only when a cohort's multiplier changes, which drift does rarely) is sampled, and
+    draws of users not present yet or gone are rejected: each accepted draw is exactly a draw
+    from the present users' weights. The present share of the weight is known without a pass
+    over the users (arrivals are a sorted schedule; churned users' weight is subtracted as they
+    leave), so the number of draws depends only on the world's state, never on earlier calls
+    (taking a probe set does not change the trajectory). When that share is tiny (below
+    :data:`MIN_ACCEPTANCE`, e.g. a world whose users mostly arrive later), the sampler uses
+    exact weights over present users instead, rebuilt when someone arrives or churns.
     """
+
+    MIN_ACCEPTANCE = 0.05
+    """Below this present share, rejection costs more than exact weights over present users."""
 
     def __init__(self, users: UserPopulation) -> None:
         self.users = users
+        self._table: np.ndarray | None = None
+        self._table_key = b""
+        self._arrivals = np.empty(0, dtype=np.int64)
+        self._arrived_weight = np.empty(0)
+        self._churned_weight = 0.0
         self._cdf: np.ndarray | None = None
         self._key: tuple = ()
         self._until = 0
         self._churned = 0
 
-    def churned(self) -> None:
-        """Users left for good: the weights must be rebuilt."""
+    def churned(self, ids: np.ndarray) -> None:
+        """Users ``ids`` (present until now) leave for good."""
         self._churned += 1
+        if self._table is not None:
+            users = self.users
+            weights = users.activity.take(ids) * users.cohort_activity[users.cohort.take(ids)]
+            self._churned_weight += float(weights.sum())
+
+    def _static_table(self) -> np.ndarray:
+        users = self.users
+        key = users.cohort_activity.tobytes()
+        if self._table is None or key != self._table_key:
+            weights = users.activity * users.cohort_activity[users.cohort]
+            self._table = np.cumsum(weights)
+            self._table_key = key
+            order = np.argsort(users.arrival, kind="stable")
+            self._arrivals = users.arrival[order]
+            self._arrived_weight = np.cumsum(weights[order])
+            self._churned_weight = float(weights[~users.alive].sum())
+        return self._table
+
+    def present_share(self, clock: int) -> float:
+        """The present users' share of the total weight at ``clock`` (no pass over users)."""
+        table = self._static_table()
+        arrived = int(np.searchsorted(self._arrivals, clock, side="right"))
+        present = (self._arrived_weight[arrived - 1] if arrived else 0.0) - self._churned_weight
+        return max(present, 0.0) / table[-1] if table[-1] > 0 else 0.0
 
     def cdf(self, clock: int) -> np.ndarray:
-        """(n_users,) cumulative request weights at ``clock``."""
+        """(n_users,) cumulative request weights of the users present at ``clock`` (exact; the
+        fallback of :meth:`sample`, rebuilt when someone arrives or churns)."""
         users = self.users
         key = (users.cohort_activity.tobytes(), self._churned)
         if self._cdf is None or self._key != key or clock >= self._until:
@@ -200,6 +240,25 @@ class ActivitySampler:
 
     def sample(self, n: int, clock: int, rng: np.random.Generator) -> np.ndarray:
         """(n,) user ids drawn at ``clock``."""
+        share = self.present_share(clock)
+        if share < self.MIN_ACCEPTANCE:
+            return self._exact(n, clock, rng)
+        table = self._static_table()
+        users = self.users
+        out = np.empty(n, dtype=np.int64)
+        filled = 0
+        while filled < n:
+            need = n - filled
+            m = int(need / share * 1.1) + 4  # a function of the state only
+            ids = np.searchsorted(table, rng.random(m) * table[-1], side="right")
+            ids = np.minimum(ids, len(table) - 1)
+            ok = ids[(users.arrival.take(ids) <= clock) & users.alive.take(ids)]
+            take = ok[:need]
+            out[filled : filled + len(take)] = take
+            filled += len(take)
+        return out
+
+    def _exact(self, n: int, clock: int, rng: np.random.Generator) -> np.ndarray:
         cdf = self.cdf(clock)
         ids = np.searchsorted(cdf, rng.random(n) * cdf[-1], side="right")
         return np.minimum(ids, len(cdf) - 1)

@@ -8,6 +8,7 @@ anything with the :class:`Retrieval` methods can be injected into a
 
 from __future__ import annotations
 
+import math
 from typing import Protocol
 
 import numpy as np
@@ -21,6 +22,11 @@ FEW_REQUESTS = 4
 """Up to this many requests, each row draws without replacement directly (a permutation of the
 pool would dominate the cost)."""
 
+REST_SAMPLE = 8_192
+"""The random block of a batch is drawn from a uniformly random subset of about this many items
+of the rest of the catalogue (all of it when smaller): the work per batch does not grow with
+the catalogue, and each row is still a uniformly random subset of the rest."""
+
 
 class Retrieval(Protocol):
     """What the world needs from a retriever."""
@@ -30,12 +36,12 @@ class Retrieval(Protocol):
         row, live at ``clock`` (never retired, already released)."""
         ...
 
-    def record_clicks(self, items: np.ndarray) -> None:
-        """The items (m,) the users clicked in a served batch (for popularity)."""
+    def record_clicks(self, items: np.ndarray, clock: int) -> None:
+        """The items (m,) the users clicked in the batch served at ``clock`` (popularity)."""
         ...
 
     def catalogue_changed(self) -> None:
-        """The catalogue changed (items released or retired): stop serving cached pools."""
+        """The catalogue changed (items released or retired): rebuild what depends on it."""
         ...
 
 
@@ -47,85 +53,178 @@ def _top(values: np.ndarray, n: int) -> np.ndarray:
 
 
 class PooledRetrieval:
-    """Popular + fresh + random candidates, from three disjoint pools of the live catalogue.
+    """Popular + fresh + random candidates, from three disjoint pools of the live catalogue,
+    with work per step proportional to the requests served, not to the catalogue.
 
-    Popular: the top ``popular_pool`` items by clicks decayed with ``popularity_half_life``
-    (starting from the catalogue's tiny quality-based ``popularity_prior``, so that the first
-    pool holds good items rather than the lowest ids). Fresh: the ``fresh_pool`` most recently
-    released. Random: the rest. Each pool contributes a uniformly random subset of its items in
-    the shares ``popular_fraction``, ``fresh_fraction`` and the rest; a request takes a
-    contiguous window of a fresh random permutation of the pool, which is distinct within the row
-    and marginally uniform, at O(n C) cost. Pools are rebuilt every ``retrieval_refresh``
-    requests and after a catalogue change.
+    - **Popular**: the top ``popular_pool`` live items by clicks decayed with
+      ``popularity_half_life`` (starting from the catalogue's tiny quality-based
+      ``popularity_prior``, so that the first pool holds good items rather than the lowest ids).
+      Decay is lazy (clicks are stored in units of a reference clock; a uniform decay never
+      changes the order), and the pool is kept up to date incrementally: after each batch, only
+      the clicked items can overtake a member.
+    - **Fresh**: the ``fresh_pool`` most recently released live items outside the popular pool.
+    - **Random**: every other live item. A batch's random block comes from a uniformly random
+      subset of about :data:`REST_SAMPLE` of them (drawn by rejection; all of them when there
+      are fewer), so each row is a uniformly random subset of the rest.
+
+    Each pool contributes a uniformly random subset of its items in the shares
+    ``popular_fraction``, ``fresh_fraction`` and the rest, distinct within a row. What depends
+    on the catalogue (the live items, the fresh ranking) is rebuilt only when the catalogue
+    changes. A catalogue whose rest is smaller than its share of a row is served from one uniform
+    pool of all live items.
 
     Attributes:
-        popularity: (n_items,) float64 decayed click counts (as of the last pool rebuild).
+        popularity_ref: (n_items,) float64 decayed clicks in units of clock ``ref_clock``: the
+            popularity at clock t is ``popularity_ref * decay ** (t - ref_clock)``.
     """
 
     def __init__(self, config: WorldConfig, items: ItemCatalogue) -> None:
         self.config = config
         self.items = items
-        self.popularity = items.popularity_prior.copy()
-        self._decay = 0.5 ** (1.0 / config.popularity_half_life)
-        self._recent_clicks = np.zeros(config.num_items)
-        self._pools: list[tuple[np.ndarray, int]] | None = None
-        self._pools_until = 0
-        self._popularity_t = 0
+        self.popularity_ref = items.popularity_prior.astype(np.float64).copy()
+        self.ref_clock = 0
+        self._log_decay = math.log(0.5) / config.popularity_half_life
+        self._built_for = -1
+        self._live = np.empty(0, dtype=np.int64)
+        self._pooled = np.zeros(config.num_items, dtype=bool)
+        self._popular = np.empty(0, dtype=np.int64)
+        self._fresh = np.empty(0, dtype=np.int64)
+        self._freshest = np.empty(0, dtype=np.int64)
+        self._uniform = False
+        self._stale = True
 
-    def record_clicks(self, items: np.ndarray) -> None:
-        self._recent_clicks += np.bincount(items, minlength=self.config.num_items)
+    # ------------------------------------------------------------------ bookkeeping
 
     def catalogue_changed(self) -> None:
-        self._pools = None
+        self._stale = True
 
-    def pools(self, clock: int) -> list[tuple[np.ndarray, int]]:
-        """Disjoint (pool of item ids, count) pairs: popular, fresh and random candidates."""
-        cfg = self.config
-        if self._pools is not None and clock < self._pools_until:
-            return self._pools
-        items = self.items
-        self.popularity = (
-            self.popularity * self._decay ** (clock - self._popularity_t) + self._recent_clicks
-        )
-        self._recent_clicks[:] = 0
-        self._popularity_t = clock
+    def record_clicks(self, items: np.ndarray, clock: int) -> None:
+        if len(items) == 0:
+            return
+        if (clock - self.ref_clock) * -self._log_decay > 600:  # keep the scale finite
+            self.popularity_ref *= math.exp(self._log_decay * (clock - self.ref_clock))
+            self.ref_clock = clock
+        weight = math.exp(-self._log_decay * (clock - self.ref_clock))
+        np.add.at(self.popularity_ref, items, weight)
+        if self._stale or self._uniform:
+            return
+        clicked = np.unique(items)
+        contenders = clicked[~np.isin(clicked, self._popular)]
+        contenders = contenders[self._is_live(contenders)]
+        if len(contenders) == 0:
+            return
+        floor = self.popularity_ref[self._popular].min() if len(self._popular) else -np.inf
+        rising = contenders[self.popularity_ref[contenders] > floor]
+        if len(rising) or len(self._popular) < self.config.popular_pool:
+            merged = np.union1d(self._popular, rising)
+            top = merged[_top(self.popularity_ref[merged], self.config.popular_pool)]
+            self._set_pools(np.sort(top))
+
+    def _is_live(self, ids: np.ndarray) -> np.ndarray:
+        position = np.searchsorted(self._live, ids)
+        position = np.minimum(position, len(self._live) - 1)
+        return self._live[position] == ids
+
+    def _set_pools(self, popular: np.ndarray) -> None:
+        """Set the popular pool; the fresh pool follows (the freshest non-popular items)."""
+        self._pooled[self._popular] = False
+        self._pooled[self._fresh] = False
+        self._popular = popular
+        freshest = self._freshest[~np.isin(self._freshest, popular)]
+        self._fresh = freshest[: self.config.fresh_pool]
+        self._pooled[self._popular] = True
+        self._pooled[self._fresh] = True
+
+    def _rebuild(self, clock: int) -> None:
+        """Everything that depends on the catalogue, at ``clock`` (O(catalogue), rare)."""
+        cfg, items = self.config, self.items
         live = np.flatnonzero(items.available(clock))
         if len(live) < cfg.num_candidates:
             raise RuntimeError(
                 f"only {len(live)} items are live at t={clock}, fewer than "
                 f"num_candidates={cfg.num_candidates}"
             )
+        self._live = live
+        n_rand = self._shares()[2]
+        popular = min(cfg.popular_pool, len(live))
+        rest = len(live) - popular - min(cfg.fresh_pool, len(live) - popular)
+        self._uniform = rest < n_rand  # tiny catalogues: one uniform pool of all live items
+        self._pooled[:] = False
+        self._popular = self._fresh = np.empty(0, dtype=np.int64)
+        if not self._uniform:
+            by_arrival = _top(items.arrival[live], cfg.fresh_pool + cfg.popular_pool)
+            self._freshest = live[by_arrival[np.argsort(-items.arrival[live[by_arrival]])]]
+            popular = live[_top(self.popularity_ref[live], cfg.popular_pool)]
+            self._set_pools(np.sort(popular))
+        self._stale = False
+        self._built_for = clock
+
+    def _shares(self) -> tuple[int, int, int]:
+        cfg = self.config
         n_pop = min(round(cfg.num_candidates * cfg.popular_fraction), cfg.popular_pool)
         n_fresh = min(round(cfg.num_candidates * cfg.fresh_fraction), cfg.fresh_pool)
-        taken = np.zeros(len(live), dtype=bool)
-        pop = _top(self.popularity[live], min(cfg.popular_pool, len(live)))
-        taken[pop] = True
-        rest = np.flatnonzero(~taken)
-        fresh = rest[_top(items.arrival[live[rest]], cfg.fresh_pool)]
-        taken[fresh] = True
-        other = np.flatnonzero(~taken)
-        n_pop, n_fresh = min(n_pop, len(pop)), min(n_fresh, len(fresh))
-        n_rand = cfg.num_candidates - n_pop - n_fresh
-        if n_rand > len(other):  # tiny catalogues: fall back to one uniform pool
-            pools = [(live, cfg.num_candidates)]
-        else:
-            pools = [(live[pop], n_pop), (live[fresh], n_fresh), (live[other], n_rand)]
-        self._pools = [(pool, count) for pool, count in pools if count > 0]
-        self._pools_until = clock + cfg.retrieval_refresh
-        return self._pools
+        return n_pop, n_fresh, cfg.num_candidates - n_pop - n_fresh
+
+    def pools(self, clock: int) -> list[tuple[np.ndarray, int]]:
+        """The (pool of item ids, count per request) pairs: popular, fresh and random (the
+        random pool materialised: O(catalogue), for inspection and tests)."""
+        if self._stale:
+            self._rebuild(clock)
+        if self._uniform:
+            return [(self._live, self.config.num_candidates)]
+        n_pop, n_fresh, n_rand = self._shares()
+        rest = self._live[~self._pooled[self._live]]
+        pools = [(self._popular, n_pop), (self._fresh, n_fresh), (rest, n_rand)]
+        return [(pool, count) for pool, count in pools if count > 0]
+
+    # ------------------------------------------------------------------ retrieval
 
     def retrieve(self, n: int, clock: int, rng: np.random.Generator) -> np.ndarray:
-        candidates = np.empty((n, self.config.num_candidates), dtype=np.int64)
+        if self._stale:
+            self._rebuild(clock)
+        c = self.config.num_candidates
+        candidates = np.empty((n, c), dtype=np.int64)
+        if self._uniform:
+            candidates[:] = _distinct_from_small(self._live, n, c, rng)
+            return candidates
+        n_pop, n_fresh, n_rand = self._shares()
         offset = 0
-        for pool, count in self.pools(clock):
-            block = candidates[:, offset : offset + count]
-            if n <= FEW_REQUESTS:
-                for row in block:
-                    row[:] = rng.choice(pool, count, replace=False)
-            else:
-                shuffled = pool[rng.permutation(len(pool))]
-                extended = np.concatenate([shuffled, shuffled[:count]])
-                start = rng.integers(0, len(pool), n)
-                block[:] = extended.take(start[:, None] + np.arange(count))
-            offset += count
+        for pool, count in ((self._popular, n_pop), (self._fresh, n_fresh)):
+            if count:
+                candidates[:, offset : offset + count] = _distinct_from_small(pool, n, count, rng)
+                offset += count
+        if n_rand:
+            rest = self._rest_sample(rng)
+            candidates[:, offset:] = _distinct_from_small(rest, n, n_rand, rng)
         return candidates
+
+    def _rest_sample(self, rng: np.random.Generator) -> np.ndarray:
+        """Distinct live items outside the popular and fresh pools: all of them when there are
+        at most :data:`REST_SAMPLE`, else a uniformly random subset of about that many, drawn
+        by rejection (work independent of the catalogue's size)."""
+        live, pooled = self._live, self._pooled
+        rest_size = len(live) - len(self._popular) - len(self._fresh)
+        if rest_size <= REST_SAMPLE:
+            rest: np.ndarray = live[~pooled.take(live)]
+            return rest
+        accept = rest_size / len(live)
+        draws = live.take(rng.integers(0, len(live), int(REST_SAMPLE / accept) + 16))
+        return np.unique(draws[~pooled.take(draws)])
+
+
+def _distinct_from_small(
+    pool: np.ndarray, n: int, count: int, rng: np.random.Generator
+) -> np.ndarray:
+    """(n, count) items of ``pool``, distinct within a row, each row a uniformly random subset:
+    a contiguous window of one fresh permutation of the pool, at a random start per row
+    (marginally uniform, O(pool + n count)); for a handful of rows, direct draws."""
+    out = np.empty((n, count), dtype=np.int64)
+    if n <= FEW_REQUESTS:
+        for row in out:
+            row[:] = rng.choice(pool, count, replace=False)
+        return out
+    shuffled = pool[rng.permutation(len(pool))]
+    extended = np.concatenate([shuffled, shuffled[:count]])
+    start = rng.integers(0, len(pool), n)
+    out[:] = extended.take(start[:, None] + np.arange(count))
+    return out

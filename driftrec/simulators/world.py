@@ -306,15 +306,17 @@ class World:
         if cfg.boredom_increment:
             np.add.at(state.boredom, (u, self.items.topic[i]), np.float32(cfg.boredom_increment))
         state.history[u] = np.concatenate([i[:, None], state.history[u, :-1]], axis=1)
-        self.retrieval.record_clicks(i)
+        self.retrieval.record_clicks(i, self.clock)
         for process, memory in zip(self.processes, self.memory, strict=True):
             process.on_consumption(state, self.items, memory, u, i, self.rng["drift"])
 
     def churn(self, users: np.ndarray) -> None:
         """Users ``users`` leave for good."""
+        users = np.asarray(users, dtype=np.int64)
+        users = np.unique(users[self.users.alive[users]])
         if len(users):
+            self.activity.churned(users)
             self.users.alive[users] = False
-            self.activity.churned()
 
     def advance(self, t: int) -> tuple[DriftEvent, ...]:
         """Move the clock to ``t`` (no requests served), firing the drift scheduled up to it."""

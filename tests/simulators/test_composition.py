@@ -46,7 +46,7 @@ class FixedCandidates:
     def retrieve(self, n, clock, rng):
         return np.tile(np.arange(10, 16), (n, 1))
 
-    def record_clicks(self, items):
+    def record_clicks(self, items, clock):
         self.clicked.extend(items.tolist())
 
     def catalogue_changed(self):

@@ -147,7 +147,7 @@ def test_new_cohort_arrives_at_its_time_only():
 
 
 def test_catalog_churn_retired_items_never_appear_and_new_items_do():
-    cfg = SMALL.replace(initial_item_fraction=0.5, retrieval_refresh=50)
+    cfg = SMALL.replace(initial_item_fraction=0.5)
     world = World.draw(cfg, [CatalogChurn(every=500, fraction=0.2)], seed=8)
     initial = np.flatnonzero(world.items.available(0))
     events = serve_random(world, 40)  # 2,000 requests: 4 churn rounds

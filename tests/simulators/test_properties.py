@@ -64,7 +64,6 @@ WORLD = {
     "activity_alpha": maybe_bad(reals(0.2, 5)),
     "boredom_increment": maybe_bad(reals(0, 3)),
     "boredom_decay": maybe_bad(reals(0.01, 1)),
-    "retrieval_refresh": maybe_bad(integers(1, 3_000)),
     "choice_model": st.sampled_from(["mnl", "cascade", "probit"]),
     "reward": st.sampled_from(["click", "engagement", "views"]),
 }
