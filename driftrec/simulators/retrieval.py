@@ -87,6 +87,9 @@ class PooledRetrieval:
         self._built_for = -1
         self._live = np.empty(0, dtype=np.int64)
         self._pooled = np.zeros(config.num_items, dtype=bool)
+        self._is_popular = np.zeros(config.num_items, dtype=bool)
+        self._is_live = np.zeros(config.num_items, dtype=bool)
+        self._floor = -np.inf
         self._popular = np.empty(0, dtype=np.int64)
         self._fresh = np.empty(0, dtype=np.int64)
         self._freshest = np.empty(0, dtype=np.int64)
@@ -108,32 +111,32 @@ class PooledRetrieval:
         np.add.at(self.popularity_ref, items, weight)
         if self._stale or self._uniform:
             return
-        clicked = np.unique(items)
-        contenders = clicked[~np.isin(clicked, self._popular)]
-        contenders = contenders[self._is_live(contenders)]
-        if len(contenders) == 0:
+        # Only a clicked live item outside the pool whose popularity now exceeds the pool's
+        # lowest can enter (a uniform decay changes no order). Flags, not set operations:
+        # this runs after every batch, for a single request too.
+        rising = items[
+            ~self._is_popular.take(items)
+            & self._is_live.take(items)
+            & (self.popularity_ref.take(items) > self._floor)
+        ]
+        if len(rising) == 0 and len(self._popular) >= self.config.popular_pool:
             return
-        floor = self.popularity_ref[self._popular].min() if len(self._popular) else -np.inf
-        rising = contenders[self.popularity_ref[contenders] > floor]
-        if len(rising) or len(self._popular) < self.config.popular_pool:
-            merged = np.union1d(self._popular, rising)
-            top = merged[_top(self.popularity_ref[merged], self.config.popular_pool)]
-            self._set_pools(np.sort(top))
-
-    def _is_live(self, ids: np.ndarray) -> np.ndarray:
-        position = np.searchsorted(self._live, ids)
-        position = np.minimum(position, len(self._live) - 1)
-        return self._live[position] == ids
+        merged = np.unique(np.concatenate([self._popular, rising]))
+        top = merged[_top(self.popularity_ref.take(merged), self.config.popular_pool)]
+        self._set_pools(np.sort(top))
 
     def _set_pools(self, popular: np.ndarray) -> None:
         """Set the popular pool; the fresh pool follows (the freshest non-popular items)."""
         self._pooled[self._popular] = False
         self._pooled[self._fresh] = False
+        self._is_popular[self._popular] = False
         self._popular = popular
-        freshest = self._freshest[~np.isin(self._freshest, popular)]
+        self._is_popular[popular] = True
+        freshest = self._freshest[~self._is_popular.take(self._freshest)]
         self._fresh = freshest[: self.config.fresh_pool]
         self._pooled[self._popular] = True
         self._pooled[self._fresh] = True
+        self._floor = self.popularity_ref.take(popular).min() if len(popular) else -np.inf
 
     def _rebuild(self, clock: int) -> None:
         """Everything that depends on the catalogue, at ``clock`` (O(catalogue), rare)."""
@@ -145,11 +148,14 @@ class PooledRetrieval:
                 f"num_candidates={cfg.num_candidates}"
             )
         self._live = live
+        self._is_live[:] = False
+        self._is_live[live] = True
         n_rand = self._shares()[2]
         popular = min(cfg.popular_pool, len(live))
         rest = len(live) - popular - min(cfg.fresh_pool, len(live) - popular)
         self._uniform = rest < n_rand  # tiny catalogues: one uniform pool of all live items
         self._pooled[:] = False
+        self._is_popular[:] = False
         self._popular = self._fresh = np.empty(0, dtype=np.int64)
         if not self._uniform:
             by_arrival = _top(items.arrival[live], cfg.fresh_pool + cfg.popular_pool)
