@@ -95,6 +95,7 @@ class PooledRetrieval:
         self._freshest = np.empty(0, dtype=np.int64)
         self._uniform = False
         self._stale = True
+        self._rest: np.ndarray | None = None
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -136,6 +137,7 @@ class PooledRetrieval:
         self._fresh = freshest[: self.config.fresh_pool]
         self._pooled[self._popular] = True
         self._pooled[self._fresh] = True
+        self._rest = None
         self._floor = self.popularity_ref.take(popular).min() if len(popular) else -np.inf
 
     def _rebuild(self, clock: int) -> None:
@@ -155,6 +157,7 @@ class PooledRetrieval:
         rest = len(live) - popular - min(cfg.fresh_pool, len(live) - popular)
         self._uniform = rest < n_rand  # tiny catalogues: one uniform pool of all live items
         self._pooled[:] = False
+        self._rest = None
         self._is_popular[:] = False
         self._popular = self._fresh = np.empty(0, dtype=np.int64)
         if not self._uniform:
@@ -211,8 +214,9 @@ class PooledRetrieval:
         live, pooled = self._live, self._pooled
         rest_size = len(live) - len(self._popular) - len(self._fresh)
         if rest_size <= REST_SAMPLE:
-            rest: np.ndarray = live[~pooled.take(live)]
-            return rest
+            if self._rest is None:  # cached until the pools or the catalogue change
+                self._rest = live[~pooled.take(live)]
+            return self._rest
         accept = rest_size / len(live)
         draws = live.take(rng.integers(0, len(live), int(REST_SAMPLE / accept) + 16))
         return np.unique(draws[~pooled.take(draws)])
