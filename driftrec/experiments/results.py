@@ -58,9 +58,10 @@ class ResultsDir:
     def cell_path(self, cell_id: str) -> Path:
         return self.cells_dir / f"{cell_id}.pkl"
 
-    def check_compatible(self, spec: ExperimentSpec) -> None:
+    def check_compatible(self, spec: ExperimentSpec) -> str | None:
         """Raise :class:`SpecError` if the directory holds results of another spec (results of
-        two specs never mix), or is a file; writes nothing."""
+        two specs never mix), or is a file; writes nothing. Returns the fingerprint found (None
+        for a new directory)."""
         if self.root.exists() and not self.root.is_dir():
             raise SpecError(f"--out {self.root} exists and is not a directory")
         existing = self.read_spec_fingerprint()
@@ -70,12 +71,12 @@ class ResultsDir:
                 f"spec's is {spec.fingerprint()}): use another --out, or delete that directory "
                 "to start over"
             )
+        return existing
 
     def prepare(self, spec: ExperimentSpec) -> None:
         """Create the directory for ``spec``, or check that an existing one holds the same spec
         (raises :class:`SpecError` if not: results of two specs never mix)."""
-        self.check_compatible(spec)
-        existing = self.read_spec_fingerprint()
+        existing = self.check_compatible(spec)
         self.cells_dir.mkdir(parents=True, exist_ok=True)
         if existing is None:
             text = f"# fingerprint: {spec.fingerprint()}\n" + spec.to_yaml()

@@ -17,7 +17,6 @@ import os
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
 
 from driftrec.experiments.cell import CellResult, run_cell
 from driftrec.experiments.results import ResultsDir
@@ -72,12 +71,10 @@ def run_cells(
         max_retries: Ray retries of a cell whose worker died.
         progress: a progress bar on stderr.
     """
-    if runner not in RUNNERS:
-        raise SpecError(f"runner must be one of {list(RUNNERS)}, got {runner!r}")
+    preflight(spec, runner, address)
     done = out.finished()
     todo = [cell for cell in spec.cells() if cell.id not in done]
     if runner == "local":
-        _check_local_gpus(spec)
         results: Iterable[tuple[Cell, CellResult]] = ((c, run_cell(c)) for c in todo)
     else:
         results = _ray_results(spec, todo, address, max_retries)
@@ -133,12 +130,13 @@ def _kill_once_for_test(cell: Cell) -> None:
         os._exit(1)
 
 
-def _remote_cell(cell: Cell) -> tuple[CellResult, str]:
+def _remote_cell(cell: Cell) -> CellResult:
     import ray
 
     _kill_once_for_test(cell)
-    node = ray.get_runtime_context().get_node_id()
-    return run_cell(cell), node
+    result = run_cell(cell)
+    result.node = ray.get_runtime_context().get_node_id()
+    return result
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
@@ -166,22 +164,10 @@ def _ray_results(
 ) -> Iterable[tuple[Cell, CellResult]]:
     import ray
 
-    preflight(spec, "ray", address)
-    gpus = spec.resources.num_gpus
     task = ray.remote(_remote_cell).options(
-        num_cpus=spec.resources.num_cpus, num_gpus=gpus, max_retries=max_retries
+        num_cpus=spec.resources.num_cpus, num_gpus=spec.resources.num_gpus, max_retries=max_retries
     )
     pending = {task.remote(cell): cell for cell in todo}
-    nodes: dict[str, str] = {}
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
-        cell = pending.pop(ready[0])
-        result, node = ray.get(ready[0])
-        nodes[cell.id] = node
-        result.node = node
-        yield cell, result
-
-
-def ray_nodes_used(results: Iterable[Any]) -> set[str]:
-    """The Ray node ids that ran the given cell results (``CellResult.node``)."""
-    return {r.node for r in results if getattr(r, "node", None)}
+        yield pending.pop(ready[0]), ray.get(ready[0])

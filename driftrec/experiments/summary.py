@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from driftrec.experiments.cell import RANKING_KEYS, CellResult
 from driftrec.experiments.metrics import (
@@ -58,8 +59,6 @@ def t_interval(values: Sequence[float]) -> tuple[float, float]:
         return math.nan, math.nan
     if len(x) == 1:
         return float(x[0]), math.nan
-    from scipy import stats
-
     half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
     return float(x.mean()), float(half)
 
@@ -186,9 +185,8 @@ def _summary(cells: pd.DataFrame, recovery: pd.DataFrame) -> pd.DataFrame:
 
 def build_tables(results: Iterable[CellResult], spec: ExperimentSpec) -> Tables:
     """Every table of an experiment from its cell results."""
-    results = sorted(results, key=lambda r: r.cell_id)
     order = {c.id: i for i, c in enumerate(spec.cells())}
-    results.sort(key=lambda r: order.get(r.cell_id, len(order)))
+    results = sorted(results, key=lambda r: (order.get(r.cell_id, len(order)), r.cell_id))
     curves, probes, events, recovery_rows, cell_rows = [], [], [], [], []
     for r in results:
         curves.append(_curve_rows(r, "world", r.curves))

@@ -84,7 +84,6 @@ class PooledRetrieval:
         self.popularity_ref = items.popularity_prior.astype(np.float64).copy()
         self.ref_clock = 0
         self._log_decay = math.log(0.5) / config.popularity_half_life
-        self._built_for = -1
         self._live = np.empty(0, dtype=np.int64)
         self._pooled = np.zeros(config.num_items, dtype=bool)
         self._is_popular = np.zeros(config.num_items, dtype=bool)
@@ -166,7 +165,6 @@ class PooledRetrieval:
             popular = live[_top(self.popularity_ref[live], cfg.popular_pool)]
             self._set_pools(np.sort(popular))
         self._stale = False
-        self._built_for = clock
 
     def _shares(self) -> tuple[int, int, int]:
         cfg = self.config

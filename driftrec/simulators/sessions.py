@@ -101,15 +101,13 @@ class SessionBatch:
         served[rows] = True
         self.length += served
         self.clicks += true_click
-        u = world.rng["responses"].random((len(rows), 2))
-        leave = np.zeros(self.num_sessions, dtype=bool)
-        leave[rows] = ~true_click[rows] & (u[:, 0] < cfg.leave_prob)
+        u = np.ones((self.num_sessions, 2))  # an unserved slot neither leaves nor churns
+        u[rows] = world.rng["responses"].random((len(rows), 2))
+        leave = ~true_click & (u[:, 0] < cfg.leave_prob)
         terminated = served & ((self.length >= self.budget) | leave)
         ended = np.flatnonzero(terminated)
         if len(ended):
-            churn_draw = np.ones(self.num_sessions)
-            churn_draw[rows] = u[:, 1]
-            unhappy = ended[(self.clicks[ended] == 0) & (churn_draw[ended] < cfg.churn_prob)]
+            unhappy = ended[(self.clicks[ended] == 0) & (u[ended, 1] < cfg.churn_prob)]
             world.churn(self.users[unhappy])
         gone = self._thin(activity, ~terminated)
         terminated |= gone & served
@@ -129,12 +127,9 @@ class SessionBatch:
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(before > 0, after / before, np.where(after > 0, np.inf, 0.0))
         top = ratio.max()
-        if top == np.inf:
-            keep = np.zeros_like(ratio)
-        elif top > 0:
-            keep = ratio / top
-        else:  # nobody is active any more; sampling new sessions will say so
-            keep = np.zeros_like(ratio)
+        # A cohort rising from zero restarts every session; if nobody is active any more,
+        # sampling the new sessions will say so.
+        keep = ratio / top if 0 < top < np.inf else np.zeros_like(ratio)
         u = self.world.rng["responses"].random(self.num_sessions)
         cohort = self.world.users.cohort[self.users]
         return running & (u >= keep[cohort])
