@@ -15,7 +15,7 @@ from __future__ import annotations
 import resource
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -71,7 +71,6 @@ class CellResult:
     cost: dict[str, float]
     seconds: float
     node: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _make_env(cell: Cell, twin: bool = False) -> Any:
@@ -128,18 +127,27 @@ def _eval_clocks(horizon: int, every: int, batch: int, regime_ends: np.ndarray) 
     return sorted(c for c in clocks if 0 <= c <= horizon)
 
 
+def _start(cell: Cell, twin: bool, device: str) -> tuple[Any, Any, Any]:
+    """The environment, reset (the world drawn once, from the cell's seed), its first
+    observation, and the agent built on it (a frozen oracle freezes this world)."""
+    env = _make_env(cell, twin)
+    obs, _ = env.reset(seed=cell.seed)
+    return env, obs, _make_agent(cell, env, device)
+
+
 def _rollout(
     cell: Cell,
     env: Any,
+    obs: Any,
     agent: Any,
     steps: int,
     on_eval: Any = None,
     eval_clocks: list[int] = (),  # type: ignore[assignment]
 ) -> tuple[dict[str, Curve], list[Any], dict[str, float]]:
+    """Serve ``steps`` batches from the reset ``env`` (first observation ``obs``)."""
     from driftrec.agents import Transition
 
     spec = cell.spec
-    obs, _ = env.reset(seed=cell.seed)
     if spec.warm_start is not None and hasattr(agent, "pretrain"):
         agent.pretrain(env.log_interactions(spec.warm_start.requests, spec.warm_start.policy))
     recorder = CurveRecorder(spec.resolution)
@@ -183,13 +191,10 @@ def _run_cell(cell: Cell) -> CellResult:
     spec = cell.spec
     began = time.perf_counter()
     device = _device(cell)
-    env = _make_env(cell)
+    env, obs, agent = _start(cell, False, device)
     steps = spec.horizon // spec.num_envs
     horizon = steps * spec.num_envs
     regime_ends, scheduled = _regimes(env, horizon)
-    agent = _make_agent(cell, env, device)
-
-    env.reset(seed=cell.seed)
     probes = []
     future = env.ground_truth_snapshot()
     for end in regime_ends:
@@ -219,15 +224,13 @@ def _run_cell(cell: Cell) -> CellResult:
             ranking_metrics(scores(current.observation), current.click_probability(), k)
         )
 
-    curves, events, timing = _rollout(cell, env, agent, steps, evaluate, eval_clocks)
+    curves, events, timing = _rollout(cell, env, obs, agent, steps, evaluate, eval_clocks)
     cost = {**timing, **_learning_cost(agent)}
     cost["peak_rss_mb"] = _peak_rss_mb()
 
     twin_curves = None
     if _wants_twin(cell, scheduled):
-        twin_env = _make_env(cell, twin=True)
-        twin_agent = _make_agent(cell, twin_env, device)
-        twin_curves, _, _ = _rollout(cell, twin_env, twin_agent, steps)
+        twin_curves, _, _ = _rollout(cell, *_start(cell, True, device), steps)
 
     return CellResult(
         cell_id=cell.id,

@@ -212,6 +212,8 @@ class ExperimentSpec(_Model):
             except (TypeError, ValueError) as error:
                 problems.append(f"scenarios.{i} ({scenario.key}): {error}")
         env = next(iter(envs.values()), None)
+        if env is not None:
+            env.reset(seed=0)  # agents such as the frozen oracle read the drawn world
         for i, agent in enumerate(self.agents):
             if env is None:
                 break

@@ -146,3 +146,15 @@ def test_the_shipped_quickstart_is_the_grid_the_readme_promises():
     assert {a.name for a in spec.agents} >= {"static", "fine_tune", "online", "replay", "ewc"}
     assert spec.warm_start is not None  # a fair start
     assert re.search(r"^name: quickstart$", QUICKSTART.read_text(), re.MULTILINE)
+
+
+def test_every_kind_of_baseline_runs_in_a_spec(tiny, tmp_path):
+    """The oracles read the environment (the frozen one freezes the world as the cell starts):
+    they run through the spec's checks and the runner like any agent."""
+    spec = {**tiny, "seeds": [0], "scenarios": tiny["scenarios"][:1]}
+    spec["agents"] = [{"name": n} for n in ("oracle", "frozen_oracle", "popularity", "random")]
+    report = run_experiment(spec, tmp_path / "out", runner="local", progress=False)
+    cells = pd.read_parquet(report.parent / "cells.parquet").set_index("agent")
+    assert cells.loc["oracle", "reward"] == pytest.approx(1.0)
+    assert cells.loc["frozen_oracle", "reward"] < 1.0 < cells.loc["oracle", "reward"] + 1e-9
+    assert cells.loc["random", "reward"] < cells.loc["frozen_oracle", "reward"]
