@@ -15,8 +15,15 @@ from gymnasium.error import ResetNeeded
 
 from driftrec.agents.checks import check_transition, observation_batch
 from driftrec.agents.protocol import AgentBase, Observation, Transition, task_sizes
+from driftrec.slates import topic_diverse_top_k
 
-__all__ = ["FrozenOracleAgent", "GroundTruth", "OracleAgent", "ground_truth_channel"]
+__all__ = [
+    "DiverseOracleAgent",
+    "FrozenOracleAgent",
+    "GroundTruth",
+    "OracleAgent",
+    "ground_truth_channel",
+]
 
 
 @runtime_checkable
@@ -178,3 +185,56 @@ class FrozenOracleAgent(AgentBase):
                 f"cannot be restored from a checkpoint; build the frozen oracle when the "
                 f"environment is at t={saved}"
             )
+
+
+class DiverseOracleAgent(AgentBase):
+    """The oracle's true utilities, served as topic-diverse slates: the best candidate of each
+    topic first (``driftrec.slates.topic_diverse_top_k``), so a slate repeats a topic only when
+    the candidates hold fewer topics than slots.
+
+    It gives up a little of the current request's expected reward to avoid monotonous slates.
+    Where monotony bores users (``monotony_boredom`` > 0, the ``monotony`` scenario), that buys
+    longer, richer sessions: its reward per session exceeds the myopic oracle's, although its
+    per-request regret against the oracle (which is measured in its own world) stays positive.
+    It is the simple diversity-aware reference of the long-term setting (docs/rl.md).
+
+    Args:
+        env: the environment whose pending requests ``act`` answers (vector or single,
+            possibly wrapped); it reads ``env.oracle_scores()``.
+    """
+
+    def __init__(self, env: Any) -> None:
+        channel = ground_truth_channel(env, "diverse oracle")
+        if not callable(getattr(channel, "oracle_scores", None)):
+            raise TypeError(
+                "the diverse oracle reads env.oracle_scores() (true utilities per candidate); "
+                f"{type(channel).__name__} has no such method"
+            )
+        self._scores = channel.oracle_scores  # type: ignore[attr-defined]
+        self.sizes = task_sizes(env)
+
+    def __repr__(self) -> str:
+        return "DiverseOracleAgent()"
+
+    def act(self, obs: Observation) -> np.ndarray:
+        batch = observation_batch(obs, self.sizes, caller="act")
+        n = len(batch["user_id"])
+        scores = np.asarray(self._scores(), dtype=np.float64)
+        scores = scores[None] if scores.ndim == 1 else scores
+        if scores.shape[0] != n:
+            raise ValueError(
+                f"the diverse oracle answers the environment's {scores.shape[0]} pending "
+                f"request(s), but was asked for {n}: call act with the observation the "
+                "environment just returned"
+            )
+        return topic_diverse_top_k(scores, batch["candidate_topics"], self.sizes.slate_size)
+
+    def observe(self, transition: Transition) -> None:
+        """Checks the transition (as every agent does) and learns nothing."""
+        check_transition(transition, self.sizes)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        return None

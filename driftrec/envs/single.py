@@ -146,6 +146,11 @@ class RecDriftEnv(gym.Env):
         (under ``snapshot``'s state if given; see :meth:`RecDriftVectorEnv.oracle_action`)."""
         return self.batch.oracle_action(snapshot)[0]
 
+    def oracle_scores(self) -> np.ndarray:
+        """The privileged per-candidate channel: (C,) true utilities of this request's
+        candidates (see :meth:`RecDriftVectorEnv.oracle_scores`)."""
+        return self.batch.oracle_scores()[0]
+
     def ground_truth_snapshot(self) -> World:
         """An independent copy of the world as it is now, for :meth:`oracle_action`."""
         return self.batch.ground_truth_snapshot()

@@ -241,6 +241,12 @@ class RecDriftVectorEnv(VectorEnv):
             return slates_to_action(sessions.world.oracle(requests)[0])
         return slates_to_action(snapshot.oracle(snapshot.rescore(requests))[0])
 
+    def oracle_scores(self) -> np.ndarray:
+        """The privileged ground-truth channel, per candidate: (B, C) true utilities of the
+        pending requests' candidates (what the oracle ranks; boredom included). For
+        ground-truth baselines such as the diverse oracle; learning agents must not use it."""
+        return self._require_sessions().requests.utilities.copy()
+
     def ground_truth_snapshot(self) -> World:
         """An independent copy of the world as it is now, for :meth:`oracle_action`."""
         return self._require_sessions().world.snapshot()

@@ -43,6 +43,7 @@ _REAL_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "quality_scale": (0.0, 100.0, False),
     "position_bias": (0.0, 100.0, False),
     "boredom_increment": (0.0, 100.0, False),
+    "monotony_boredom": (0.0, 100.0, False),
     "engagement_sigma": (0.0, 10.0, False),
     "engagement_noise": (0.0, 10.0, False),
     "activity_alpha": (0.0, None, True),
@@ -121,6 +122,12 @@ class WorldConfig:
     """Boredom added to a topic each time the user clicks an item of it."""
     boredom_decay: float = 0.9
     """Factor applied to a user's boredom at each of their requests."""
+    monotony_boredom: float = 0.0
+    """Boredom added to a topic each time a slate shows it again: every item after the first of
+    one topic in one slate tires the user of that topic, clicked or not (monotonous lists bore
+    users). 0 (the default) turns it off. With it on, the myopic oracle, which maximises the
+    current request's reward, earns less per session than a policy that diversifies its slates
+    (see the ``monotony`` scenario and docs/rl.md)."""
     session_mean_length: float = 20.0
     """Mean session budget in requests (geometric)."""
     session_max_length: int = 100

@@ -288,3 +288,16 @@ def build_world(scenario: str = "stationary", seed: SeedLike = None, **params: A
         [500]
     """
     return resolve_world(scenario, **params).build(check_seed(seed))
+
+
+@_preset
+def monotony(monotony_boredom: float = 1.0, num_topics: int = 8) -> Scenario:
+    """Nothing drifts, but monotonous slates bore users: every item after the first of one topic
+    in a slate adds ``monotony_boredom`` to the user's boredom with that topic. Boredom lowers
+    the topic's utility until it decays, so the myopic oracle (best slate for the current
+    request) shortens sessions; a policy that diversifies its slates earns more per session
+    (long-term value; ``docs/rl.md`` has the measured gap). ``num_topics`` is smaller than the
+    default so that candidate lists hold several items of a topic."""
+    return Scenario(
+        "monotony", (), {"monotony_boredom": monotony_boredom, "num_topics": num_topics}
+    )

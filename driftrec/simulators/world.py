@@ -243,7 +243,8 @@ class World:
     def respond(self, requests: Requests, slates: np.ndarray) -> Response:
         """Serve ``slates`` (n, k) of candidate positions (-1: empty slot) and advance the clock.
 
-        Effects: sampled clicks; clicked topics bore the user (and every request decays boredom);
+        Effects: sampled clicks; clicked topics bore the user, and so do topics a slate repeats
+        (``monotony_boredom``); every request decays boredom;
         click histories and popularity update; feedback-loop drift sees the clicks; the clock
         advances by n and drift processes fire.
         """
@@ -267,6 +268,8 @@ class World:
         position = slates[rows, np.maximum(true_slot, 0)]
         true_item = np.where(clicked, requests.candidates[rows, np.maximum(position, 0)], -1)
         self._consume(requests.users, true_item, clicked)
+        if cfg.monotony_boredom:
+            self._tire(requests, slates)
 
         observed = true_slot
         for process, memory in zip(self.processes, self.memory, strict=True):
@@ -309,6 +312,20 @@ class World:
         self.retrieval.record_clicks(i, self.clock)
         for process, memory in zip(self.processes, self.memory, strict=True):
             process.on_consumption(state, self.items, memory, u, i, self.rng["drift"])
+
+    def _tire(self, requests: Requests, slates: np.ndarray) -> None:
+        """Monotony: every shown item whose topic an earlier slot of the same slate already
+        showed adds ``monotony_boredom`` to the user's boredom with that topic."""
+        shown = slates >= 0
+        topics = np.take_along_axis(requests.topics, np.maximum(slates, 0), axis=1)
+        k = slates.shape[1]
+        earlier = np.triu(np.ones((k, k), dtype=bool), 1)  # [i, j]: slot i is before slot j
+        same = (topics[:, :, None] == topics[:, None, :]) & shown[:, :, None] & shown[:, None, :]
+        repeat = (same & earlier).any(axis=1)  # (n, k): slot j repeats an earlier topic
+        if repeat.any():
+            users = np.broadcast_to(requests.users[:, None], repeat.shape)[repeat]
+            increment = np.float32(self.config.monotony_boredom)
+            np.add.at(self.users.boredom, (users, topics[repeat]), increment)
 
     def churn(self, users: np.ndarray) -> None:
         """Users ``users`` leave for good."""

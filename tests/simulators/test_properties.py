@@ -64,6 +64,7 @@ WORLD = {
     "activity_alpha": maybe_bad(reals(0.2, 5)),
     "boredom_increment": maybe_bad(reals(0, 3)),
     "boredom_decay": maybe_bad(reals(0.01, 1)),
+    "monotony_boredom": maybe_bad(reals(0, 3)),
     "choice_model": st.sampled_from(["mnl", "cascade", "probit"]),
     "reward": st.sampled_from(["click", "engagement", "views"]),
 }
@@ -82,6 +83,8 @@ def scenario_strategy(name: str, default: object) -> st.SearchStrategy:
         return maybe_bad(reals(0, 1))
     if name == "initial_item_fraction":
         return maybe_bad(reals(0.3, 1))
+    if name in ("monotony_boredom", "num_topics"):
+        return WORLD[name]
     if name == "strength":
         return maybe_bad(reals(0, 1))
     if name == "mode":

@@ -7,7 +7,8 @@ example in ``docs/metrics.md``): pure functions over NumPy arrays, one definitio
   (recovery time, dip, adaptation regret; against the pre-event level or the no-drift twin);
 - forgetting on probes: :func:`regime_matrix`, :func:`acc`, :func:`bwt`, :func:`fwt`,
   :func:`forgetting`, :func:`forgetting_per_regime`, :func:`plasticity_gap`;
-- ranking on probes: :func:`auc`, :func:`ranking_metrics`.
+- ranking on probes: :func:`auc`, :func:`ranking_metrics`;
+- sessions: the streaming :class:`SessionRecorder` (session return and length).
 """
 
 from driftrec.experiments.metrics.adaptation import (
@@ -32,6 +33,7 @@ from driftrec.experiments.metrics.ranking import (
     average_ranks,
     ranking_metrics,
 )
+from driftrec.experiments.metrics.sessions import SessionRecorder
 
 __all__ = [
     "QUANTITIES",
@@ -40,6 +42,7 @@ __all__ = [
     "Curve",
     "CurveRecorder",
     "Recovery",
+    "SessionRecorder",
     "acc",
     "auc",
     "average_ranks",
