@@ -1,5 +1,6 @@
 """Agents: PyTorch recommenders, the continual-learning strategies that decide when and how they
-learn, exploration policies, and baselines (random, popularity, oracle, frozen oracle).
+learn, exploration policies, baselines (random, popularity, oracle, frozen oracle), and the RL
+recommenders SlateQ and top-K off-policy-corrected REINFORCE.
 
 Quick start::
 
@@ -44,8 +45,17 @@ from driftrec.agents.protocol import (
     Transition,
     task_sizes,
 )
-from driftrec.agents.registry import AGENTS, BASELINES, agent_names, agent_parameters, make_agent
+from driftrec.agents.registry import (
+    AGENTS,
+    BASELINES,
+    RL_AGENTS,
+    agent_names,
+    agent_parameters,
+    make_agent,
+)
+from driftrec.agents.reinforce import TopKReinforceAgent
 from driftrec.agents.scopes import SCOPES
+from driftrec.agents.slateq import SlateQAgent
 from driftrec.agents.strategies import (
     STRATEGIES,
     LearnerConfig,
@@ -66,6 +76,7 @@ __all__ = [
     "EXPLORATIONS",
     "MODELS",
     "PRIVILEGED_INFO_KEYS",
+    "RL_AGENTS",
     "SCOPES",
     "STRATEGIES",
     "Agent",
@@ -95,10 +106,12 @@ __all__ = [
     "ReplayBuffer",
     "Schedule",
     "SlateExamples",
+    "SlateQAgent",
     "Softmax",
     "Strategy",
     "TaskSizes",
     "Thompson",
+    "TopKReinforceAgent",
     "Trainer",
     "Transition",
     "UpdateRule",

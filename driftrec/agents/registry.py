@@ -3,7 +3,8 @@ them. Unknown names or parameters fail with the list of valid ones.
 
 ``AGENTS`` is one :class:`~driftrec.registry.Registry` of every agent name: the baselines, then
 every strategy preset of ``STRATEGIES`` as a learning agent (the presets' own parameters and the
-learner's), then the frozen oracle. Models, explorations and strategies are looked up in their
+learner's), the frozen oracle, then the RL recommenders (``slateq``, ``topk_reinforce``), which
+train their own models. Models, explorations and strategies are looked up in their
 own registries (``MODELS``, ``EXPLORATIONS``, ``STRATEGIES``), so one registered there is
 available here by name.
 """
@@ -22,12 +23,16 @@ from driftrec.agents.learning_agent import LearningAgent
 from driftrec.agents.models import MODELS
 from driftrec.agents.oracles import FrozenOracleAgent, OracleAgent
 from driftrec.agents.protocol import Agent, task_sizes
+from driftrec.agents.reinforce import TopKReinforceAgent
+from driftrec.agents.slateq import SlateQAgent
 from driftrec.agents.strategies import STRATEGIES, LearnerConfig, Strategy
+from driftrec.agents.trainable import RLConfig, check_exploration
 from driftrec.registry import Registry
 
 __all__ = [
     "AGENTS",
     "BASELINES",
+    "RL_AGENTS",
     "AgentSettings",
     "agent_names",
     "agent_parameters",
@@ -54,7 +59,8 @@ class AgentSettings:
 
 AGENTS: Registry[Agent] = Registry("agent", skip=2, sort_names=False)
 """Every name ``make_agent`` accepts, in this order: the baselines ``random``, ``popularity``,
-``oracle``, the strategy presets, then ``frozen_oracle``."""
+``oracle``, the strategy presets, ``frozen_oracle``, then the RL agents ``slateq`` and
+``topk_reinforce``."""
 
 
 @AGENTS.register("random")
@@ -151,20 +157,88 @@ def _frozen_oracle(env_or_spaces: Any, settings: AgentSettings, /) -> FrozenOrac
     return FrozenOracleAgent(env_or_spaces)
 
 
+@AGENTS.register("slateq")
+def _slateq(
+    env_or_spaces: Any,
+    settings: AgentSettings,
+    /,
+    gamma: float = 0.5,
+    slate_method: str = "greedy",
+    epsilon: float = 0.05,
+    target_every: int = 20,
+    lr: float = 0.01,
+    optimiser: str = "adam",
+    batch_size: int = 64,
+) -> SlateQAgent:
+    """SlateQ (Ie et al. 2019, IJCAI): item-wise long-term values learned by TD, combined with a
+    learned MNL choice model; slates by the paper's greedy or top-k optimisation."""
+    check_exploration("slateq", settings.exploration)
+    model, model_params = _named(settings.model, "model", MODELS)
+    return SlateQAgent(
+        task_sizes(env_or_spaces),
+        model=model,
+        model_params=model_params,
+        gamma=gamma,
+        slate_method=slate_method,
+        epsilon=epsilon,
+        target_every=target_every,
+        config=RLConfig(lr=lr, optimiser=optimiser, batch_size=batch_size),
+        seed=settings.seed,
+        device=settings.device,
+    )
+
+
+@AGENTS.register("topk_reinforce")
+def _topk_reinforce(
+    env_or_spaces: Any,
+    settings: AgentSettings,
+    /,
+    gamma: float = 0.9,
+    topk_correction: bool = True,
+    weight_cap: float = 10.0,
+    entropy: float = 0.01,
+    max_session: int = 100,
+    lr: float = 0.05,
+    optimiser: str = "adam",
+    batch_size: int = 32,
+) -> TopKReinforceAgent:
+    """Top-K off-policy-corrected REINFORCE (Chen et al. 2019, WSDM): a softmax policy over the
+    candidates trained on session returns, with capped importance weights and the top-K
+    multiplier."""
+    check_exploration("topk_reinforce", settings.exploration)
+    model, model_params = _named(settings.model, "model", MODELS)
+    return TopKReinforceAgent(
+        task_sizes(env_or_spaces),
+        model=model,
+        model_params=model_params,
+        gamma=gamma,
+        topk_correction=topk_correction,
+        weight_cap=weight_cap,
+        entropy=entropy,
+        max_session=max_session,
+        config=RLConfig(lr=lr, optimiser=optimiser, batch_size=batch_size),
+        seed=settings.seed,
+        device=settings.device,
+    )
+
+
 BASELINES = ("random", "popularity", "oracle", "frozen_oracle")
 """Agents that learn no model."""
 
+RL_AGENTS = ("slateq", "topk_reinforce")
+"""The RL recommenders: they train their own models (no continual-learning strategy)."""
+
 
 def agent_names() -> list[str]:
-    """Every agent name: ``random``, ``popularity``, ``oracle``, the strategy presets, then
-    ``frozen_oracle``."""
+    """Every agent name: ``random``, ``popularity``, ``oracle``, the strategy presets,
+    ``frozen_oracle``, ``slateq``, ``topk_reinforce``."""
     return AGENTS.names()
 
 
 def agent_parameters(name: str) -> list[str]:
     """The keyword parameters ``make_agent(name, ...)`` accepts besides model, exploration,
-    seed and device: a baseline's own, or a preset's own (sorted) and the learner's (loss,
-    optimiser, lr, l1, l2, micro_batch, batch_size)."""
+    seed and device: a baseline's or an RL agent's own, or a preset's own (sorted) and the
+    learner's (loss, optimiser, lr, l1, l2, micro_batch, batch_size)."""
     return list(AGENTS.parameters(name))
 
 
@@ -182,7 +256,8 @@ def make_agent(
 
     Args:
         name: an agent of ``AGENTS``: a baseline (``random``, ``popularity``, ``oracle``,
-            ``frozen_oracle``) or a strategy preset (see ``STRATEGIES``); or a composed
+            ``frozen_oracle``), a strategy preset (see ``STRATEGIES``), an RL agent
+            (``slateq``, ``topk_reinforce``: see :data:`RL_AGENTS`); or a composed
             :class:`~driftrec.agents.strategies.Strategy`.
         env_or_spaces: the environment (vector or single; the oracles need the environment
             itself, and the frozen oracle one that was reset) or an ``(observation_space,

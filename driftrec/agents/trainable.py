@@ -1,0 +1,156 @@
+"""A recommender model with its own optimiser, for agents that train a model directly rather
+than through a continual-learning strategy (the RL agents: :mod:`driftrec.agents.slateq`,
+:mod:`driftrec.agents.reinforce`).
+
+:class:`TrainableModel` builds a model of ``MODELS`` from a seeded generator, keeps a
+:class:`~driftrec.agents.optimisers.SplitOptimiser` over all of its parameters (lazy Adam on
+the sparse id tables), grows the model's id tables and the optimiser's per-row state together,
+and saves and restores both. :class:`RLConfig` holds the learning settings those agents share.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from driftrec.agents.models import make_model
+from driftrec.agents.models.base import ItemBatch, Recommender, UserBatch
+from driftrec.agents.models.tables import grow_tables, id_tables_of, match_rows, resize_to_state
+from driftrec.agents.optimisers import SplitOptimiser
+from driftrec.agents.scopes import sparse_tables
+from driftrec.validation import check_integer, check_real
+
+__all__ = [
+    "OPTIMISERS",
+    "RLConfig",
+    "TrainableModel",
+    "check_device",
+    "check_exploration",
+    "frozen_copy",
+    "rows_needed",
+]
+
+OPTIMISERS = ("adam", "sgd")
+
+
+def rows_needed(*ids: np.ndarray) -> int:
+    """Rows an id table needs to hold every id of ``ids``: the largest + 1 (0 if none)."""
+    return max((int(a.max()) + 1 for a in ids if a.size), default=0)
+
+
+def check_device(device: Any) -> torch.device:
+    """``device`` as a ``torch.device``, or a ``ValueError`` that names it."""
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(
+            f"device must be 'cpu', 'cuda' or a torch.device, got {device!r}"
+        ) from error
+
+
+@dataclass(frozen=True)
+class RLConfig:
+    """The learning settings shared by the RL agents (checked here; errors name the field)."""
+
+    lr: float = 0.01
+    """Learning rate of every model the agent trains."""
+    optimiser: str = "adam"
+    """``adam`` (lazy Adam on id tables, Adam elsewhere) or ``sgd``."""
+    batch_size: int = 64
+    """Requests gathered before a gradient step."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lr", check_real("lr", self.lr, low=0.0, low_open=True))
+        if not isinstance(self.optimiser, str) or self.optimiser not in OPTIMISERS:
+            raise ValueError(
+                f"unknown optimiser {self.optimiser!r}; valid optimisers are {list(OPTIMISERS)}"
+            )
+        batch = check_integer("batch_size", self.batch_size, minimum=1)
+        object.__setattr__(self, "batch_size", batch)
+
+
+def check_exploration(agent: str, exploration: Any) -> None:
+    """The RL agents explore by their own rule (SlateQ's ``epsilon``, REINFORCE's sampled
+    policy): the lab's exploration setting must be left at ``"greedy"``."""
+    name = exploration if isinstance(exploration, str) else None
+    if isinstance(exploration, Mapping) and set(exploration) == {"name"}:
+        name = exploration["name"]
+    if name != "greedy":
+        raise ValueError(
+            f"{agent} explores by its own rule (see its parameters), so exploration must be "
+            f"'greedy' (the default), got {exploration!r}"
+        )
+
+
+class TrainableModel:
+    """A model of ``MODELS`` and an optimiser over all of its parameters, grown together.
+
+    Args:
+        name: model name (``mf``, ``two_tower``, ``sasrec``).
+        params: the model's parameters.
+        sizes: the task's sizes (``driftrec.agents.task_sizes``).
+        generator: draws the initial parameters (a CPU generator).
+        device: where the model lives.
+        config: optimiser and learning rate.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        params: Mapping[str, Any],
+        sizes: Any,
+        generator: torch.Generator,
+        device: torch.device,
+        config: RLConfig,
+    ) -> None:
+        self.model: Recommender = make_model(name, sizes, generator, device, **dict(params))
+        self.config = config
+        self.sparse = sparse_tables(self.model)
+        self.optimiser = self._new_optimiser()
+        self.tables = list(id_tables_of(self.model).values())
+
+    def _new_optimiser(self) -> SplitOptimiser:
+        named = list(self.model.named_parameters())
+        return SplitOptimiser(named, self.sparse, self.config.optimiser, self.config.lr)
+
+    def __call__(self, users: UserBatch, items: ItemBatch) -> Tensor:
+        """(n, m) scores of the model."""
+        return self.model(users, items)
+
+    def ensure_rows(self, users: int, items: int, followers: tuple[Recommender, ...] = ()) -> None:
+        """Grow the id tables to hold ``users`` user rows and ``items`` item rows, the
+        optimiser's per-row state with them, and the tables of ``followers`` (frozen copies,
+        e.g. a target network) to the model's rows."""
+        if grow_tables(self.tables, users, items):
+            self.optimiser.grow()
+            for follower in followers:
+                match_rows(follower, self.model)
+
+    def step(self, loss: Tensor) -> None:
+        """One gradient step on ``loss``."""
+        self.optimiser.zero_grad()
+        loss.backward()
+        self.optimiser.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Parameters and optimiser state (tensors and plain containers; references)."""
+        return {"model": self.model.state_dict(), "optimiser": self.optimiser.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        resize_to_state(self.model, state["model"])  # a fresh model's tables are still small
+        self.model.load_state_dict(state["model"])
+        self.optimiser = self._new_optimiser()
+        self.optimiser.load_state_dict(state["optimiser"])
+
+
+def frozen_copy(model: Recommender) -> Recommender:
+    """An independent copy of ``model`` that is never trained (a target network)."""
+    member = copy.deepcopy(model)
+    member.requires_grad_(False)
+    return member
