@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
-from driftrec.experiments.metrics import Curve, CurveRecorder, ranking_metrics
+from driftrec.experiments.metrics import Curve, CurveRecorder, SessionRecorder, ranking_metrics
 from driftrec.experiments.spec import Cell
 
 __all__ = ["RANKING_KEYS", "CellResult", "run_cell"]
@@ -50,6 +50,10 @@ class CellResult:
         ranking: ranking metrics of the agent's scores on the probe of the regime in force at
             each evaluation, by key (:data:`RANKING_KEYS`): (E,) each.
         cost: act and learn seconds, learning counters, peak resident memory.
+        sessions: ``session_return`` (mean observed reward per completed user session),
+            ``session_length`` and ``sessions`` (completed), from
+            :class:`~driftrec.experiments.metrics.SessionRecorder`: the long-term counterpart
+            of per-request regret.
         seconds: wall time of the cell.
         node: the Ray node that ran it (None in-process).
     """
@@ -69,6 +73,7 @@ class CellResult:
     probe_random: np.ndarray
     ranking: dict[str, np.ndarray]
     cost: dict[str, float]
+    sessions: dict[str, float]
     seconds: float
     node: str | None = None
 
@@ -143,14 +148,16 @@ def _rollout(
     steps: int,
     on_eval: Any = None,
     eval_clocks: list[int] = (),  # type: ignore[assignment]
-) -> tuple[dict[str, Curve], list[Any], dict[str, float]]:
-    """Serve ``steps`` batches from the reset ``env`` (first observation ``obs``)."""
+) -> tuple[dict[str, Curve], list[Any], dict[str, float], dict[str, float]]:
+    """Serve ``steps`` batches from the reset ``env`` (first observation ``obs``): the curves,
+    the drift events, the act / learn seconds and the session figures."""
     from driftrec.agents import Transition
 
     spec = cell.spec
     if spec.warm_start is not None and hasattr(agent, "pretrain"):
         agent.pretrain(env.log_interactions(spec.warm_start.requests, spec.warm_start.policy))
     recorder = CurveRecorder(spec.resolution)
+    sessions = SessionRecorder(spec.num_envs)
     events: list[Any] = []
     act_s = learn_s = 0.0
     pending = list(eval_clocks)
@@ -168,11 +175,13 @@ def _rollout(
         agent.observe(Transition(obs, action, reward, next_obs, terminated, truncated, info))
         learn_s += time.perf_counter() - start
         recorder.update(clock, info["expected_reward"], info["oracle_expected_reward"], reward)
+        sessions.update(reward, terminated, info.get("served"))
         events.extend(info["drift_events"][0])
         obs = next_obs
     if on_eval is not None and pending:
         on_eval(env.clock)
-    return recorder.result(), events, {"act_seconds": act_s, "learn_seconds": learn_s}
+    timing = {"act_seconds": act_s, "learn_seconds": learn_s}
+    return recorder.result(), events, timing, sessions.result()
 
 
 def run_cell(cell: Cell) -> CellResult:
@@ -224,13 +233,13 @@ def _run_cell(cell: Cell) -> CellResult:
             ranking_metrics(scores(current.observation), current.click_probability(), k)
         )
 
-    curves, events, timing = _rollout(cell, env, obs, agent, steps, evaluate, eval_clocks)
+    curves, events, timing, sessions = _rollout(cell, env, obs, agent, steps, evaluate, eval_clocks)
     cost = {**timing, **_learning_cost(agent)}
     cost["peak_rss_mb"] = _peak_rss_mb()
 
     twin_curves = None
     if _wants_twin(cell, scheduled):
-        twin_curves, _, _ = _rollout(cell, *_start(cell, True, device), steps)
+        twin_curves, _, _, _ = _rollout(cell, *_start(cell, True, device), steps)
 
     return CellResult(
         cell_id=cell.id,
@@ -248,6 +257,7 @@ def _run_cell(cell: Cell) -> CellResult:
         probe_random=baseline,
         ranking={key: np.array([r[key] for r in ranking_rows]) for key in RANKING_KEYS},
         cost=cost,
+        sessions=sessions,
         seconds=time.perf_counter() - began,
     )
 

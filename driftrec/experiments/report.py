@@ -24,6 +24,13 @@ SUMMARY_COLUMNS = [
     # (column, header, format, meaning)
     ("reward", "reward", ".3f", "mean normalised reward over the run"),
     ("final_reward", "final", ".3f", "mean normalised reward over the last window"),
+    ("regret", "regret", ".4f", "mean per-request regret against the myopic oracle"),
+    (
+        "session_return",
+        "session return",
+        ".2f",
+        "mean reward per completed user session (long-term value; regret cannot see it)",
+    ),
     (
         "recovery_time",
         "recovery",

@@ -137,6 +137,10 @@ def _cell_row(result: CellResult, spec: ExperimentSpec) -> dict[str, Any]:
     row: dict[str, Any] = {key: getattr(result, key) for key in KEYS}
     row["reward"] = rho.mean(rho.start, rho.end)
     row["final_reward"] = rho.mean(rho.end - window, rho.end)
+    regret = result.curves["regret"]
+    row["regret"] = regret.mean(regret.start, regret.end)
+    row["session_return"] = result.sessions["session_return"]
+    row["session_length"] = result.sessions["session_length"]
     if result.twin_curves is not None:
         twin = result.twin_curves["normalised"]
         row["twin_reward"] = twin.mean(twin.start, twin.end)
