@@ -22,6 +22,15 @@ Example:
     >>> obs, rewards, dones, infos = venv.step(venv.action_space.sample()[None].repeat(4, 0))
     >>> sorted(infos[0])[:3]
     ['TimeLimit.truncated', 'click_slot', 'clicked_item']
+
+With ``adapters=True`` the sessions take a score per candidate and give observations in the
+per-candidate layout of :mod:`driftrec.rl.adapters` (for
+:class:`~driftrec.rl.sb3_policy.CandidateScoringPolicy`):
+
+    >>> venv = SB3VecEnv(4, num_users=300, num_items=300, num_candidates=20, slate_size=3,
+    ...                  adapters=True)
+    >>> venv.action_space.shape, venv.observation_space["candidates"].shape
+    ((20,), (20, 30))
 """
 
 from __future__ import annotations
@@ -34,6 +43,12 @@ from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
 from driftrec.envs.vector import RecDriftVectorEnv
+from driftrec.rl.adapters import (
+    candidate_observation_space,
+    score_action_space,
+    scores_to_slates,
+    to_candidate_layout,
+)
 
 __all__ = ["SB3VecEnv"]
 
@@ -52,18 +67,37 @@ class SB3VecEnv(VecEnv):
     Args:
         num_envs: concurrent sessions.
         scenario: a scenario preset name.
+        adapters: take (num_envs, C) scores instead of slates and give observations (terminal
+            ones included) in the per-candidate layout of :mod:`driftrec.rl.adapters`; the
+            same transformation as the ``ScoreAction`` and ``CandidateObservation`` wrappers.
         **kwargs: world settings and scenario parameters, as for
             :class:`~driftrec.envs.RecDriftVectorEnv`.
     """
 
-    def __init__(self, num_envs: int = 8, scenario: str | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        num_envs: int = 8,
+        scenario: str | None = None,
+        *,
+        adapters: bool = False,
+        **kwargs: Any,
+    ) -> None:
         self.env = RecDriftVectorEnv(
             num_envs, scenario, autoreset_mode=AutoresetMode.SAME_STEP, **kwargs
         )
-        super().__init__(
-            self.env.num_envs, self.env.single_observation_space, self.env.single_action_space
-        )
+        self.adapters = bool(adapters)
+        native = self.env.single_observation_space
+        obs_space, act_space = native, self.env.single_action_space
+        if self.adapters:
+            obs_space = candidate_observation_space(self.env.config)
+            act_space = score_action_space(self.env.config.num_candidates)
+        super().__init__(self.env.num_envs, obs_space, act_space)
         self._actions: np.ndarray | None = None
+
+    def _observe(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if not self.adapters:
+            return obs
+        return to_candidate_layout(obs, self.env.config)
 
     def reset(self) -> dict[str, np.ndarray]:
         seed = self._seeds[0] if self._seeds else None
@@ -72,7 +106,7 @@ class SB3VecEnv(VecEnv):
         obs, _ = self.env.reset(seed=seed, options=self._options[0] or None)
         self._reset_seeds()
         self._reset_options()
-        return obs
+        return self._observe(obs)
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = actions
@@ -81,6 +115,8 @@ class SB3VecEnv(VecEnv):
         if self._actions is None:
             raise RuntimeError("step_wait() without step_async(actions)")
         actions, self._actions = self._actions, None
+        if self.adapters:
+            actions = scores_to_slates(actions, self.env.config.slate_size)
         obs, reward, terminated, truncated, info, final = self.env._step(actions, final_obs=True)
         keys = [key for key in info if key != "drift_events"]
         columns = [info[key].tolist() for key in keys]
@@ -93,10 +129,11 @@ class SB3VecEnv(VecEnv):
             for row in infos:
                 row["drift_events"] = events
         if final is not None:
+            final = self._observe(final)
             for j, i in enumerate(np.flatnonzero(terminated)):
                 infos[i]["terminal_observation"] = {key: value[j] for key, value in final.items()}
         dones = terminated | truncated
-        return obs, reward.astype(np.float32), dones, infos
+        return self._observe(obs), reward.astype(np.float32), dones, infos
 
     def close(self) -> None:
         self.env.close()

@@ -1,0 +1,213 @@
+"""A Stable-Baselines3 actor-critic policy that scores every candidate with one shared network,
+for the per-candidate layout and score action of :mod:`driftrec.rl.adapters`.
+
+The actor embeds the user and each candidate row, and one MLP over (user embedding, candidate
+embedding, their elementwise product) gives each candidate's score: the Gaussian mean of its
+entry of the score action. The same weights score every position, so permuting the candidates
+permutes the means (the policy is equivariant to the candidates' order), and what is learnt
+about an item at one position holds at every position. The log standard deviation is one
+state-independent scalar shared by all positions. The critic reads the user embedding and the
+mean and max of the candidate embeddings (pooling makes it invariant to the order).
+
+This is the Deep Sets construction (Zaheer et al. 2017, "Deep Sets") applied to slate scoring,
+as in the per-item scorers of SlateQ (Ie et al. 2019), here trained with PPO.
+
+Example:
+    >>> from stable_baselines3 import PPO
+    >>> from driftrec.rl.sb3 import SB3VecEnv
+    >>> venv = SB3VecEnv(4, num_users=50, num_items=60, num_candidates=5, slate_size=2,
+    ...                  adapters=True)
+    >>> model = PPO(CandidateScoringPolicy, venv, n_steps=8, batch_size=16, seed=0)
+    >>> model.policy.action_net  # the scorer outputs the means itself
+    Identity()
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.distributions import DiagGaussianDistribution
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from torch import nn
+
+__all__ = ["CandidateFeatures", "CandidateNetworks", "CandidateScoringPolicy"]
+
+
+def _layout(space: spaces.Space) -> tuple[int, int, int]:
+    """(f_u, C, f_c) of a per-candidate observation space."""
+    if not isinstance(space, spaces.Dict) or set(space.spaces) != {"user", "candidates"}:
+        raise TypeError(
+            f"CandidateScoringPolicy needs the per-candidate layout Dict(user, candidates) of "
+            f"driftrec.rl.adapters (use SB3VecEnv(..., adapters=True) or wrap the environment "
+            f"with CandidateObservation and ScoreAction), got {space!r}"
+        )
+    user, cands = space["user"], space["candidates"]
+    assert user.shape is not None and cands.shape is not None
+    if len(user.shape) != 1 or len(cands.shape) != 2:
+        raise ValueError(f"expected user (f_u,) and candidates (C, f_c), got {space!r}")
+    return user.shape[0], cands.shape[0], cands.shape[1]
+
+
+class CandidateFeatures(BaseFeaturesExtractor):
+    """Concatenates ``user`` (B, f_u) and the flattened ``candidates`` (B, C * f_c); the
+    networks of :class:`CandidateNetworks` split them again."""
+
+    def __init__(self, observation_space: spaces.Dict) -> None:
+        f_u, c, f_c = _layout(observation_space)
+        super().__init__(observation_space, features_dim=f_u + c * f_c)
+
+    def forward(self, observations: dict[str, th.Tensor]) -> th.Tensor:
+        user, cands = observations["user"], observations["candidates"]
+        return th.cat([user, cands.flatten(1)], dim=1)
+
+
+def _mlp(sizes: list[int], activation: type[nn.Module]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for a, b in itertools.pairwise(sizes):
+        layers += [nn.Linear(a, b), activation()]
+    return nn.Sequential(*layers)
+
+
+class CandidateNetworks(nn.Module):
+    """The policy's networks over the features of :class:`CandidateFeatures`.
+
+    ``forward_actor``: (B, C) scores, one shared MLP per candidate. ``forward_critic``: (B, hidden)
+    latent of the value, from the user and the pooled candidates. Actor and critic have their own
+    encoders (the value's loss does not move the scorer).
+
+    Args:
+        user_dim: f_u. num_candidates: C. candidate_dim: f_c. hidden: embedding and layer width.
+        activation: the hidden layers' activation.
+    """
+
+    def __init__(
+        self,
+        user_dim: int,
+        num_candidates: int,
+        candidate_dim: int,
+        hidden: int = 64,
+        activation: type[nn.Module] = nn.Tanh,
+    ) -> None:
+        super().__init__()
+        self.user_dim, self.num_candidates, self.candidate_dim = (
+            user_dim,
+            num_candidates,
+            candidate_dim,
+        )
+        self.latent_dim_pi = num_candidates
+        self.latent_dim_vf = hidden
+        self.pi_user = _mlp([user_dim, hidden], activation)
+        self.pi_candidate = _mlp([candidate_dim, hidden], activation)
+        self.pi_score = nn.Sequential(_mlp([3 * hidden, hidden], activation), nn.Linear(hidden, 1))
+        self.vf_user = _mlp([user_dim, hidden], activation)
+        self.vf_candidate = _mlp([candidate_dim, hidden], activation)
+        self.vf_head = _mlp([3 * hidden, hidden], activation)
+
+    def _split(self, features: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        user = features[:, : self.user_dim]
+        cands = features[:, self.user_dim :].reshape(-1, self.num_candidates, self.candidate_dim)
+        return user, cands
+
+    def forward(self, features: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        return self.forward_actor(features), self.forward_critic(features)
+
+    def forward_actor(self, features: th.Tensor) -> th.Tensor:
+        user, cands = self._split(features)
+        u = self.pi_user(user).unsqueeze(1).expand(-1, self.num_candidates, -1)
+        c = self.pi_candidate(cands)
+        return self.pi_score(th.cat([u, c, u * c], dim=-1)).squeeze(-1)
+
+    def forward_critic(self, features: th.Tensor) -> th.Tensor:
+        user, cands = self._split(features)
+        c = self.vf_candidate(cands)
+        return self.vf_head(th.cat([self.vf_user(user), c.mean(1), c.amax(1)], dim=-1))
+
+
+class CandidateScoringPolicy(ActorCriticPolicy):
+    """PPO / A2C policy for the per-candidate layout and the score action (see the module).
+
+    Args:
+        observation_space: ``Dict(user, candidates)`` of :mod:`driftrec.rl.adapters`.
+        action_space: ``Box(-1, 1, (C,))`` of scores.
+        lr_schedule: from the algorithm.
+        hidden: width of the embeddings and hidden layers (default 64).
+        log_std_init: initial log standard deviation of every score (default -1: samples
+            rarely reach the bounds of [-1, 1], where clipped scores would tie).
+        **kwargs: the rest of ``ActorCriticPolicy``'s arguments (``activation_fn``,
+            ``ortho_init``, ``optimizer_kwargs``, ...); ``net_arch`` and
+            ``features_extractor_class`` are fixed by this policy.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Any,
+        hidden: int = 64,
+        log_std_init: float = -1.0,
+        **kwargs: Any,
+    ) -> None:
+        f_u, c, f_c = _layout(observation_space)
+        if not isinstance(action_space, spaces.Box) or action_space.shape != (c,):
+            raise TypeError(
+                f"CandidateScoringPolicy needs the score action Box(-1, 1, ({c},)) of "
+                f"driftrec.rl.adapters.score_action_space, got {action_space!r}"
+            )
+        for fixed in ("net_arch", "features_extractor_class", "use_sde", "squash_output"):
+            if kwargs.get(fixed):
+                raise ValueError(f"CandidateScoringPolicy fixes {fixed}; do not pass it")
+        self.hidden = hidden
+        self._dims = (f_u, c, f_c)
+        super().__init__(
+            observation_space,
+            action_space,
+            lr_schedule,
+            features_extractor_class=CandidateFeatures,
+            log_std_init=log_std_init,
+            **{
+                k: v for k, v in kwargs.items() if k not in ("net_arch", "use_sde", "squash_output")
+            },
+        )
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(hidden=self.hidden)
+        for fixed in ("net_arch", "features_extractor_class", "features_extractor_kwargs"):
+            data.pop(fixed, None)
+        return data
+
+    def _build_mlp_extractor(self) -> None:
+        f_u, c, f_c = self._dims
+        self.mlp_extractor = CandidateNetworks(  # type: ignore[assignment]
+            f_u, c, f_c, self.hidden, self.activation_fn
+        )
+
+    def _build(self, lr_schedule: Any) -> None:
+        super()._build(lr_schedule)
+        assert isinstance(self.action_dist, DiagGaussianDistribution)
+        # The scorer's outputs are the means; one log std for all positions keeps the policy
+        # equivariant to the candidates' order.
+        self.action_net = nn.Identity()
+        self.log_std = nn.Parameter(th.full((1,), float(self.log_std_init)))
+        if self.ortho_init:  # small initial scores, as SB3 does for its action_net
+            networks = self.mlp_extractor
+            assert isinstance(networks, CandidateNetworks)
+            last = networks.pi_score[-1]
+            assert isinstance(last, nn.Linear)
+            nn.init.orthogonal_(last.weight, gain=0.01)
+            nn.init.zeros_(last.bias)
+        self.optimizer = self.optimizer_class(  # type: ignore[call-arg]
+            self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
+        )
+
+    def score_means(self, observation: dict[str, np.ndarray]) -> np.ndarray:
+        """(B, C) mean scores of a batch of per-candidate observations (no sampling)."""
+        obs, _ = self.obs_to_tensor(observation)
+        with th.no_grad():
+            dist = self.get_distribution(obs)
+        return dist.distribution.mean.cpu().numpy()  # type: ignore[union-attr]
