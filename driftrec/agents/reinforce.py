@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -128,7 +129,7 @@ class TopKReinforceAgent(AgentBase):
         self.policy = TrainableModel(model, self.model_params, sizes, gen, self.device, self.config)
         self.rng = np.random.default_rng(sample_seq)
         self.acted: dict[str, np.ndarray] | None = None
-        """The last ``act``: its ``candidate_ids``, ``action`` and ``probs`` (B, C)."""
+        """The last ``act``: its ``candidate_ids``, ``action`` and ``log_probs`` (B, C)."""
         self.sessions = RunningSessions(self.max_session)
         """Steps of the sessions still running, per slot."""
         self.ready: list[dict[str, np.ndarray]] = []
@@ -179,24 +180,24 @@ class TopKReinforceAgent(AgentBase):
         self.acted = {
             "candidate_ids": obs["candidate_ids"].copy(),
             "action": slates.astype(np.int64),
-            "probs": np.exp(log_probs).astype(np.float32),
+            "log_probs": log_probs.astype(np.float32),
         }
         return slates.astype(np.int64)
 
     def _behaviour(self, transition: Transition, step: SessionStep) -> np.ndarray:
-        """(n, C) behaviour probabilities of the served rows: those kept by the ``act`` that
-        chose this action, else the current policy's."""
+        """(n, C) behaviour log probabilities of the served rows: those kept by the ``act``
+        that chose this action, else the current policy's."""
         acted = self.acted
         if (
             acted is not None
             and np.array_equal(np.asarray(transition.action), acted["action"])
             and np.array_equal(np.asarray(transition.obs["candidate_ids"]), acted["candidate_ids"])
         ):
-            return acted["probs"][step.slots]
+            return acted["log_probs"][step.slots]
         obs = step.feedback.obs
         self._ensure_rows(obs)
         with torch.inference_mode():
-            return torch.softmax(self._logits(obs), dim=1).cpu().numpy()
+            return torch.log_softmax(self._logits(obs), dim=1).cpu().numpy()
 
     def observe(self, transition: Transition) -> None:
         """Add the served rows to their sessions (checked first: a bad transition raises and
@@ -206,7 +207,7 @@ class TopKReinforceAgent(AgentBase):
         if not len(fb):
             self.acted = None
             return
-        probs = self._behaviour(transition, step)
+        log_probs = self._behaviour(transition, step)
         self.acted = None
         hit = fb.click_slot >= 0
         rows = np.arange(len(fb))
@@ -216,7 +217,7 @@ class TopKReinforceAgent(AgentBase):
         chunk.update(
             action=action,
             reward=fb.reward,
-            beta=np.where(hit, probs[rows, np.maximum(action, 0)], 1.0).astype(np.float32),
+            log_beta=np.where(hit, log_probs[rows, np.maximum(action, 0)], 0.0).astype(np.float32),
         )
         full = self.sessions.add(step.slots, chunk)
         ending = np.union1d(step.slots[step.ended], full)
@@ -237,7 +238,8 @@ class TopKReinforceAgent(AgentBase):
 
     def _fit(self, steps: Mapping[str, np.ndarray]) -> None:
         """One gradient step on session steps (``action`` the clicked candidate or -1,
-        ``return``, ``beta``)."""
+        ``return``, ``log_beta``). The ratio is taken in log space: a saturated policy's
+        probabilities underflow to 0, their logarithms do not."""
         obs = {key: steps[key] for key in OBSERVATION_KEYS}
         self._ensure_rows(obs)
         log_probs = torch.log_softmax(self._logits(obs), dim=1)
@@ -245,8 +247,8 @@ class TopKReinforceAgent(AgentBase):
         hit = action >= 0
         log_pi = log_probs[hit].gather(1, action[hit][:, None])[:, 0]
         pi = log_pi.detach().exp()
-        beta = torch.from_numpy(steps["beta"]).to(self.device)[hit]
-        weight = (pi / beta).clamp_max(self.weight_cap)
+        log_beta = torch.from_numpy(steps["log_beta"]).to(self.device)[hit]
+        weight = (log_pi.detach() - log_beta).clamp_max(math.log(self.weight_cap)).exp()
         if self.topk_correction:
             weight = weight * topk_multiplier(pi, self.sizes.slate_size)
         returns = torch.from_numpy(steps["return"]).to(self.device, torch.float32)[hit]
@@ -269,13 +271,13 @@ class TopKReinforceAgent(AgentBase):
         action[hit] = feedback.slates[rows[hit], feedback.click_slot[hit]]
         self._ensure_rows(feedback.obs)
         with torch.no_grad():
-            probs = torch.softmax(self._logits(feedback.obs), dim=1).cpu().numpy()
-        beta = np.where(hit, probs[rows, np.maximum(action, 0)], 1.0).astype(np.float32)
+            log_probs = torch.log_softmax(self._logits(feedback.obs), dim=1).cpu().numpy()
+        log_beta = np.where(hit, log_probs[rows, np.maximum(action, 0)], 0.0).astype(np.float32)
         size = self.config.batch_size
         for start in range(0, len(feedback), size):
             part = slice(start, start + size)
             steps = {key: feedback.obs[key][part] for key in OBSERVATION_KEYS}
-            steps.update(action=action[part], beta=beta[part], reward=feedback.reward[part])
+            steps.update(action=action[part], log_beta=log_beta[part], reward=feedback.reward[part])
             steps["return"] = feedback.reward[part].astype(np.float64)
             self._fit(steps)
 

@@ -22,7 +22,14 @@ from agent_helpers import (
 from gymnasium import spaces
 
 import driftrec  # noqa: F401  (registers the driftrec/ ids)
-from driftrec.agents import SlateExamples, TaskSizes, Transition, make_agent, task_sizes
+from driftrec.agents import (
+    STRATEGIES,
+    SlateExamples,
+    TaskSizes,
+    Transition,
+    make_agent,
+    task_sizes,
+)
 from driftrec.envs import RecDriftEnv, RecDriftVectorEnv
 
 
@@ -35,13 +42,15 @@ from driftrec.envs import RecDriftEnv, RecDriftVectorEnv
         ("fine_tune", {"every": 256, "pretrain": 128, "pretrain_epochs": 1}),
         ("popularity", {"window": 300}),
         ("random", {}),
+        ("slateq", {"batch_size": 64}),
+        ("topk_reinforce", {"batch_size": 32, "max_session": 6}),
     ],
     ids=lambda p: str(p)[:30],
 )
 def test_flat_and_column_user_ids_give_identical_agents(name, params):
     """The same agent on the same stream, once with user_id (B,) and once with (B, 1):
     identical actions, and bit-identical state after learning (pretraining included)."""
-    learner = {} if name in ("popularity", "random") else {"micro_batch": 64, "batch_size": 64}
+    learner = {"micro_batch": 64, "batch_size": 64} if name in STRATEGIES else {}
     runs = []
     for env in (make_env(32), FlatUserIds(make_env(32))):
         agent = make_agent(name, env, seed=0, **learner, **params)

@@ -17,6 +17,7 @@ from driftrec.agents import (
     AGENTS,
     BASELINES,
     PRIVILEGED_INFO_KEYS,
+    RL_AGENTS,
     STRATEGIES,
     Agent,
     LearningAgent,
@@ -60,7 +61,7 @@ def test_transition_drops_the_ground_truth_and_needs_the_click_slot():
         Transition(obs, action, reward, next_obs, term, trunc, {"t": info["t"]})
 
 
-@pytest.mark.parametrize("name", [*BASELINES, "online"])
+@pytest.mark.parametrize("name", [*BASELINES, "online", *RL_AGENTS])
 def test_every_kind_of_agent_meets_the_protocol(name):
     env = make_env(16)
     env.reset(seed=0)  # the frozen oracle takes its snapshot of the world when it is built
@@ -160,8 +161,11 @@ def test_registry_lists_every_agent():
         "drift_triggered",
         "hybrid",
         "frozen_oracle",
+        "slateq",
+        "topk_reinforce",
     )
     assert BASELINES == ("random", "popularity", "oracle", "frozen_oracle")
+    assert RL_AGENTS == ("slateq", "topk_reinforce")
     assert "lr" in agent_parameters("online") and "capacity" in agent_parameters("replay")
     assert agent_parameters("popularity") == ["window"]
 

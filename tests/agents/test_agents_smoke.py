@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from agent_helpers import make_env, rollout
 
-from driftrec.agents import AGENTS, BASELINES, MODELS, STRATEGIES, make_agent
+from driftrec.agents import AGENTS, BASELINES, MODELS, RL_AGENTS, STRATEGIES, make_agent
 from driftrec.simulators import SCENARIOS
 
 STEPS, NUM_ENVS = 30, 64  # 1,920 requests
@@ -46,7 +46,7 @@ LEARNER = {"micro_batch": 64, "batch_size": 128}
 def test_the_smoke_tables_cover_every_preset_and_scenario():
     assert set(SCENARIO_PARAMS) == set(SCENARIOS)
     assert set(PRESET_PARAMS) == set(STRATEGIES)
-    assert set(AGENTS) == set(STRATEGIES) | set(BASELINES)
+    assert set(AGENTS) == set(STRATEGIES) | set(BASELINES) | set(RL_AGENTS)
 
 
 def check_actions(run, k: int = 5) -> None:
@@ -83,6 +83,35 @@ def test_every_baseline_runs_on_every_scenario(name, scenario):
 def test_every_preset_runs_with_the_other_models(name, model):
     env = make_env(NUM_ENVS, "sudden", **SCENARIO_PARAMS["sudden"])
     agent = make_agent(name, env, model=model, seed=0, **LEARNER, **PRESET_PARAMS[name])
+    run, _ = rollout(agent, env, 12, seed=0, record=True)
+    check_actions(run)
+    assert agent.cost()["gradient_steps"] > 0
+
+
+RL_PARAMS = {"slateq": {"batch_size": 64}, "topk_reinforce": {"batch_size": 64, "max_session": 8}}
+"""Small-stream parameters of the RL agents (``RL_AGENTS``)."""
+
+
+def test_the_rl_table_covers_every_rl_agent():
+    assert set(RL_PARAMS) == set(RL_AGENTS)
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIO_PARAMS))
+@pytest.mark.parametrize("name", RL_AGENTS)
+def test_every_rl_agent_runs_on_every_scenario(name, scenario):
+    env = make_env(NUM_ENVS, scenario, **SCENARIO_PARAMS[scenario])
+    agent = make_agent(name, env, model="mf", seed=0, **RL_PARAMS[name])
+    run, _ = rollout(agent, env, STEPS, seed=0, record=True)
+    check_actions(run)
+    assert np.isfinite(run.rho).all()
+    assert agent.cost()["gradient_steps"] > 0, "the agent never trained"
+
+
+@pytest.mark.parametrize("model", [m for m in MODELS if m != "mf"])
+@pytest.mark.parametrize("name", RL_AGENTS)
+def test_every_rl_agent_runs_with_the_other_models(name, model):
+    env = make_env(NUM_ENVS, "sudden", **SCENARIO_PARAMS["sudden"])
+    agent = make_agent(name, env, model=model, seed=0, **RL_PARAMS[name])
     run, _ = rollout(agent, env, 12, seed=0, record=True)
     check_actions(run)
     assert agent.cost()["gradient_steps"] > 0

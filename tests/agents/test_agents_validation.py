@@ -14,8 +14,8 @@ from agent_helpers import assert_same_state, make_env, rollout, through_torch_sa
 
 from driftrec.agents import (
     AGENTS,
-    BASELINES,
     EWC,
+    RL_AGENTS,
     STRATEGIES,
     Cumulative,
     Distillation,
@@ -170,6 +170,55 @@ BAD_CONFIGURATIONS = [
     ("popularity", {"window": 0}, ValueError, r"window must be an integer >= 1, got 0"),
     ("popularity", {"window": 2.5}, TypeError, r"window must be an integer, got 2\.5"),
     ("random", {"seed": -3}, ValueError, r"seed must be an integer >= 0, got -3"),
+    ("slateq", {"gamma": 1.0}, ValueError, r"gamma must be in \[0, 1\), got 1\.0"),
+    ("slateq", {"gamma": float("nan")}, ValueError, r"gamma must be finite, got nan"),
+    ("slateq", {"epsilon": 1.5}, ValueError, r"epsilon must be in \[0, 1\], got 1\.5"),
+    ("slateq", {"epsilon": True}, TypeError, r"epsilon must be a real number, got True"),
+    (
+        "slateq",
+        {"slate_method": "beam"},
+        ValueError,
+        r"slate_method must be one of \['greedy', 'top_k'\], got 'beam'",
+    ),
+    ("slateq", {"target_every": 0}, ValueError, r"target_every must be an integer >= 1, got 0"),
+    ("slateq", {"lr": float("inf")}, ValueError, r"lr must be finite, got inf"),
+    ("slateq", {"batch_size": True}, TypeError, r"batch_size must be an integer, got True"),
+    ("slateq", {"optimiser": "rmsprop"}, ValueError, r"unknown optimiser 'rmsprop'; valid"),
+    ("slateq", {"seed": -1}, ValueError, r"seed must be an integer >= 0, got -1"),
+    ("slateq", {"device": "gpu"}, ValueError, r"device must be 'cpu', 'cuda' or a torch"),
+    (
+        "slateq",
+        {"exploration": "softmax"},
+        ValueError,
+        r"slateq explores by its own rule .* exploration must be 'greedy'",
+    ),
+    ("slateq", {"model": {"name": "mf", "dim": 0}}, ValueError, r"dim must be an integer >= 1"),
+    ("topk_reinforce", {"gamma": 1.5}, ValueError, r"gamma must be in \[0, 1\], got 1\.5"),
+    ("topk_reinforce", {"weight_cap": 0.0}, ValueError, r"weight_cap must be in \(0, inf\)"),
+    ("topk_reinforce", {"weight_cap": float("inf")}, ValueError, r"weight_cap must be finite"),
+    ("topk_reinforce", {"entropy": -0.1}, ValueError, r"entropy must be in \[0, inf\)"),
+    (
+        "topk_reinforce",
+        {"topk_correction": 1},
+        TypeError,
+        r"topk_correction must be True or False, got 1 \(int\)",
+    ),
+    ("topk_reinforce", {"max_session": 0}, ValueError, r"max_session must be an integer >= 1"),
+    ("topk_reinforce", {"lr": float("nan")}, ValueError, r"lr must be finite, got nan"),
+    ("topk_reinforce", {"batch_size": 0}, ValueError, r"batch_size must be an integer >= 1"),
+    (
+        "topk_reinforce",
+        {"micro_batch": 64},
+        TypeError,
+        r"unknown parameter\(s\) \['micro_batch'\] for agent 'topk_reinforce'; its parameters "
+        r"are \['batch_size', 'entropy', 'gamma', 'lr', 'max_session'",
+    ),
+    (
+        "topk_reinforce",
+        {"exploration": {"name": "epsilon_greedy", "epsilon": 0.1}},
+        ValueError,
+        r"topk_reinforce explores by its own rule",
+    ),
 ]
 
 
@@ -186,6 +235,7 @@ def test_make_agent_rejects_bad_values_naming_the_field(name, params, error, mes
 def test_the_bad_configuration_table_covers_every_preset_and_the_learner():
     covered = {name for name, *_ in BAD_CONFIGURATIONS}
     assert set(STRATEGIES) - {"online"} <= covered and {"popularity", "random"} <= covered
+    assert set(RL_AGENTS) <= covered
     learner = {key for _, params, *_ in BAD_CONFIGURATIONS for key in params}
     assert {f.name for f in dataclasses.fields(LearnerConfig)} <= learner
 
@@ -368,6 +418,8 @@ OBSERVERS = [
     ("popularity", {"window": 500}),
     ("oracle", {}),
     ("frozen_oracle", {}),
+    ("slateq", {"batch_size": 48}),
+    ("topk_reinforce", {"batch_size": 16, "max_session": 4}),
 ]
 
 
@@ -382,7 +434,7 @@ def test_observe_rejects_a_bad_transition_and_changes_nothing(name, params):
     rejected call; then the agent takes the valid transition as usual."""
     env = make_env(32)
     env.reset(seed=0)  # the frozen oracle takes its snapshot of the world when it is built
-    learner = {} if name in BASELINES else {"micro_batch": 48, "batch_size": 64}
+    learner = {"micro_batch": 48, "batch_size": 64} if name in STRATEGIES else {}
     agent = make_agent(name, env, seed=0, **learner, **params)
     _, obs = rollout(agent, env, 9, seed=0)  # 288 requests: some are pending in a micro-batch
     action = agent.act(obs)
