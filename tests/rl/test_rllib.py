@@ -4,8 +4,8 @@ The shared candidate scorer is plain torch and is tested here. Everything that i
 runs in a subprocess under what ``pip install -e ".[rl]"`` adds (RLlib's dependencies and the
 gymnasium 1.2.2 it pins), which ``scripts/setup.sh`` installs into ``.venv/compat/rllib`` and
 which goes first on the subprocess's ``PYTHONPATH``: the main environment keeps its newer
-gymnasium for the rest of the suite. ``pytest`` skips ``driftrec/rl/rllib.py`` when it collects
-doctests (``--ignore`` in ``pyproject.toml``); its doctests run in the subprocess instead.
+gymnasium for the rest of the suite. ``pytest`` leaves ``driftrec/rl/rllib.py`` out when it
+collects doctests (``--ignore`` in ``pyproject.toml``); its doctests run in the subprocess.
 """
 
 from __future__ import annotations
@@ -167,27 +167,22 @@ MODULE_CHECK = textwrap.dedent(
         assert "make_env" in str(error)
     else:
         raise AssertionError("no ValueError")
-    print("ok")
+
+    # The module's doctests (pytest's own collection leaves the module out; see the docstring).
+    import doctest
+    import driftrec.rl.rllib
+    failed, attempted = doctest.testmod(driftrec.rl.rllib)
+    print("ok", failed, attempted)
     """
 )
 
 
 @pytest.mark.slow
-def test_the_rllib_module_shares_its_weights_over_candidates_under_the_rl_extra():
+def test_the_rllib_module_shares_its_weights_and_its_doctests_pass_under_the_rl_extra():
     out = run(["-c", MODULE_CHECK], timeout=240)
     assert out.returncode == 0, out.stderr[-4000:]
-    assert out.stdout.split() == ["ok"]
-
-
-@pytest.mark.slow
-def test_the_rllib_module_doctests_pass_under_the_rl_extra():
-    out = run(
-        ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=", "--doctest-modules",
-         "driftrec/rl/rllib.py"],
-        timeout=240,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
-    assert re.search(r"\b1 passed\b", out.stdout), out.stdout[-2000:]
+    ok, failed, attempted = out.stdout.split()
+    assert ok == "ok" and failed == "0" and int(attempted) >= 5, out.stdout
 
 
 @pytest.mark.slow
