@@ -3,10 +3,10 @@ runners call without the user importing driftrec there, an ``RLModule`` that sco
 candidate with shared weights, and a callback that reports the normalised reward.
 
 - :func:`make_env`: the env creator, registered with Ray's registry under :data:`ENV_NAME` by
-  :func:`register_env` (``config.environment(ENV_NAME, env_config={...})``). The registry keeps
-  the creator pickled by reference (``driftrec.rl.rllib.make_env``) in the cluster's store, so a
-  remote env runner imports driftrec itself when it fetches the creator: the workers need
-  driftrec installed, and no code of the user's imports it there. With
+  :func:`register_env` (``config.environment(register_env(), env_config={...})``). The
+  registry keeps the creator pickled by reference (``driftrec.rl.rllib.make_env``) in the
+  cluster's store, so a remote env runner imports driftrec itself when it fetches the creator:
+  the workers need driftrec installed, and no code of the user's imports it there. With
   ``gym_env_vectorize_mode="vector_entry_point"`` one runner's ``num_envs_per_env_runner``
   sessions share one world (one clock), as the lab's experiments do; the default ``"sync"``
   mode would build one world per session.
