@@ -368,7 +368,7 @@ class SlateQAgent(AgentBase):
             self.none_value.copy_(state["none_value"])
         self.none_optimiser = _scalar_optimiser(self.none_value, self.config)
         self.none_optimiser.load_state_dict(state["none_optimiser"])
-        self.target_none = state["target_none"]
+        self.target_none = state["target_none"].to(self.device)
         self.rng.bit_generator.state = state["rng"]
         self.pending = [{k: v.numpy().copy() for k, v in c.items()} for c in state["pending"]]
         self.pending_rows = int(state["pending_rows"])

@@ -299,3 +299,13 @@ def test_single_env_with_act_one_matches_the_batched_path(name):
         a, b = getattr(single, part).model.state_dict(), getattr(batched, part).model.state_dict()
         for key in a:
             assert torch.equal(a[key], b[key]), (part, key)
+
+
+def test_driftrec_list_shows_the_rl_agents_and_their_parameters(capsys):
+    from driftrec.experiments.cli import main
+
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line for line in lines if line.startswith("  ")}
+    assert "gamma" in rows["slateq"] and "slate_method" in rows["slateq"]
+    assert "topk_correction" in rows["topk_reinforce"] and "weight_cap" in rows["topk_reinforce"]

@@ -26,6 +26,7 @@ SCENARIO_PARAMS = {
     "catalog_churn": {"every": 500, "quality_shift_at": 900},
     "feedback_loop": {"report_every": 500, "regime_every": 1_000},
     "noisy": {"start": 300, "end": 1_500},
+    "monotony": {},
 }
 
 PRESET_PARAMS = {
