@@ -124,3 +124,15 @@ def test_the_policy_refuses_other_spaces():
         CandidateScoringPolicy(adapted.observation_space, spaces.Box(-1, 1, (5,)), lambda _: 1e-3)
     with pytest.raises(ValueError, match="fixes net_arch"):
         PPO(CandidateScoringPolicy, adapted, policy_kwargs={"net_arch": [8]}, device="cpu")
+
+
+def test_a2c_trains_with_the_policy_and_serves_valid_slates():
+    from stable_baselines3 import A2C
+
+    venv = SB3VecEnv(4, **SMALL, adapters=True)
+    model = A2C(CandidateScoringPolicy, venv, n_steps=4, seed=0, device="cpu")
+    model.learn(64)
+    actions, _ = model.predict(venv.reset(), deterministic=True)
+    assert actions.shape == (4, 6) and np.all(np.abs(actions) <= 1.0)
+    slates = scores_to_slates(actions, 2)
+    assert slates.shape == (4, 2) and (slates[:, 0] != slates[:, 1]).all()
