@@ -21,7 +21,7 @@ from driftrec.agents.baselines import PopularityAgent, RandomAgent
 from driftrec.agents.exploration import EXPLORATIONS
 from driftrec.agents.learning_agent import LearningAgent
 from driftrec.agents.models import MODELS
-from driftrec.agents.oracles import FrozenOracleAgent, OracleAgent
+from driftrec.agents.oracles import DiverseOracleAgent, FrozenOracleAgent, OracleAgent
 from driftrec.agents.protocol import Agent, task_sizes
 from driftrec.agents.reinforce import TopKReinforceAgent
 from driftrec.agents.slateq import SlateQAgent
@@ -59,8 +59,8 @@ class AgentSettings:
 
 AGENTS: Registry[Agent] = Registry("agent", skip=2, sort_names=False)
 """Every name ``make_agent`` accepts, in this order: the baselines ``random``, ``popularity``,
-``oracle``, the strategy presets, ``frozen_oracle``, then the RL agents ``slateq`` and
-``topk_reinforce``."""
+``oracle``, the strategy presets, ``frozen_oracle``, ``diverse_oracle``, then the RL agents
+``slateq`` and ``topk_reinforce``."""
 
 
 @AGENTS.register("random")
@@ -157,6 +157,13 @@ def _frozen_oracle(env_or_spaces: Any, settings: AgentSettings, /) -> FrozenOrac
     return FrozenOracleAgent(env_or_spaces)
 
 
+@AGENTS.register("diverse_oracle")
+def _diverse_oracle(env_or_spaces: Any, settings: AgentSettings, /) -> DiverseOracleAgent:
+    """The true utilities served as topic-diverse slates (best of each topic first): the simple
+    diversity-aware reference of the long-term setting (``monotony`` scenario; needs the env)."""
+    return DiverseOracleAgent(env_or_spaces)
+
+
 @AGENTS.register("slateq")
 def _slateq(
     env_or_spaces: Any,
@@ -222,7 +229,7 @@ def _topk_reinforce(
     )
 
 
-BASELINES = ("random", "popularity", "oracle", "frozen_oracle")
+BASELINES = ("random", "popularity", "oracle", "frozen_oracle", "diverse_oracle")
 """Agents that learn no model."""
 
 RL_AGENTS = ("slateq", "topk_reinforce")
@@ -231,7 +238,7 @@ RL_AGENTS = ("slateq", "topk_reinforce")
 
 def agent_names() -> list[str]:
     """Every agent name: ``random``, ``popularity``, ``oracle``, the strategy presets,
-    ``frozen_oracle``, ``slateq``, ``topk_reinforce``."""
+    ``frozen_oracle``, ``diverse_oracle``, ``slateq``, ``topk_reinforce``."""
     return AGENTS.names()
 
 
@@ -256,8 +263,8 @@ def make_agent(
 
     Args:
         name: an agent of ``AGENTS``: a baseline (``random``, ``popularity``, ``oracle``,
-            ``frozen_oracle``), a strategy preset (see ``STRATEGIES``), an RL agent
-            (``slateq``, ``topk_reinforce``: see :data:`RL_AGENTS`); or a composed
+            ``frozen_oracle``, ``diverse_oracle``), a strategy preset (see ``STRATEGIES``), an
+            RL agent (``slateq``, ``topk_reinforce``: see :data:`RL_AGENTS`); or a composed
             :class:`~driftrec.agents.strategies.Strategy`.
         env_or_spaces: the environment (vector or single; the oracles need the environment
             itself, and the frozen oracle one that was reset) or an ``(observation_space,

@@ -93,11 +93,11 @@ def _make_env(cell: Cell, twin: bool = False) -> Any:
 
 
 def _make_agent(cell: Cell, env: Any, device: str) -> Any:
-    from driftrec.agents import make_agent
+    from driftrec.agents import RL_AGENTS, make_agent
 
     agent = cell.agent
     kwargs: dict[str, Any] = {"model": agent.model, "exploration": agent.exploration}
-    if _is_learner(agent.name):
+    if _is_learner(agent.name) or agent.name in RL_AGENTS:
         kwargs["device"] = device
     return make_agent(agent.name, env, seed=cell.seed, **kwargs, **agent.params)
 

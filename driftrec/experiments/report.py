@@ -218,9 +218,10 @@ def _stability_figure(tables: Tables, path: Path) -> None:
     fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.6 * rows), squeeze=False)
     for ax, scenario in zip(axes.ravel(), scenarios, strict=False):
         sel = data[data.scenario == scenario]
-        if sel.empty:
+        if sel.empty:  # e.g. a grid without scheduled drift: no recovery time to plot
             ax.text(0.5, 0.5, "needs probed agents and drift events", ha="center",
                     transform=ax.transAxes)  # fmt: skip
+            continue
         for _, row in sel.iterrows():
             ax.scatter(row.forgetting, row.recovery_time, color=colors[row.agent], s=45,
                        label=row.agent)  # fmt: skip
@@ -232,8 +233,7 @@ def _stability_figure(tables: Tables, path: Path) -> None:
         ax.set_title(f"{scenario} (dashed: Pareto front)", fontsize=9)
         ax.set_xlabel("forgetting on probes (lower is better)", fontsize=8)
         ax.set_ylabel("recovery time, requests", fontsize=8)
-        if len(sel):
-            ax.legend(fontsize=7)
+        ax.legend(fontsize=7)
     for ax in axes.ravel()[len(scenarios) :]:
         ax.set_visible(False)
     fig.suptitle("stability vs plasticity", fontsize=10)

@@ -238,5 +238,5 @@ def test_a_new_model_works_with_presets_that_copy_grow_and_restore_it(registered
 
 def test_registered_names_are_gone_after_the_tests():
     assert "items_only" not in MODELS and "pull_towards" not in STRATEGIES
-    baselines = {"random", "popularity", "oracle", "frozen_oracle"}
+    baselines = {"random", "popularity", "oracle", "frozen_oracle", "diverse_oracle"}
     assert set(AGENTS) == set(STRATEGIES) | baselines | {"slateq", "topk_reinforce"}

@@ -70,7 +70,11 @@ def test_every_kind_of_agent_meets_the_protocol(name):
     run, obs = rollout(agent, env, 3, seed=0, record=True)
     assert run.actions[0].shape == (16, 5) and run.actions[0].dtype == np.int64
     single = {k: v[0] for k, v in obs.items()}
-    if name in ("oracle", "frozen_oracle"):  # they answer the env's 16 pending requests
+    if name in (
+        "oracle",
+        "frozen_oracle",
+        "diverse_oracle",
+    ):  # they answer the env's 16 pending requests
         with pytest.raises(ValueError, match="16 pending request"):
             agent.act_one(single)
     else:
@@ -161,10 +165,11 @@ def test_registry_lists_every_agent():
         "drift_triggered",
         "hybrid",
         "frozen_oracle",
+        "diverse_oracle",
         "slateq",
         "topk_reinforce",
     )
-    assert BASELINES == ("random", "popularity", "oracle", "frozen_oracle")
+    assert BASELINES == ("random", "popularity", "oracle", "frozen_oracle", "diverse_oracle")
     assert RL_AGENTS == ("slateq", "topk_reinforce")
     assert "lr" in agent_parameters("online") and "capacity" in agent_parameters("replay")
     assert agent_parameters("popularity") == ["window"]
