@@ -183,3 +183,11 @@ def test_the_report_puts_session_return_next_to_regret_in_the_long_term_setting(
     assert cells.loc["diverse_oracle", "session_length"] > cells.loc["oracle", "session_length"]
     text = report.read_text()
     assert "session return" in text and "regret" in text
+
+
+def test_the_shipped_long_term_grid_names_the_references_and_the_rl_agents():
+    spec = load_spec(QUICKSTART.parent / "long_term.yaml")
+    assert [s.name for s in spec.scenarios] == ["monotony"]
+    names = {a.name for a in spec.agents}
+    assert names >= {"oracle", "diverse_oracle", "slateq", "topk_reinforce", "random"}
+    assert len(spec.seeds) >= 3
