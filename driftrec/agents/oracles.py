@@ -61,17 +61,21 @@ def ground_truth_channel(env: Any, agent: str) -> GroundTruth:
     )
 
 
+def _check_pending(answered: int, n: int, agent: str) -> None:
+    """Refuse an answer about ``answered`` pending requests to a question about ``n``."""
+    if answered != n:
+        raise ValueError(
+            f"the {agent} answers the environment's {answered} pending request(s), but was "
+            f"asked for {n}: call act with the observation the environment just returned"
+        )
+
+
 def _pending_action(action: np.ndarray, n: int, agent: str) -> np.ndarray:
     """The channel's answer as (n, k) int64, if it answers the ``n`` requests asked about."""
     action = np.asarray(action, dtype=np.int64)
     if action.ndim == 1:
         action = action[None]
-    if action.shape[0] != n:
-        raise ValueError(
-            f"the {agent} answers the environment's {action.shape[0]} pending request(s), "
-            f"but was asked for {n}: call act with the observation the environment just "
-            "returned"
-        )
+    _check_pending(action.shape[0], n, agent)
     return action
 
 
@@ -86,12 +90,15 @@ class OracleAgent(AgentBase):
             possibly wrapped).
     """
 
+    name = "oracle"
+    """How errors name the agent."""
+
     def __init__(self, env: Any) -> None:
-        self._channel = ground_truth_channel(env, "oracle")
+        self._channel = ground_truth_channel(env, self.name)
         self.sizes = task_sizes(env)
 
     def __repr__(self) -> str:
-        return "OracleAgent()"
+        return f"{type(self).__name__}()"
 
     def act(self, obs: Observation) -> np.ndarray:
         n = len(observation_batch(obs, self.sizes, caller="act")["user_id"])
@@ -187,7 +194,7 @@ class FrozenOracleAgent(AgentBase):
             )
 
 
-class DiverseOracleAgent(AgentBase):
+class DiverseOracleAgent(OracleAgent):
     """The oracle's true utilities, served as topic-diverse slates: the best candidate of each
     topic first (``driftrec.slates.topic_diverse_top_k``), so a slate repeats a topic only when
     the candidates hold fewer topics than slots.
@@ -203,38 +210,19 @@ class DiverseOracleAgent(AgentBase):
             possibly wrapped); it reads ``env.oracle_scores()``.
     """
 
+    name = "diverse oracle"
+
     def __init__(self, env: Any) -> None:
-        channel = ground_truth_channel(env, "diverse oracle")
-        if not callable(getattr(channel, "oracle_scores", None)):
+        super().__init__(env)
+        if not callable(getattr(self._channel, "oracle_scores", None)):
             raise TypeError(
                 "the diverse oracle reads env.oracle_scores() (true utilities per candidate); "
-                f"{type(channel).__name__} has no such method"
+                f"{type(self._channel).__name__} has no such method"
             )
-        self._scores = channel.oracle_scores  # type: ignore[attr-defined]
-        self.sizes = task_sizes(env)
-
-    def __repr__(self) -> str:
-        return "DiverseOracleAgent()"
 
     def act(self, obs: Observation) -> np.ndarray:
         batch = observation_batch(obs, self.sizes, caller="act")
-        n = len(batch["user_id"])
-        scores = np.asarray(self._scores(), dtype=np.float64)
+        scores = np.asarray(self._channel.oracle_scores(), dtype=np.float64)  # type: ignore[attr-defined]
         scores = scores[None] if scores.ndim == 1 else scores
-        if scores.shape[0] != n:
-            raise ValueError(
-                f"the diverse oracle answers the environment's {scores.shape[0]} pending "
-                f"request(s), but was asked for {n}: call act with the observation the "
-                "environment just returned"
-            )
+        _check_pending(len(scores), len(batch["user_id"]), self.name)
         return topic_diverse_top_k(scores, batch["candidate_topics"], self.sizes.slate_size)
-
-    def observe(self, transition: Transition) -> None:
-        """Checks the transition (as every agent does) and learns nothing."""
-        check_transition(transition, self.sizes)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        return None
