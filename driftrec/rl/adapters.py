@@ -202,7 +202,10 @@ def to_candidate_layout(
         ``{"user": (f_u + 1,), "candidates": (C, f_i + T + 2)}`` float32, with a leading B
         when ``obs`` is batched.
     """
-    native = _native_space(config_or_observation_space)
+    if isinstance(config_or_observation_space, WorldConfig):
+        t = config_or_observation_space.num_topics  # no space built on the per-step path
+    else:
+        t = _num_topics(_native_space(config_or_observation_space))
     missing = [key for key in NATIVE_KEYS if key not in obs]
     if missing:
         raise KeyError(f"obs lacks {missing}: expected a driftrec observation with {NATIVE_KEYS}")
@@ -212,7 +215,6 @@ def to_candidate_layout(
     ids, history = expand(ids), expand(obs["history"])
     topics, items = expand(obs["candidate_topics"]), expand(obs["candidate_features"])
     user = expand(obs["user_features"])
-    t = _num_topics(native)
     if topics.size and (topics.min() < 0 or topics.max() >= t):
         raise ValueError(
             f"candidate_topics must lie in [0, {t - 1}] (the space's topics), got values from "
