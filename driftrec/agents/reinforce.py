@@ -10,8 +10,6 @@ the derivative of the probability ``1 - (1 - pi)^K`` that the item is in a slate
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -23,15 +21,9 @@ from torch import Tensor
 from driftrec.agents.checks import LoggedData, check_logged, observation_batch
 from driftrec.agents.examples import as_tensor
 from driftrec.agents.models.base import candidate_items, user_batch
-from driftrec.agents.protocol import (
-    OBSERVATION_KEYS,
-    AgentBase,
-    Observation,
-    TaskSizes,
-    Transition,
-)
+from driftrec.agents.protocol import OBSERVATION_KEYS, Observation, TaskSizes, Transition
 from driftrec.agents.sessions import RunningSessions, SessionStep, check_session_step
-from driftrec.agents.trainable import RLConfig, TrainableModel, check_device, rows_needed
+from driftrec.agents.trainable import RLAgentBase, RLConfig, id_rows
 from driftrec.validation import check_flag, check_integer, check_real
 
 __all__ = ["TopKReinforceAgent", "discounted_returns", "topk_multiplier"]
@@ -59,7 +51,7 @@ def discounted_returns(reward: np.ndarray, lengths: np.ndarray, gamma: float) ->
     return grid[:, :longest][held]
 
 
-class TopKReinforceAgent(AgentBase):
+class TopKReinforceAgent(RLAgentBase):
     """Top-K off-policy-corrected REINFORCE (Chen et al. 2019, "Top-K Off-Policy Correction for
     a REINFORCE Recommender System", WSDM).
 
@@ -94,6 +86,8 @@ class TopKReinforceAgent(AgentBase):
         device: ``"cpu"`` or ``"cuda"``.
     """
 
+    agent_name = "topk_reinforce"
+
     def __init__(
         self,
         sizes: TaskSizes,
@@ -109,33 +103,26 @@ class TopKReinforceAgent(AgentBase):
         seed: int = 0,
         device: str | torch.device = "cpu",
     ) -> None:
-        if not isinstance(sizes, TaskSizes):
-            raise TypeError(
-                f"sizes must be TaskSizes (driftrec.agents.task_sizes(env)), got {sizes!r}"
-            )
-        self.sizes = sizes
-        self.model_name = model
-        self.model_params = dict(model_params or {})
+        super().__init__(
+            sizes,
+            model=model,
+            model_params=model_params,
+            config=config or RLConfig(lr=0.05, batch_size=32),
+            seed=seed,
+            device=device,
+        )
         self.gamma = check_real("gamma", gamma, low=0.0, high=1.0)
         self.topk_correction = check_flag("topk_correction", topk_correction)
         self.weight_cap = check_real("weight_cap", weight_cap, low=0.0, low_open=True)
         self.entropy = check_real("entropy", entropy, low=0.0)
         self.max_session = check_integer("max_session", max_session, minimum=1)
-        self.config = config or RLConfig(lr=0.05, batch_size=32)
-        self.seed = check_integer("seed", seed, minimum=0)
-        self.device = check_device(device)
-        model_seq, sample_seq = np.random.SeedSequence(self.seed).spawn(2)
-        gen = torch.Generator().manual_seed(int(model_seq.generate_state(1, np.uint64)[0]))
-        self.policy = TrainableModel(model, self.model_params, sizes, gen, self.device, self.config)
-        self.rng = np.random.default_rng(sample_seq)
+        (self.policy,), self.rng = self._seeded(1)
         self.acted: dict[str, np.ndarray] | None = None
         """The last ``act``: its ``candidate_ids``, ``action`` and ``log_probs`` (B, C)."""
         self.sessions = RunningSessions(self.max_session)
         """Steps of the sessions still running, per slot."""
         self.ready: list[dict[str, np.ndarray]] = []
         """Steps of ended sessions with their returns, waiting for a gradient step."""
-        self.gradient_steps = 0
-        self.examples_trained = 0
 
     def __repr__(self) -> str:
         return (
@@ -150,8 +137,7 @@ class TopKReinforceAgent(AgentBase):
         return self.policy(users, items)
 
     def _ensure_rows(self, obs: Mapping[str, np.ndarray]) -> None:
-        items = rows_needed(obs["candidate_ids"], obs["history"])
-        self.policy.ensure_rows(rows_needed(obs["user_id"]), items)
+        self.policy.ensure_rows(*id_rows(obs))
 
     def scores(self, obs: Observation) -> np.ndarray:
         """(B, C) float32 policy logits (e.g. for ranking metrics on probes); no learning."""
@@ -281,65 +267,33 @@ class TopKReinforceAgent(AgentBase):
             steps["return"] = feedback.reward[part].astype(np.float64)
             self._fit(steps)
 
-    def cost(self) -> dict[str, Any]:
-        """Gradient steps, session steps trained on, and steps held (open or ready)."""
-        held = len(self.sessions) + sum(len(r["action"]) for r in self.ready)
-        return {
-            "gradient_steps": self.gradient_steps,
-            "examples_trained": self.examples_trained,
-            "stored_examples": held,
-        }
+    def _stored_examples(self) -> int:
+        """Session steps held: of running sessions, and of ended ones awaiting a step."""
+        return len(self.sessions) + sum(len(r["action"]) for r in self.ready)
 
     # ------------------------------------------------------------------ state
 
-    def _signature(self) -> dict[str, Any]:
-        config = (self.gamma, self.topk_correction, self.weight_cap, self.entropy)
-        return {
-            "agent": "topk_reinforce",
-            "model": self.model_name,
-            "model_params": repr(sorted(self.model_params.items())),
-            "config": repr((*config, self.max_session)),
-            "learner": repr(self.config),
-            "sizes": dataclasses.asdict(self.sizes),
-        }
+    def _settings(self) -> tuple[Any, ...]:
+        return (self.gamma, self.topk_correction, self.weight_cap, self.entropy, self.max_session)
 
-    def state_dict(self) -> dict[str, Any]:
-        """A deep copy of everything that determines future behaviour (the pending act, the
-        running sessions, the random stream included), in tensors and plain containers only
-        (``torch.load`` reads it back with ``weights_only=True``)."""
+    def _own_state(self) -> dict[str, Any]:
+        """The policy, the pending act, the running sessions and the ready steps."""
 
         def tensors(chunk: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
             return {k: as_tensor(v) for k, v in chunk.items()}
 
-        return copy.deepcopy(
-            {
-                "signature": self._signature(),
-                "policy": self.policy.state_dict(),
-                "rng": self.rng.bit_generator.state,
-                "acted": None if self.acted is None else tensors(self.acted),
-                "sessions": self.sessions.state_dict(),
-                "ready": [tensors(r) for r in self.ready],
-                "gradient_steps": self.gradient_steps,
-                "examples_trained": self.examples_trained,
-            }
-        )
+        return {
+            "policy": self.policy.state_dict(),
+            "acted": None if self.acted is None else tensors(self.acted),
+            "sessions": self.sessions.state_dict(),
+            "ready": [tensors(r) for r in self.ready],
+        }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict`; the agent then continues bit-identically."""
-        if state["signature"] != self._signature():
-            raise ValueError(
-                f"this state belongs to {state['signature']}, not to {self._signature()}: "
-                "build the agent with the same parameters, model and environment sizes"
-            )
-        state = copy.deepcopy(state)
-
+    def _load_own_state(self, state: dict[str, Any]) -> None:
         def arrays(chunk: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
             return {k: v.numpy().copy() for k, v in chunk.items()}
 
         self.policy.load_state_dict(state["policy"])
-        self.rng.bit_generator.state = state["rng"]
         self.acted = None if state["acted"] is None else arrays(state["acted"])
         self.sessions.load_state_dict(state["sessions"])
         self.ready = [arrays(r) for r in state["ready"]]
-        self.gradient_steps = int(state["gradient_steps"])
-        self.examples_trained = int(state["examples_trained"])

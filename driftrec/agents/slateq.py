@@ -10,8 +10,6 @@ choice model is found by the paper's top-k or greedy optimisation.
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,15 +28,9 @@ from driftrec.agents.models.base import (
     user_batch,
 )
 from driftrec.agents.models.tables import resize_to_state
-from driftrec.agents.protocol import AgentBase, Observation, TaskSizes, Transition
+from driftrec.agents.protocol import Observation, TaskSizes, Transition
 from driftrec.agents.sessions import check_session_step
-from driftrec.agents.trainable import (
-    RLConfig,
-    TrainableModel,
-    check_device,
-    frozen_copy,
-    rows_needed,
-)
+from driftrec.agents.trainable import RLAgentBase, RLConfig, frozen_copy, id_rows
 from driftrec.validation import check_choice, check_fraction, check_integer, check_real
 
 __all__ = ["SLATE_METHODS", "SlateQAgent", "optimise_slates", "slate_value"]
@@ -100,7 +92,7 @@ def optimise_slates(
     return slates
 
 
-class SlateQAgent(AgentBase):
+class SlateQAgent(RLAgentBase):
     """SlateQ (Ie et al. 2019, "SlateQ: A Tractable Decomposition for Reinforcement Learning
     with Recommendation Sets", IJCAI): item-wise long-term values under a learned choice model.
 
@@ -134,6 +126,8 @@ class SlateQAgent(AgentBase):
         device: ``"cpu"`` or ``"cuda"``.
     """
 
+    agent_name = "slateq"
+
     def __init__(
         self,
         sizes: TaskSizes,
@@ -148,37 +142,25 @@ class SlateQAgent(AgentBase):
         seed: int = 0,
         device: str | torch.device = "cpu",
     ) -> None:
-        if not isinstance(sizes, TaskSizes):
-            raise TypeError(
-                f"sizes must be TaskSizes (driftrec.agents.task_sizes(env)), got {sizes!r}"
-            )
-        self.sizes = sizes
-        self.model_name = model
-        self.model_params = dict(model_params or {})
+        super().__init__(
+            sizes,
+            model=model,
+            model_params=model_params,
+            config=config or RLConfig(),
+            seed=seed,
+            device=device,
+        )
         self.gamma = check_real("gamma", gamma, low=0.0, high=1.0, high_open=True)
         self.slate_method = check_choice("slate_method", slate_method, SLATE_METHODS)
         self.epsilon = check_fraction("epsilon", epsilon, closed_below=True)
         self.target_every = check_integer("target_every", target_every, minimum=1)
-        self.config = config or RLConfig()
-        self.seed = check_integer("seed", seed, minimum=0)
-        self.device = check_device(device)
-        click_seq, value_seq, explore_seq = np.random.SeedSequence(self.seed).spawn(3)
-
-        def generator(seq: np.random.SeedSequence) -> torch.Generator:
-            return torch.Generator().manual_seed(int(seq.generate_state(1, np.uint64)[0]))
-
-        build = (model, self.model_params, sizes)
-        self.choice = TrainableModel(*build, generator(click_seq), self.device, self.config)
-        self.value = TrainableModel(*build, generator(value_seq), self.device, self.config)
+        (self.choice, self.value), self.rng = self._seeded(2)
         self.none_value = nn.Parameter(torch.zeros((), device=self.device))
         self.none_optimiser = _scalar_optimiser(self.none_value, self.config)
         self.target: Recommender = frozen_copy(self.value.model)
         self.target_none = torch.zeros((), device=self.device)
-        self.rng = np.random.default_rng(explore_seq)
         self.pending: list[dict[str, np.ndarray]] = []
         self.pending_rows = 0
-        self.gradient_steps = 0
-        self.examples_trained = 0
 
     def __repr__(self) -> str:
         return (
@@ -189,8 +171,7 @@ class SlateQAgent(AgentBase):
     # ------------------------------------------------------------------ scoring
 
     def _ensure_rows(self, *batches: Mapping[str, np.ndarray]) -> None:
-        users = rows_needed(*(b["user_id"] for b in batches))
-        items = rows_needed(*(a for b in batches for a in (b["candidate_ids"], b["history"])))
+        users, items = id_rows(*batches)
         self.choice.ensure_rows(users, items)
         self.value.ensure_rows(users, items, followers=(self.target,))
 
@@ -311,54 +292,28 @@ class SlateQAgent(AgentBase):
             self._fit(chunk, torch.from_numpy(reward).to(self.device))
         self._sync_target()
 
-    def cost(self) -> dict[str, Any]:
-        """Gradient steps (each a step of both models) and requests trained on."""
-        return {
-            "gradient_steps": self.gradient_steps,
-            "examples_trained": self.examples_trained,
-            "stored_examples": self.pending_rows,
-        }
+    def _stored_examples(self) -> int:
+        """Requests gathered for the next gradient step (each a step of both models)."""
+        return self.pending_rows
 
     # ------------------------------------------------------------------ state
 
-    def _signature(self) -> dict[str, Any]:
+    def _settings(self) -> tuple[Any, ...]:
+        return (self.gamma, self.slate_method, self.epsilon, self.target_every)
+
+    def _own_state(self) -> dict[str, Any]:
         return {
-            "agent": "slateq",
-            "model": self.model_name,
-            "model_params": repr(sorted(self.model_params.items())),
-            "config": repr((self.gamma, self.slate_method, self.epsilon, self.target_every)),
-            "learner": repr(self.config),
-            "sizes": dataclasses.asdict(self.sizes),
+            "choice": self.choice.state_dict(),
+            "value": self.value.state_dict(),
+            "target": self.target.state_dict(),
+            "none_value": self.none_value.detach(),
+            "none_optimiser": self.none_optimiser.state_dict(),
+            "target_none": self.target_none,
+            "pending": [{k: as_tensor(v) for k, v in c.items()} for c in self.pending],
+            "pending_rows": self.pending_rows,
         }
 
-    def state_dict(self) -> dict[str, Any]:
-        """A deep copy of everything that determines future behaviour, in tensors and plain
-        containers only (``torch.load`` reads it back with ``weights_only=True``)."""
-        return copy.deepcopy(
-            {
-                "signature": self._signature(),
-                "choice": self.choice.state_dict(),
-                "value": self.value.state_dict(),
-                "target": self.target.state_dict(),
-                "none_value": self.none_value.detach(),
-                "none_optimiser": self.none_optimiser.state_dict(),
-                "target_none": self.target_none,
-                "rng": self.rng.bit_generator.state,
-                "pending": [{k: as_tensor(v) for k, v in c.items()} for c in self.pending],
-                "pending_rows": self.pending_rows,
-                "gradient_steps": self.gradient_steps,
-                "examples_trained": self.examples_trained,
-            }
-        )
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict`; the agent then continues bit-identically."""
-        if state["signature"] != self._signature():
-            raise ValueError(
-                f"this state belongs to {state['signature']}, not to {self._signature()}: "
-                "build the agent with the same parameters, model and environment sizes"
-            )
-        state = copy.deepcopy(state)
+    def _load_own_state(self, state: dict[str, Any]) -> None:
         self.choice.load_state_dict(state["choice"])
         self.value.load_state_dict(state["value"])
         self.target = frozen_copy(self.value.model)
@@ -369,11 +324,8 @@ class SlateQAgent(AgentBase):
         self.none_optimiser = _scalar_optimiser(self.none_value, self.config)
         self.none_optimiser.load_state_dict(state["none_optimiser"])
         self.target_none = state["target_none"].to(self.device)
-        self.rng.bit_generator.state = state["rng"]
         self.pending = [{k: v.numpy().copy() for k, v in c.items()} for c in state["pending"]]
         self.pending_rows = int(state["pending_rows"])
-        self.gradient_steps = int(state["gradient_steps"])
-        self.examples_trained = int(state["examples_trained"])
 
 
 def _scalar_optimiser(param: nn.Parameter, config: RLConfig) -> torch.optim.Optimizer:

@@ -5,15 +5,18 @@ than through a continual-learning strategy (the RL agents: :mod:`driftrec.agents
 :class:`TrainableModel` builds a model of ``MODELS`` from a seeded generator, keeps a
 :class:`~driftrec.agents.optimisers.SplitOptimiser` over all of its parameters (lazy Adam on
 the sparse id tables), grows the model's id tables and the optimiser's per-row state together,
-and saves and restores both. :class:`RLConfig` holds the learning settings those agents share.
+and saves and restores both. :class:`RLConfig` holds the learning settings those agents share,
+and :class:`RLAgentBase` the rest of what they share: the configuration they store, their
+seeded streams, their learning counters and the common part of their state.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -23,16 +26,19 @@ from driftrec.agents.models import make_model
 from driftrec.agents.models.base import ItemBatch, Recommender, UserBatch
 from driftrec.agents.models.tables import grow_tables, id_tables_of, match_rows, resize_to_state
 from driftrec.agents.optimisers import SplitOptimiser
+from driftrec.agents.protocol import AgentBase, TaskSizes
 from driftrec.agents.scopes import sparse_tables
 from driftrec.validation import check_integer, check_real
 
 __all__ = [
     "OPTIMISERS",
+    "RLAgentBase",
     "RLConfig",
     "TrainableModel",
     "check_device",
     "check_exploration",
     "frozen_copy",
+    "id_rows",
     "rows_needed",
 ]
 
@@ -42,6 +48,14 @@ OPTIMISERS = ("adam", "sgd")
 def rows_needed(*ids: np.ndarray) -> int:
     """Rows an id table needs to hold every id of ``ids``: the largest + 1 (0 if none)."""
     return max((int(a.max()) + 1 for a in ids if a.size), default=0)
+
+
+def id_rows(*batches: Mapping[str, np.ndarray]) -> tuple[int, int]:
+    """User rows and item rows the id tables need for every id of ``batches`` (observation
+    batches: ``user_id``, and ``candidate_ids`` and ``history`` for the items)."""
+    users = rows_needed(*(b["user_id"] for b in batches))
+    items = rows_needed(*(a for b in batches for a in (b["candidate_ids"], b["history"])))
+    return users, items
 
 
 def check_device(device: Any) -> torch.device:
@@ -154,3 +168,130 @@ def frozen_copy(model: Recommender) -> Recommender:
     member = copy.deepcopy(model)
     member.requires_grad_(False)
     return member
+
+
+class RLAgentBase(AgentBase):
+    """What the RL agents (:mod:`driftrec.agents.slateq`, :mod:`driftrec.agents.reinforce`)
+    share: their common arguments, stored under their own names; trainable models and a random
+    stream seeded from ``seed`` (:meth:`_seeded`); the learning counters reported by
+    :meth:`cost`; and the common part of their state.
+
+    A subclass names itself (``agent_name``) and provides its settings for the state's
+    signature (:meth:`_settings`), the examples it holds (:meth:`_stored_examples`), and the
+    rest of its state (:meth:`_own_state`, :meth:`_load_own_state`).
+
+    Args:
+        sizes: the task's sizes.
+        model: name of the model family (``driftrec.agents.MODELS``).
+        model_params: the models' parameters.
+        config: learning rate, optimiser and batch size.
+        seed: seeds the models' initial values and the agent's random stream.
+        device: ``"cpu"`` or ``"cuda"``.
+    """
+
+    agent_name: ClassVar[str]
+    """The agent's name in ``AGENTS`` (a saved state belongs to it)."""
+    rng: np.random.Generator
+    """The agent's own random stream (from :meth:`_seeded`)."""
+
+    def __init__(
+        self,
+        sizes: TaskSizes,
+        *,
+        model: str,
+        model_params: Mapping[str, Any] | None,
+        config: RLConfig,
+        seed: int,
+        device: str | torch.device,
+    ) -> None:
+        if not isinstance(sizes, TaskSizes):
+            raise TypeError(
+                f"sizes must be TaskSizes (driftrec.agents.task_sizes(env)), got {sizes!r}"
+            )
+        self.sizes = sizes
+        self.model_name = model
+        self.model_params = dict(model_params or {})
+        self.config = config
+        self.seed = check_integer("seed", seed, minimum=0)
+        self.device = check_device(device)
+        self.gradient_steps = 0
+        self.examples_trained = 0
+
+    def _seeded(self, models: int) -> tuple[list[TrainableModel], np.random.Generator]:
+        """``models`` trainable models of the agent's family and a random stream, each from its
+        own child of ``SeedSequence(seed)`` in that order (the stream from the last)."""
+        *model_seqs, stream_seq = np.random.SeedSequence(self.seed).spawn(models + 1)
+        trained = [
+            TrainableModel(
+                self.model_name,
+                self.model_params,
+                self.sizes,
+                torch.Generator().manual_seed(int(seq.generate_state(1, np.uint64)[0])),
+                self.device,
+                self.config,
+            )
+            for seq in model_seqs
+        ]
+        return trained, np.random.default_rng(stream_seq)
+
+    def _settings(self) -> tuple[Any, ...]:  # pragma: no cover - overridden
+        """The agent's own settings (its arguments beyond the common ones)."""
+        raise NotImplementedError
+
+    def _stored_examples(self) -> int:  # pragma: no cover - overridden
+        """Examples held for a later gradient step."""
+        raise NotImplementedError
+
+    def _own_state(self) -> dict[str, Any]:  # pragma: no cover - overridden
+        """The agent's models and buffers, in tensors and plain containers (references: the
+        caller copies)."""
+        raise NotImplementedError
+
+    def _load_own_state(self, state: dict[str, Any]) -> None:  # pragma: no cover - overridden
+        """Restore what :meth:`_own_state` saved (``state`` is the caller's copy)."""
+        raise NotImplementedError
+
+    def cost(self) -> dict[str, Any]:
+        """Gradient steps, examples trained on, and examples held for a later step."""
+        return {
+            "gradient_steps": self.gradient_steps,
+            "examples_trained": self.examples_trained,
+            "stored_examples": self._stored_examples(),
+        }
+
+    def _signature(self) -> dict[str, Any]:
+        return {
+            "agent": self.agent_name,
+            "model": self.model_name,
+            "model_params": repr(sorted(self.model_params.items())),
+            "config": repr(self._settings()),
+            "learner": repr(self.config),
+            "sizes": dataclasses.asdict(self.sizes),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """A deep copy of everything that determines future behaviour (the random stream
+        included), in tensors and plain containers only (``torch.load`` reads it back with
+        ``weights_only=True``)."""
+        return copy.deepcopy(
+            {
+                "signature": self._signature(),
+                **self._own_state(),
+                "rng": self.rng.bit_generator.state,
+                "gradient_steps": self.gradient_steps,
+                "examples_trained": self.examples_trained,
+            }
+        )
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; the agent then continues bit-identically."""
+        if state["signature"] != self._signature():
+            raise ValueError(
+                f"this state belongs to {state['signature']}, not to {self._signature()}: "
+                "build the agent with the same parameters, model and environment sizes"
+            )
+        state = copy.deepcopy(state)
+        self._load_own_state(state)
+        self.rng.bit_generator.state = state["rng"]
+        self.gradient_steps = int(state["gradient_steps"])
+        self.examples_trained = int(state["examples_trained"])
