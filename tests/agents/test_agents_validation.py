@@ -418,6 +418,7 @@ OBSERVERS = [
     ("popularity", {"window": 500}),
     ("oracle", {}),
     ("frozen_oracle", {}),
+    ("diverse_oracle", {}),
     ("slateq", {"batch_size": 48}),
     ("topk_reinforce", {"batch_size": 16, "max_session": 4}),
 ]
@@ -446,7 +447,7 @@ def test_observe_rejects_a_bad_transition_and_changes_nothing(name, params):
             agent.observe(transition)
         assert_same_state(before, agent.state_dict(), f"{what}: state")
     agent.observe(valid)
-    if name not in ("random", "oracle", "frozen_oracle"):
+    if name not in ("random", "oracle", "frozen_oracle", "diverse_oracle"):
         with pytest.raises(AssertionError):
             assert_same_state(before, agent.state_dict())
 
