@@ -24,3 +24,4 @@ bench: setup
 	$(PY) benchmarks/agent_throughput.py
 	$(PY) benchmarks/world_scaling.py
 	$(PY) benchmarks/ray_scaling.py --skip-tune
+	$(PY) benchmarks/rl_throughput.py
