@@ -50,7 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--gamma", type=float, default=0.5, help="discount (a click mostly pays off at once)")
     add("--lambda", dest="lambda_", type=float, default=0.95, help="GAE lambda")
     add("--initial-log-std", type=float, default=-1.0, help="of the Gaussian over scores")
-    add("--hidden", type=int, nargs="+", default=[64, 64], help="layer widths")
+    add("--hidden", type=int, default=64, help="width of the scorer's embeddings and layers")
     add("--ray-temp-dir", default=None, help="Ray's session folder (default: Ray's own)")
     args = parser.parse_args(argv)
     if args.iterations < 1 or args.num_env_runners < 0:

@@ -11,9 +11,10 @@ candidate with shared weights, and a callback that reports the normalised reward
   sessions share one world (one clock), as the lab's experiments do; the default ``"sync"``
   mode would build one world per session.
 - :class:`CandidateScoringRLModule`: a ``TorchRLModule`` with ``ValueFunctionAPI`` (what PPO
-  needs) over :class:`~driftrec.rl.candidate_scorer.CandidateScorer`. The policy is a diagonal
-  Gaussian over real-valued scores, one per candidate, with a shared mean function and one
-  shared log standard deviation; the environment serves the top-k by score.
+  needs) over :class:`~driftrec.rl.candidate_scorer.CandidateScorer`, the network of the
+  Stable-Baselines3 policy too. The policy is a diagonal Gaussian over real-valued scores, one
+  per candidate, with a shared mean function and one shared log standard deviation; the
+  environment serves the top-k by score.
 - :class:`NormalisedRewardCallback` and :func:`normalised_reward`: the sum of
   ``expected_reward`` over the sum of ``oracle_expected_reward`` of an iteration's sampled
   requests (ground truth, never seen by the policy).
@@ -37,7 +38,7 @@ Example (the environment and the module, without Ray):
     ((4, 6, 30), (6,))
     >>> module = CandidateScoringRLModule(
     ...     observation_space=env.single_observation_space,
-    ...     action_space=env.single_action_space, model_config={"hidden": (16,)})
+    ...     action_space=env.single_action_space, model_config={"hidden": 16})
     >>> out = module.forward_inference({"obs": {k: torch.as_tensor(v) for k, v in obs.items()}})
     >>> out["action_dist_inputs"].shape  # C score means, then C log standard deviations
     torch.Size([4, 12])
@@ -45,7 +46,7 @@ Example (the environment and the module, without Ray):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
@@ -189,8 +190,9 @@ class CandidateScoringRLModule(TorchRLModule, ValueFunctionAPI):
     :meth:`CandidateScorer.value`.
 
     Spaces: observation ``Dict(user=Box((f_u,)), candidates=Box((C, f_c)))`` (what
-    :func:`make_env` gives), action ``Box((C,))``. ``model_config`` keys: ``hidden`` (layer
-    widths, default ``(64, 64)``), ``initial_log_std`` (default -0.5).
+    :func:`make_env` gives), action ``Box((C,))``. ``model_config`` keys: ``hidden`` (width of
+    the scorer's embeddings and hidden layers, an int, default 64), ``initial_log_std``
+    (default -0.5).
     """
 
     def setup(self) -> None:
@@ -219,7 +221,7 @@ class CandidateScoringRLModule(TorchRLModule, ValueFunctionAPI):
         # of this module's: only these two are read.
         raw = self.model_config
         config: dict[str, Any] = dict(raw) if isinstance(raw, Mapping) else {}
-        hidden: Sequence[int] = config.get("hidden", (64, 64))
+        hidden = config.get("hidden", 64)
         self.scorer = CandidateScorer(obs["user"].shape[0], candidate_dim, hidden)
         initial_log_std = float(config.get("initial_log_std", -0.5))
         self.log_std = torch.nn.Parameter(torch.tensor(initial_log_std))
@@ -289,18 +291,19 @@ def ppo_config(
     *,
     num_env_runners: int = 0,
     num_envs_per_env_runner: int = 8,
-    hidden: Sequence[int] = (64, 64),
+    hidden: int = 64,
     initial_log_std: float = -0.5,
     seed: int | None = None,
 ) -> AlgorithmConfig:
     """``config`` (e.g. ``PPOConfig()``) wired for driftrec: :func:`make_env` (registered by
     :func:`register_env`) with ``env_config``, one shared world per env runner (vector entry
     point), the :class:`CandidateScoringRLModule`, the :class:`NormalisedRewardCallback`, real
-    scores passed on unclipped, and ``seed``. Training settings are left to the caller
+    scores passed on unclipped, and ``seed``; ``hidden`` is the width of the scorer's
+    embeddings and hidden layers. Training settings are left to the caller
     (``.training(...)``)."""
     module = RLModuleSpec(
         module_class=CandidateScoringRLModule,
-        model_config={"hidden": tuple(hidden), "initial_log_std": initial_log_std},
+        model_config={"hidden": hidden, "initial_log_std": initial_log_std},
     )
     return (
         config.environment(

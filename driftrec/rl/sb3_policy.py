@@ -1,13 +1,15 @@
 """A Stable-Baselines3 actor-critic policy that scores every candidate with one shared network,
 for the per-candidate layout and score action of :mod:`driftrec.rl.adapters`.
 
-The actor embeds the user and each candidate row, and one MLP over (user embedding, candidate
-embedding, their elementwise product) gives each candidate's score: the Gaussian mean of its
-entry of the score action. The same weights score every position, so permuting the candidates
-permutes the means (the policy is equivariant to the candidates' order), and what is learnt
-about an item at one position holds at every position. The log standard deviation is one
-state-independent scalar shared by all positions. The critic reads the user embedding and the
-mean and max of the candidate embeddings (pooling makes it invariant to the order).
+The network is :class:`~driftrec.rl.candidate_scorer.CandidateScorer`, the one the RLlib module
+uses too. The actor embeds the user and each candidate row, and one MLP over (user embedding,
+candidate embedding, their elementwise product) gives each candidate's score: the Gaussian mean
+of its entry of the score action. The same weights score every position, so permuting the
+candidates permutes the means (the policy is equivariant to the candidates' order), and what is
+learnt about an item at one position holds at every position. The log standard deviation is one
+state-independent scalar shared by all positions. The critic reads its own user embedding and
+the mean and max of its own candidate embeddings (pooling makes it invariant to the order); the
+scorer's ``value_head`` is the policy's ``value_net``.
 
 This is the Deep Sets construction (Zaheer et al. 2017, "Deep Sets") applied to slate scoring,
 as in the per-item scorers of SlateQ (Ie et al. 2019), here trained with PPO.
@@ -20,11 +22,12 @@ Example:
     >>> model = PPO(CandidateScoringPolicy, venv, n_steps=8, batch_size=16, seed=0)
     >>> model.policy.action_net  # the scorer outputs the means itself
     Identity()
+    >>> model.policy.value_net is model.policy.mlp_extractor.scorer.value_head
+    True
 """
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import numpy as np
@@ -34,6 +37,8 @@ from stable_baselines3.common.distributions import DiagGaussianDistribution
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
+
+from driftrec.rl.candidate_scorer import CandidateScorer
 
 __all__ = ["CandidateFeatures", "CandidateNetworks", "CandidateScoringPolicy"]
 
@@ -66,19 +71,13 @@ class CandidateFeatures(BaseFeaturesExtractor):
         return th.cat([user, cands.flatten(1)], dim=1)
 
 
-def _mlp(sizes: list[int], activation: type[nn.Module]) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for a, b in itertools.pairwise(sizes):
-        layers += [nn.Linear(a, b), activation()]
-    return nn.Sequential(*layers)
-
-
 class CandidateNetworks(nn.Module):
-    """The policy's networks over the features of :class:`CandidateFeatures`.
+    """SB3's ``mlp_extractor`` over the features of :class:`CandidateFeatures`: splits them into
+    ``user`` (B, f_u) and ``candidates`` (B, C, f_c) and hands them to one
+    :class:`~driftrec.rl.candidate_scorer.CandidateScorer` (:attr:`scorer`).
 
-    ``forward_actor``: (B, C) scores, one shared MLP per candidate. ``forward_critic``: (B, hidden)
-    latent of the value, from the user and the pooled candidates. Actor and critic have their own
-    encoders (the value's loss does not move the scorer).
+    ``forward_actor``: (B, C) scores. ``forward_critic``: (B, hidden) latent of the value, which
+    the policy's ``value_net`` (the scorer's ``value_head``) reads.
 
     Args:
         user_dim: f_u. num_candidates: C. candidate_dim: f_c. hidden: embedding and layer width.
@@ -94,38 +93,23 @@ class CandidateNetworks(nn.Module):
         activation: type[nn.Module] = nn.Tanh,
     ) -> None:
         super().__init__()
-        self.user_dim, self.num_candidates, self.candidate_dim = (
-            user_dim,
-            num_candidates,
-            candidate_dim,
-        )
+        self.num_candidates = num_candidates
+        self.scorer = CandidateScorer(user_dim, candidate_dim, hidden, activation)
         self.latent_dim_pi = num_candidates
         self.latent_dim_vf = hidden
-        self.pi_user = _mlp([user_dim, hidden], activation)
-        self.pi_candidate = _mlp([candidate_dim, hidden], activation)
-        self.pi_score = nn.Sequential(_mlp([3 * hidden, hidden], activation), nn.Linear(hidden, 1))
-        self.vf_user = _mlp([user_dim, hidden], activation)
-        self.vf_candidate = _mlp([candidate_dim, hidden], activation)
-        self.vf_head = _mlp([3 * hidden, hidden], activation)
 
     def _split(self, features: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
-        user = features[:, : self.user_dim]
-        cands = features[:, self.user_dim :].reshape(-1, self.num_candidates, self.candidate_dim)
-        return user, cands
+        f_u, f_c = self.scorer.user_dim, self.scorer.candidate_dim
+        return features[:, :f_u], features[:, f_u:].reshape(-1, self.num_candidates, f_c)
 
     def forward(self, features: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         return self.forward_actor(features), self.forward_critic(features)
 
     def forward_actor(self, features: th.Tensor) -> th.Tensor:
-        user, cands = self._split(features)
-        u = self.pi_user(user).unsqueeze(1).expand(-1, self.num_candidates, -1)
-        c = self.pi_candidate(cands)
-        return self.pi_score(th.cat([u, c, u * c], dim=-1)).squeeze(-1)
+        return self.scorer.scores(*self._split(features))
 
     def forward_critic(self, features: th.Tensor) -> th.Tensor:
-        user, cands = self._split(features)
-        c = self.vf_candidate(cands)
-        return self.vf_head(th.cat([self.vf_user(user), c.mean(1), c.amax(1)], dim=-1))
+        return self.scorer.value_latent(*self._split(features))
 
 
 class CandidateScoringPolicy(ActorCriticPolicy):
@@ -140,7 +124,9 @@ class CandidateScoringPolicy(ActorCriticPolicy):
             rarely reach the bounds of [-1, 1], where clipped scores would tie).
         **kwargs: the rest of ``ActorCriticPolicy``'s arguments (``activation_fn``,
             ``ortho_init``, ``optimizer_kwargs``, ...); ``net_arch`` and
-            ``features_extractor_class`` are fixed by this policy.
+            ``features_extractor_class`` are fixed by this policy. The scorer is initialised
+            orthogonally (SB3's gains, see :class:`CandidateScorer`) whether or not
+            ``ortho_init`` is set.
     """
 
     def __init__(
@@ -194,13 +180,15 @@ class CandidateScoringPolicy(ActorCriticPolicy):
         # equivariant to the candidates' order.
         self.action_net = nn.Identity()
         self.log_std = nn.Parameter(th.full((1,), float(self.log_std_init)))
-        if self.ortho_init:  # small initial scores, as SB3 does for its action_net
-            networks = self.mlp_extractor
-            assert isinstance(networks, CandidateNetworks)
-            last = networks.pi_score[-1]
-            assert isinstance(last, nn.Linear)
-            nn.init.orthogonal_(last.weight, gain=0.01)
-            nn.init.zeros_(last.bias)
+        networks = self.mlp_extractor
+        assert isinstance(networks, CandidateNetworks)
+        # One network: SB3's value head is the scorer's (its Linear(hidden, 1) is dropped).
+        self.value_net = networks.scorer.value_head
+        if self.ortho_init:
+            # SB3 has just redrawn the whole scorer with gain sqrt(2), its last layers included;
+            # the scorer's own recipe is SB3's with the right gains at the outputs (0.01 for the
+            # scores, as SB3 gives its action_net, and 1 for the value).
+            networks.scorer.reset_parameters()
         self.optimizer = self.optimizer_class(  # type: ignore[call-arg]
             self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
         )

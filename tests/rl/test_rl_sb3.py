@@ -83,14 +83,38 @@ def test_permuting_the_candidates_permutes_the_means_and_keeps_the_value():
 
 def test_one_scorer_for_every_position():
     model, _ = small_policy()
-    nets = model.policy.mlp_extractor
+    scorer = model.policy.mlp_extractor.scorer
     n_user, n_cand = 8 + 1, 8 + 20 + 2
     # the actor's parameters do not grow with C: one scorer, not one head per position
     actor = sum(
-        p.numel() for m in (nets.pi_user, nets.pi_candidate, nets.pi_score) for p in m.parameters()
+        p.numel()
+        for m in (scorer.score_user, scorer.score_candidate, scorer.score_head)
+        for p in m.parameters()
     )
     h = 16
     assert actor == (n_user * h + h) + (n_cand * h + h) + (3 * h * h + h) + (h + 1)
+
+
+def test_the_policy_is_the_shared_scorer():
+    # SB3's actor and critic are the CandidateScorer's (the network of the RLlib module too):
+    # the means are its scores, the values its value; no parameter lies outside it but log_std.
+    model, venv = small_policy()
+    model.learn(64)
+    policy = model.policy
+    scorer = policy.mlp_extractor.scorer
+    assert policy.value_net is scorer.value_head
+    obs = venv.reset()
+    tensors = policy.obs_to_tensor(obs)[0]
+    user, candidates = tensors["user"], tensors["candidates"]
+    with torch.no_grad():
+        np.testing.assert_allclose(
+            policy.score_means(obs), scorer.scores(user, candidates).numpy(), rtol=1e-6
+        )
+        torch.testing.assert_close(
+            policy.predict_values(tensors).squeeze(-1), scorer.value(user, candidates)
+        )
+    others = {id(p) for p in policy.parameters()} - {id(p) for p in scorer.parameters()}
+    assert others == {id(policy.log_std)}
 
 
 def test_same_seed_same_training():

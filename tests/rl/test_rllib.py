@@ -56,8 +56,8 @@ def inputs(batch: int, candidates: int, seed: int = 0) -> tuple[torch.Tensor, to
 
 
 def trained_like(net: CandidateScorer) -> CandidateScorer:
-    # The scorer starts near-constant (small last layer, zero bilinear form); give every
-    # parameter a value so that the checks below are not passed by a constant function.
+    # The scorer starts near-constant (a small score output); give every parameter a value so
+    # that the checks below are not passed by a constant function.
     generator = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for parameter in net.parameters():
@@ -66,17 +66,28 @@ def trained_like(net: CandidateScorer) -> CandidateScorer:
 
 
 def test_scores_permute_with_the_candidates_and_the_value_does_not_move():
-    net = trained_like(CandidateScorer(5, 7, hidden=(16, 16)))
+    net = trained_like(CandidateScorer(5, 7, hidden=16))
     user, candidates = inputs(3, 9)
     order = torch.tensor([4, 0, 8, 2, 7, 1, 3, 6, 5])
     scores = net.scores(user, candidates)
     torch.testing.assert_close(net.scores(user, candidates[:, order]), scores[:, order])
     torch.testing.assert_close(net.value(user, candidates[:, order]), net.value(user, candidates))
+    torch.testing.assert_close(
+        net.value_latent(user, candidates[:, order]), net.value_latent(user, candidates)
+    )
     assert scores.std() > 0.1  # not a constant function
 
 
+def test_the_value_is_the_value_head_over_the_value_latent():
+    net = trained_like(CandidateScorer(5, 7, hidden=16))
+    user, candidates = inputs(3, 4)
+    latent = net.value_latent(user, candidates)
+    assert latent.shape == (3, 16) and net.value(user, candidates).shape == (3,)
+    torch.testing.assert_close(net.value(user, candidates), net.value_head(latent).squeeze(-1))
+
+
 def test_a_candidates_score_depends_on_its_own_row_only():
-    net = trained_like(CandidateScorer(5, 7, hidden=(16,)))
+    net = trained_like(CandidateScorer(5, 7, hidden=16))
     user, candidates = inputs(2, 6)
     changed = candidates.clone()
     changed[:, 3] += 1.0
@@ -86,13 +97,22 @@ def test_a_candidates_score_depends_on_its_own_row_only():
 
 
 def test_one_set_of_weights_scores_any_number_of_candidates():
-    net = trained_like(CandidateScorer(5, 7, hidden=(16,)))
+    net = trained_like(CandidateScorer(5, 7, hidden=16))
     user, candidates = inputs(2, 12)
     few = net.scores(user, candidates[:, :4])
     torch.testing.assert_close(net.scores(user, candidates)[:, :4], few)
-    assert sum(p.numel() for p in CandidateScorer(5, 7, hidden=(16,)).parameters()) == (
-        (12 * 16 + 16) + (16 + 1) + 5 * 7 + (12 * 16 + 16) + (2 * 16 + 1)
-    )
+    h = 16
+    embeddings = (5 * h + h) + (7 * h + h)  # of the user and of a candidate
+    assert sum(p.numel() for p in CandidateScorer(5, 7, hidden=h).parameters()) == (
+        embeddings + (3 * h * h + h) + (h + 1)  # the scorer
+        + embeddings + (3 * h * h + h) + (h + 1)  # the critic and its value head
+    )  # fmt: skip
+
+
+def test_the_scorer_starts_near_constant():
+    # a score output of gain 0.01: the first policy serves about random slates
+    net = CandidateScorer(5, 7, hidden=16)
+    assert net.scores(*inputs(8, 10)).abs().max() < 0.1
 
 
 def test_the_scorer_refuses_inputs_of_another_layout():
@@ -101,9 +121,13 @@ def test_the_scorer_refuses_inputs_of_another_layout():
     with pytest.raises(ValueError, match=r"user_dim=5 and candidate_dim=7"):
         net.scores(user, candidates[..., :6])
     with pytest.raises(ValueError, match=r"expected user \(B, 5\) and candidates \(B, C, 7\)"):
-        net.scores(user[0], candidates)
-    with pytest.raises(ValueError, match="hidden must be a non-empty sequence"):
-        CandidateScorer(5, 7, hidden=())
+        net.value(user[0], candidates)
+    with pytest.raises(ValueError, match=r"needs C >= 1"):
+        net.value_latent(user, candidates[:, :0])
+    with pytest.raises(ValueError, match="hidden must be a positive int"):
+        CandidateScorer(5, 7, hidden=(64, 64))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="candidate_dim must be a positive int"):
+        CandidateScorer(5, 0)
 
 
 # ---------------------------------------------------------------- under the rl extra (RLlib)
@@ -124,7 +148,7 @@ MODULE_CHECK = textwrap.dedent(
     obs, _ = env.reset(seed=0)
     module = CandidateScoringRLModule(
         observation_space=env.single_observation_space,
-        action_space=env.single_action_space, model_config={"hidden": (16,)})
+        action_space=env.single_action_space, model_config={"hidden": 16})
     with torch.no_grad():
         for p in module.parameters():
             p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(2)) * 0.5)
