@@ -188,3 +188,20 @@ def test_candidates_are_distinct_live_items_from_every_pool(n):
     popular, fresh, rest = (pool for pool, _ in world.retrieval.pools(world.clock))
     for pool, share in ((popular, 20), (fresh, 10), (rest, 70)):
         assert (np.isin(cands, pool).sum(axis=1) == share).all()
+
+
+def test_utilities_scored_in_chunks_equal_the_whole_batch_to_the_bit(monkeypatch):
+    """Large batches gather the candidates' latent vectors in cache-sized chunks of rows; the
+    utilities (boredom included) are the same as scoring the batch at once."""
+    import driftrec.simulators.world as world_module
+
+    world = build_world("stationary", seed=4, num_users=400, num_items=300, num_candidates=20)
+    rng = np.random.default_rng(0)
+    world.users.boredom[:] = rng.random(world.users.boredom.shape).astype(np.float32)
+    users = rng.integers(0, 360, 50)
+    candidates = rng.integers(0, 240, (50, 20))
+    whole = world.utilities(users, candidates)
+    monkeypatch.setattr(world_module, "UTILITY_CHUNK_BYTES", 7 * 20 * 16 * 4)  # 7-row chunks
+    chunked = world.utilities(users, candidates)
+    assert chunked.dtype == whole.dtype
+    np.testing.assert_array_equal(chunked, whole)
