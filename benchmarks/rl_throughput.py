@@ -3,7 +3,8 @@ sessions of one batched world in one ``SB3VecEnv(N, adapters=True)`` against SB3
 ``DummyVecEnv`` of N separate single environments, each wrapped with ``ScoreAction`` and
 ``CandidateObservation``.
 
-Run: ``python benchmarks/rl_throughput.py [--quick] [--rounds 3] [--num-envs 32 128]``.
+Run: ``python benchmarks/rl_throughput.py [--quick] [--rounds 3] [--num-envs 32 128]
+[--n-epochs 10] [--batch-size 128]`` (the last two: PPO's update budget, to measure your own).
 
 One core: BLAS and OpenMP threads are pinned to 1 before NumPy and torch load, and torch runs
 one thread. World: 500 users, 300 items, 10 candidates, slate of 3 (the example's sizes); policy
@@ -35,6 +36,7 @@ import statistics  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
+from typing import Any  # noqa: E402
 
 import torch  # noqa: E402
 from stable_baselines3 import PPO  # noqa: E402
@@ -88,12 +90,12 @@ def separate(num_envs: int) -> VecEnv:
 Round = Callable[[], int]
 
 
-def ppo_round(algo: type[PPO], venv: VecEnv, iterations: int) -> Round:
-    """A round of ``iterations`` PPO iterations on ``venv`` (warmed up by one iteration);
-    returns the environment steps done."""
+def ppo_round(algo: type[PPO], venv: VecEnv, iterations: int, ppo: dict[str, Any]) -> Round:
+    """A round of ``iterations`` PPO iterations with settings ``ppo`` on ``venv`` (warmed up by
+    one iteration); returns the environment steps done."""
     venv.seed(0)
-    per_iteration = venv.num_envs * PPO_SETTINGS["n_steps"]
-    settings = {**PPO_SETTINGS, "batch_size": min(PPO_SETTINGS["batch_size"], per_iteration)}
+    per_iteration = venv.num_envs * ppo["n_steps"]
+    settings = {**ppo, "batch_size": min(ppo["batch_size"], per_iteration)}
     model = algo(
         CandidateScoringPolicy,
         venv,
@@ -127,7 +129,21 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one short round (smoke test)")
     parser.add_argument("--rounds", type=int, help="timed rounds per figure (default 3)")
     parser.add_argument("--num-envs", type=int, nargs="+", help="N (default 32 128)")
+    parser.add_argument(
+        "--n-epochs",
+        type=int,
+        help=f"PPO epochs per iteration (default {PPO_SETTINGS['n_epochs']})",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, help=f"PPO minibatch (default {PPO_SETTINGS['batch_size']})"
+    )
     args = parser.parse_args()
+    ppo = dict(PPO_SETTINGS)
+    for key in ("n_epochs", "batch_size"):
+        if getattr(args, key) is not None:
+            if getattr(args, key) < 1:
+                parser.error(f"--{key.replace('_', '-')} must be >= 1")
+            ppo[key] = getattr(args, key)
     rounds = args.rounds or (1 if args.quick else 3)
     sizes = args.num_envs or ([4] if args.quick else [32, 128])
     torch.set_num_threads(1)
@@ -138,20 +154,20 @@ def main() -> None:
     )
     print(
         f"world: {SIZES['num_users']} users, {SIZES['num_items']} items, "
-        f"C={SIZES['num_candidates']}, k={SIZES['slate_size']}; PPO {PPO_SETTINGS}; "
+        f"C={SIZES['num_candidates']}, k={SIZES['slate_size']}; PPO {ppo}; "
         f"median of {rounds} round(s)"
     )
     print()
     print(f"  {'':<34} {'env steps/s':>10}  (slowest .. fastest)")
     for n in sizes:
         # a round is a fixed number of steps (about 4,096) whatever N
-        iterations = 1 if args.quick else max(1, 4096 // (n * PPO_SETTINGS["n_steps"]))
+        iterations = 1 if args.quick else max(1, 4096 // (n * ppo["n_steps"]))
         ratios = []
         for label, algo in (("rollouts", RolloutsOnly), ("training", PPO)):
             one, many = timed(
                 rounds,
-                ppo_round(algo, batched(n), iterations),
-                ppo_round(algo, separate(n), iterations),
+                ppo_round(algo, batched(n), iterations, ppo),
+                ppo_round(algo, separate(n), iterations, ppo),
             )
             print(one.row(f"{label}: SB3VecEnv, N={n}"))
             print(many.row(f"{label}: DummyVecEnv of {n} envs"))
