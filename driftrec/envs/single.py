@@ -126,20 +126,19 @@ class RecDriftEnv(gym.Env):
         if seed is None and not self.batch.started:
             seed = int(self.np_random.integers(2**63))
         if seed is None and self._pending_obs is not None:
-            obs_b = self._pending_obs  # the next session is already waiting
+            obs = dict(self._pending_obs)  # the next session is already waiting
         else:
-            obs_b, _ = self.batch.reset(seed=seed, options=options)
+            obs = _first(self.batch.reset(seed=seed, options=options)[0])
         self._pending_obs = None
-        return _first(obs_b), {"t": self.batch.clock}
+        return obs, {"t": self.batch.clock}
 
     def step(self, action: Any):
-        obs_b, reward, terminated, truncated, info_b = self.batch.step(action)
-        info = {key: _scalar(value[0]) for key, value in info_b.items()}
-        self._pending_obs = obs_b if terminated[0] else None
+        obs, reward, terminated, info = self.batch._step_one(action)
+        self._pending_obs = obs if terminated else None
         self._last = info
         if self.render_mode == "rgb_array":
             self._last_slate = action_to_slates(action, 1, self.config)[0]
-        return _first(obs_b), float(reward[0]), bool(terminated[0]), bool(truncated[0]), info
+        return obs, reward, terminated, False, info
 
     def oracle_action(self, snapshot: World | None = None) -> np.ndarray:
         """The privileged ground-truth channel: the exact best action (k,) for this request
@@ -209,7 +208,3 @@ class RecDriftEnv(gym.Env):
 
 def _first(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {key: np.asarray(value[0]) for key, value in batch.items()}
-
-
-def _scalar(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value

@@ -10,6 +10,7 @@ from gymnasium import spaces
 
 from driftrec.simulators import WorldConfig
 from driftrec.simulators.population import FEATURE_BOUND
+from driftrec.simulators.requests import lean
 from driftrec.slates import empty_repeats
 
 __all__ = ["action_to_slates", "observation_space"]
@@ -40,6 +41,10 @@ def action_to_slates(action: Any, batch: int, config: WorldConfig) -> np.ndarray
     Raises:
         ValueError / TypeError naming what was expected; nothing in the world has changed.
     """
+    if lean(batch):
+        slate = _plain_slate(action, config)
+        if slate is not None:
+            return slate
     k, c = config.slate_size, config.num_candidates
     arr = np.asarray(action)
     expected = f"an integer array of shape {(batch, k) if batch > 1 else (k,)}"
@@ -59,3 +64,33 @@ def action_to_slates(action: Any, batch: int, config: WorldConfig) -> np.ndarray
             f"values from {arr.min()} to {arr.max()}"
         )
     return empty_repeats(arr)
+
+
+def _plain_slate(action: Any, config: WorldConfig) -> np.ndarray | None:
+    """The slate (1, k) of one plain action: a list or tuple of ``k`` Python ints, or an
+    integer array of shape (k,) or (1, k), every position in range. None for anything else,
+    which the general check then accepts or refuses with its message.
+
+    The same checks and the same repeats rule as :func:`action_to_slates` and
+    :func:`~driftrec.slates.empty_repeats`, in plain Python: for ``k`` of about 10 that is an
+    order of magnitude cheaper than a dozen NumPy calls on a 10-element array.
+    """
+    k, c = config.slate_size, config.num_candidates
+    positions: list[Any] | tuple[Any, ...]
+    if isinstance(action, np.ndarray):
+        if action.dtype.kind not in "iu" or action.shape not in ((k,), (1, k)):
+            return None
+        positions = action.ravel().tolist()
+    elif type(action) is list or type(action) is tuple:
+        positions = action
+        if len(positions) != k:
+            return None
+    else:
+        return None
+    slate, seen = [], set()
+    for position in positions:
+        if type(position) is not int or not 0 <= position < c:
+            return None  # not plain (bools, NumPy scalars) or out of range
+        slate.append(-1 if position in seen else position)
+        seen.add(position)
+    return np.array([slate], dtype=np.int64)

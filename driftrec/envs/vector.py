@@ -209,6 +209,32 @@ class RecDriftVectorEnv(VectorEnv):
             self._resetting = result.terminated.copy()
         return obs, reward, result.terminated, np.zeros(n, bool), info, terminal
 
+    def _step_one(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, dict[str, Any]]:
+        """``step`` of the one session of a same-step environment, in the single environment's
+        scalar form: the slot's observation, reward, termination and info as Python scalars
+        (exactly ``step``'s first row: the parity test checks it), without building arrays of
+        length 1 only to take their first entry."""
+        if self.num_envs != 1 or self.autoreset_mode != AutoresetMode.SAME_STEP:
+            raise RuntimeError("_step_one serves one same-step session")
+        sessions = self._require_sessions()
+        slates = action_to_slates(action, 1, self.config)
+        world = sessions.world
+        t = sessions.requests.t
+        result = sessions.serve(slates)
+        r = result.response
+        info = {
+            "expected_reward": float(r.expected_reward[0]),
+            "oracle_expected_reward": float(r.oracle_expected_reward[0]),
+            "regime": world.regime(t),
+            "t": t,
+            "click_slot": int(r.click_slot[0]),
+            "clicked_item": int(r.clicked_item[0]),
+            "served": True,
+            "drift_events": r.events,
+        }
+        obs = world.observe_one(sessions.requests)
+        return obs, float(r.reward[0]), bool(result.terminated[0]), info
+
     # ------------------------------------------------------------------ ground truth
 
     @property

@@ -16,6 +16,8 @@ from typing import Protocol
 
 import numpy as np
 
+from driftrec.simulators.requests import lean
+
 __all__ = [
     "CascadeChoice",
     "ChoiceModel",
@@ -67,6 +69,10 @@ def position_bias_terms(slate_size: int, strength: float) -> np.ndarray:
 def sample_slots(probabilities: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Draw the clicked slot per row from slot probabilities (n, k); -1 means no click."""
     cumulative = np.cumsum(probabilities, axis=1)
+    if lean(len(probabilities)):
+        # One row: the same single draw and the same comparisons, counted on the row.
+        chosen = int(np.count_nonzero(rng.random() >= cumulative))
+        return np.array([chosen if chosen < probabilities.shape[1] else -1], dtype=np.int64)
     u = rng.random((probabilities.shape[0],))
     slot = (u[:, None] >= cumulative).sum(axis=1)
     clicked: np.ndarray = np.where(slot >= probabilities.shape[1], -1, slot)

@@ -9,7 +9,20 @@ import numpy as np
 
 from driftrec.simulators.drift import DriftEvent
 
-__all__ = ["Requests", "Response", "slot_values"]
+__all__ = ["LEAN_SINGLE_REQUEST", "Requests", "Response", "at_slots", "lean", "slot_values"]
+
+LEAN_SINGLE_REQUEST = True
+"""Serve a batch of one request (every step of the single environment) through scalar code
+where the batched code would make many tiny NumPy calls. Each such place computes exactly what
+the batched code computes for one row, to the bit, and consumes the same random numbers; the
+batched code is the definition. Tests switch this off to check that both give the same
+trajectories, and benchmarks to compare them."""
+
+
+def lean(n: int) -> bool:
+    """Whether a batch of ``n`` requests takes the scalar code (see
+    :data:`LEAN_SINGLE_REQUEST`)."""
+    return n == 1 and LEAN_SINGLE_REQUEST
 
 
 @dataclass
@@ -77,4 +90,15 @@ def slot_values(requests: Requests, slates: np.ndarray) -> np.ndarray | None:
     reward is the click itself."""
     if requests.values is None:
         return None
-    return np.take_along_axis(requests.values, np.maximum(slates, 0), axis=1)
+    return at_slots(requests.values, slates)
+
+
+def at_slots(table: np.ndarray, slates: np.ndarray) -> np.ndarray:
+    """(n, k) entries of ``table`` (n, C) at the slates' positions (row by row; an empty slot
+    reads position 0)."""
+    positions = np.maximum(slates, 0)
+    if lean(len(table)):
+        # One row: the flat index of (0, j) is j, so a flat take is the same gather without
+        # take_along_axis's index construction.
+        return table.take(positions)
+    return np.take_along_axis(table, positions, axis=1)

@@ -15,6 +15,7 @@ import numpy as np
 
 from driftrec.simulators.config import WorldConfig
 from driftrec.simulators.population import ItemCatalogue
+from driftrec.simulators.requests import lean
 
 __all__ = ["FEW_REQUESTS", "PooledRetrieval", "Retrieval"]
 
@@ -108,19 +109,34 @@ class PooledRetrieval:
             self.popularity_ref *= math.exp(self._log_decay * (clock - self.ref_clock))
             self.ref_clock = clock
         weight = math.exp(-self._log_decay * (clock - self.ref_clock))
-        np.add.at(self.popularity_ref, items, weight)
-        if self._stale or self._uniform:
-            return
-        # Only a clicked live item outside the pool whose popularity now exceeds the pool's
-        # lowest can enter (a uniform decay changes no order). Flags, not set operations:
-        # this runs after every batch, for a single request too.
-        rising = items[
-            ~self._is_popular.take(items)
-            & self._is_live.take(items)
-            & (self.popularity_ref.take(items) > self._floor)
-        ]
-        if len(rising) == 0 and len(self._popular) >= self.config.popular_pool:
-            return
+        if lean(len(items)):
+            # One click: add.at of one element is this float64 sum; the test below on scalars.
+            item = int(items[0])
+            self.popularity_ref[item] += weight
+            if self._stale or self._uniform:
+                return
+            rises = (
+                not self._is_popular[item]
+                and self._is_live[item]
+                and self.popularity_ref[item] > self._floor
+            )
+            if not rises and len(self._popular) >= self.config.popular_pool:
+                return
+            rising = items if rises else items[:0]
+        else:
+            np.add.at(self.popularity_ref, items, weight)
+            if self._stale or self._uniform:
+                return
+            # Only a clicked live item outside the pool whose popularity now exceeds the
+            # pool's lowest can enter (a uniform decay changes no order). Flags, not set
+            # operations: this runs after every batch.
+            rising = items[
+                ~self._is_popular.take(items)
+                & self._is_live.take(items)
+                & (self.popularity_ref.take(items) > self._floor)
+            ]
+            if len(rising) == 0 and len(self._popular) >= self.config.popular_pool:
+                return
         merged = np.unique(np.concatenate([self._popular, rising]))
         top = merged[_top(self.popularity_ref.take(merged), self.config.popular_pool)]
         self._set_pools(np.sort(top))
@@ -226,6 +242,8 @@ def _distinct_from_small(
     """(n, count) items of ``pool``, distinct within a row, each row a uniformly random subset:
     a contiguous window of one fresh permutation of the pool, at a random start per row
     (marginally uniform, O(pool + n count)); for a handful of rows, direct draws."""
+    if n == 1:  # the loop below for one row, without the copy
+        return rng.choice(pool, count, replace=False)[None]
     out = np.empty((n, count), dtype=np.int64)
     if n <= FEW_REQUESTS:
         for row in out:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from driftrec.simulators.requests import Requests, Response
+from driftrec.simulators.requests import Requests, Response, lean
 from driftrec.simulators.world import World
 
 __all__ = ["SessionBatch", "SessionStep"]
@@ -86,6 +86,8 @@ class SessionBatch:
                 session neither advances nor ends; the response covers active slots only, in
                 slot order.
         """
+        if active is None and lean(self.num_sessions):
+            return self._serve_one(slates)
         world = self.world
         cfg = world.config
         activity = world.users.cohort_activity.copy()
@@ -116,6 +118,29 @@ class SessionBatch:
             self._start(restart)
         self.requests = world.make_requests(self.users)
         return SessionStep(response, terminated)
+
+    def _serve_one(self, slates: np.ndarray) -> SessionStep:
+        """``serve`` for one session, every step of the single environment: the same
+        decisions from the same random numbers, on Python scalars instead of arrays of one."""
+        world = self.world
+        cfg = world.config
+        activity = world.users.cohort_activity.copy()
+        response = world.respond(self.requests, slates)
+        clicked = bool(response.true_click_slot[0] >= 0)
+        self.length[0] += 1
+        self.clicks[0] += clicked
+        # random((1, 2)) of serve: the same two draws in the same order.
+        leave_u, churn_u = world.rng["responses"].random(2).tolist()
+        ended = bool(self.length[0] >= self.budget[0]) or (not clicked and leave_u < cfg.leave_prob)
+        if ended and self.clicks[0] == 0 and churn_u < cfg.churn_prob:
+            world.churn(self.users.copy())
+        # What _thin compares, as lists: Python float equality is NumPy's (array_equal).
+        if activity.tolist() != world.users.cohort_activity.tolist():
+            ended |= bool(self._thin(activity, np.array([not ended]))[0])
+        if ended:
+            self._start(np.zeros(1, dtype=np.int64))
+        self.requests = world.make_requests(self.users)
+        return SessionStep(response, np.array([ended]))
 
     def _thin(self, before: np.ndarray, running: np.ndarray) -> np.ndarray:
         """(n,) bool: running sessions that end because the cohorts' activity moved from

@@ -31,7 +31,7 @@ from driftrec.simulators.logged import LoggedInteractions, LoggingPolicy, log_in
 from driftrec.simulators.population import ActivitySampler, ItemCatalogue, UserPopulation
 from driftrec.simulators.probes import ProbeSet, probe_set
 from driftrec.simulators.regimes import RegimeSchedule
-from driftrec.simulators.requests import Requests, Response, slot_values
+from driftrec.simulators.requests import Requests, Response, at_slots, lean, slot_values
 from driftrec.simulators.retrieval import PooledRetrieval, Retrieval
 from driftrec.simulators.streams import SeedLike, Streams, check_seed
 from driftrec.validation import check_flag, check_integer
@@ -242,6 +242,22 @@ class World:
             "candidate_topics": requests.topics,
         }
 
+    def observe_one(self, requests: Requests) -> dict[str, np.ndarray]:
+        """What the agent sees of a batch of one request, without the batch axis: ``observe``'s
+        first row (``user_id`` (1,), ``candidate_features`` (C, f_i), ...), gathered directly."""
+        if len(requests) != 1:
+            raise ValueError(f"observe_one takes one request, got {len(requests)}")
+        user = int(requests.users[0])
+        candidates = requests.candidates[0]
+        return {
+            "user_id": requests.users[:1],
+            "user_features": self.users.features[user].copy(),
+            "history": self.users.history[user].copy(),
+            "candidate_ids": candidates,
+            "candidate_features": self.items.features.take(candidates, axis=0),
+            "candidate_topics": requests.topics[0],
+        }
+
     # ------------------------------------------------------------------ responses
 
     def oracle(self, requests: Requests) -> tuple[np.ndarray, np.ndarray]:
@@ -251,8 +267,7 @@ class World:
     def slot_probabilities(self, requests: Requests, slates: np.ndarray) -> np.ndarray:
         """(n, k) exact click probability of each slot of ``slates`` (positions, -1 empty)."""
         shown = slates >= 0
-        slot_util = np.take_along_axis(requests.utilities, np.maximum(slates, 0), axis=1)
-        return self.choice.slot_probabilities(slot_util, shown)
+        return self.choice.slot_probabilities(at_slots(requests.utilities, slates), shown)
 
     def expected_reward(self, requests: Requests, slates: np.ndarray) -> np.ndarray:
         """(n,) exact expected reward of ``slates`` under the true state at request time."""
@@ -282,10 +297,8 @@ class World:
         oracle_expected = self.choice.oracle_value(requests.utilities, requests.values)
         true_slot = sample_slots(probs, self.rng["responses"])
 
-        rows = np.arange(n)
         clicked = true_slot >= 0
-        position = slates[rows, np.maximum(true_slot, 0)]
-        true_item = np.where(clicked, requests.candidates[rows, np.maximum(position, 0)], -1)
+        true_item = _slot_items(requests, slates, true_slot)
         self._consume(requests.users, true_item, clicked)
         if cfg.monotony_boredom:
             self._tire(requests, slates)
@@ -295,10 +308,7 @@ class World:
             observed = process.corrupt_feedback(
                 self.clock, observed, shown, memory, self.rng["drift"]
             )
-        observed_pos = slates[rows, np.maximum(observed, 0)]
-        observed_item = np.where(
-            observed >= 0, requests.candidates[rows, np.maximum(observed_pos, 0)], -1
-        )
+        observed_item = _slot_items(requests, slates, observed)
         if cfg.reward == "click":
             reward = (observed >= 0).astype(np.float32)
         else:
@@ -320,14 +330,32 @@ class World:
     def _consume(self, users: np.ndarray, items: np.ndarray, clicked: np.ndarray) -> None:
         cfg = self.config
         state = self.users
-        if cfg.boredom_decay < 1.0:
-            state.boredom[users] *= np.float32(cfg.boredom_decay)
-        u, i = users[clicked], items[clicked]
-        if len(u) == 0:
-            return
-        if cfg.boredom_increment:
-            np.add.at(state.boredom, (u, self.items.topic[i]), np.float32(cfg.boredom_increment))
-        state.history[u] = np.concatenate([i[:, None], state.history[u, :-1]], axis=1)
+        one = lean(len(users))
+        if one:
+            # One request: the same float32 updates of one user's row, made in place on it
+            # (a fancy-indexed read-modify-write and add.at of one element do the same).
+            user = int(users[0])
+            if cfg.boredom_decay < 1.0:
+                state.boredom[user] *= np.float32(cfg.boredom_decay)
+            if not clicked[0]:
+                return
+            item = int(items[0])
+            if cfg.boredom_increment:
+                state.boredom[user, self.items.topic[item]] += np.float32(cfg.boredom_increment)
+            history = state.history[user]
+            history[1:] = history[:-1]  # NumPy copies overlapping views first
+            history[0] = item
+            u, i = users, items
+        else:
+            if cfg.boredom_decay < 1.0:
+                state.boredom[users] *= np.float32(cfg.boredom_decay)
+            u, i = users[clicked], items[clicked]
+            if len(u) == 0:
+                return
+            if cfg.boredom_increment:
+                increment = np.float32(cfg.boredom_increment)
+                np.add.at(state.boredom, (u, self.items.topic[i]), increment)
+            state.history[u] = np.concatenate([i[:, None], state.history[u, :-1]], axis=1)
         self.retrieval.record_clicks(i, self.clock)
         for process, memory in zip(self.processes, self.memory, strict=True):
             process.on_consumption(state, self.items, memory, u, i, self.rng["drift"])
@@ -398,3 +426,17 @@ class World:
     ) -> LoggedInteractions:
         """:func:`driftrec.simulators.logged.log_interactions` of this world."""
         return log_interactions(self, n, policy, temperature)
+
+
+def _slot_items(requests: Requests, slates: np.ndarray, slot: np.ndarray) -> np.ndarray:
+    """(n,) item id in each row's ``slot`` of its slate (-1 where ``slot`` is -1; an empty
+    slot reads the first candidate, as click noise may report one)."""
+    if lean(len(slot)):
+        # One row, the gathers below on Python ints.
+        chosen = int(slot[0])
+        item = requests.candidates[0, max(int(slates[0, chosen]), 0)] if chosen >= 0 else -1
+        return np.array([item], dtype=np.int64)
+    rows = np.arange(len(slot))
+    position = slates[rows, np.maximum(slot, 0)]
+    items: np.ndarray = np.where(slot >= 0, requests.candidates[rows, np.maximum(position, 0)], -1)
+    return items

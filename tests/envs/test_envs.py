@@ -100,6 +100,51 @@ def test_vector_env_with_one_session_reproduces_the_single_env_step_for_step():
     assert single.world.clock == 300 and single.world.regime() == 1
 
 
+LEAN_CASES = [
+    ("sudden", dict(SMALL, at=60)),
+    ("cohort_shift", dict(SMALL, shift_at=40, shift_duration=60, new_cohort_at=120)),
+    ("catalog_churn", dict(num_users=300, num_items=60, num_candidates=20, slate_size=3)),
+    ("feedback_loop", dict(SMALL)),
+    ("noisy", dict(SMALL)),
+    ("monotony", dict(SMALL, reward="engagement")),
+    ("stationary", dict(SMALL, choice_model="cascade", session_mean_length=2.0, churn_prob=0.5)),
+]
+
+
+def lean_trajectory(scenario, kwargs, lean, monkeypatch, steps=200):
+    import driftrec.simulators.requests as requests
+
+    monkeypatch.setattr(requests, "LEAN_SINGLE_REQUEST", lean)
+    env = RecDriftEnv(scenario, **kwargs)
+    obs, _ = env.reset(seed=3)
+    rng = np.random.default_rng(5)
+    c, k = env.config.num_candidates, env.config.slate_size
+    out = [obs]
+    for i in range(steps):
+        action = rng.integers(0, c, k)
+        action[-1] = action[0] if i % 3 == 0 else action[-1]  # repeats: empty slots
+        action = (action, action.tolist(), action.astype(np.int32)[None])[i % 3]
+        obs, reward, terminated, truncated, info = env.step(action)
+        out.append((obs, reward, terminated, truncated, info, env.oracle_scores()))
+        if terminated:
+            out.append(env.reset()[0])
+    world = env.world
+    out.append((world.users.boredom, world.users.history, world.users.alive))
+    out.append((world.retrieval.popularity_ref, world.rng.requests.random()))
+    return out
+
+
+@pytest.mark.parametrize(("scenario", "kwargs"), LEAN_CASES, ids=[c[0] for c in LEAN_CASES])
+def test_the_lean_one_request_path_is_the_batched_computation_to_the_bit(
+    scenario, kwargs, monkeypatch
+):
+    # LEAN_SINGLE_REQUEST only changes how one request is computed, never what: the same
+    # observations, rewards, infos and world state, and the same random streams.
+    lean = lean_trajectory(scenario, kwargs, True, monkeypatch)
+    batched = lean_trajectory(scenario, kwargs, False, monkeypatch)
+    assert_same_tree(lean, batched)
+
+
 def test_make_vec_gives_the_native_batched_env():
     env = gym.make_vec("driftrec/Sudden-v0", num_envs=16, **SMALL)
     assert isinstance(env, RecDriftVectorEnv)
