@@ -87,10 +87,14 @@ def _plain_slate(action: Any, config: WorldConfig) -> np.ndarray | None:
             return None
     else:
         return None
+    if not all(type(position) is int for position in positions):
+        return None  # bools, NumPy scalars, ...
+    if min(positions) < 0 or max(positions) >= c:
+        return None
+    if len(set(positions)) == k:
+        return np.array([positions], dtype=np.int64)
     slate, seen = [], set()
     for position in positions:
-        if type(position) is not int or not 0 <= position < c:
-            return None  # not plain (bools, NumPy scalars) or out of range
         slate.append(-1 if position in seen else position)
         seen.add(position)
     return np.array([slate], dtype=np.int64)

@@ -96,6 +96,7 @@ class PooledRetrieval:
         self._uniform = False
         self._stale = True
         self._rest: np.ndarray | None = None
+        self._counts = self._count_shares()  # fixed by the configuration
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -183,6 +184,10 @@ class PooledRetrieval:
         self._stale = False
 
     def _shares(self) -> tuple[int, int, int]:
+        """Candidates per request from the popular, fresh and random pools."""
+        return self._counts
+
+    def _count_shares(self) -> tuple[int, int, int]:
         cfg = self.config
         n_pop = min(round(cfg.num_candidates * cfg.popular_fraction), cfg.popular_pool)
         n_fresh = min(round(cfg.num_candidates * cfg.fresh_fraction), cfg.fresh_pool)
