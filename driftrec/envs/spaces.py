@@ -87,7 +87,7 @@ def _plain_slate(action: Any, config: WorldConfig) -> np.ndarray | None:
             return None
     else:
         return None
-    if not all(type(position) is int for position in positions):
+    if set(map(type, positions)) != {int}:
         return None  # bools, NumPy scalars, ...
     if min(positions) < 0 or max(positions) >= c:
         return None

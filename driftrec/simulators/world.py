@@ -397,6 +397,8 @@ class World:
                     self.users, self.items, memory, start, end, self.rng["drift"]
                 )
                 events.extend(fired)
+        if not events:
+            return ()
         if any(e.items for e in events):
             self.retrieval.catalogue_changed()
         events.sort(key=lambda e: e.t)
