@@ -243,6 +243,14 @@ def to_candidate_layout(
     return {key: value[0] for key, value in out.items()} if single else out
 
 
+def _slate_action(native: spaces.Space, wrapper: str, hint: str) -> tuple[int, int]:
+    """(C, k) of a driftrec slate action space ``MultiDiscrete([C] * k)``; a ``TypeError`` that
+    starts with ``wrapper`` otherwise."""
+    if not isinstance(native, spaces.MultiDiscrete) or native.nvec.ndim != 1:
+        raise TypeError(f"{wrapper} MultiDiscrete([C] * k), got {native!r}; {hint}")
+    return int(native.nvec[0]), int(native.nvec.shape[0])
+
+
 class ScoreAction(gym.ActionWrapper):
     """Takes a score per candidate (``Box(-1, 1, (C,))``) and serves the top-k slate
     (:func:`scores_to_slates`). Wrap a :class:`~driftrec.envs.RecDriftEnv` (or a wrapper of
@@ -250,14 +258,12 @@ class ScoreAction(gym.ActionWrapper):
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
-        native = env.action_space
-        if not isinstance(native, spaces.MultiDiscrete) or native.nvec.ndim != 1:
-            raise TypeError(
-                f"ScoreAction wraps a driftrec environment whose action space is "
-                f"MultiDiscrete([C] * k), got {native!r}; apply it before other action wrappers"
-            )
-        self.slate_size = int(native.nvec.shape[0])
-        self.action_space = score_action_space(int(native.nvec[0]))
+        candidates, self.slate_size = _slate_action(
+            env.action_space,
+            "ScoreAction wraps a driftrec environment whose action space is",
+            "apply it before other action wrappers",
+        )
+        self.action_space = score_action_space(candidates)
 
     def action(self, action: Any) -> np.ndarray:
         return scores_to_slates(action, self.slate_size)
@@ -281,14 +287,12 @@ class VectorScoreAction(VectorActionWrapper):
 
     def __init__(self, env: VectorEnv) -> None:
         super().__init__(env)
-        native = env.single_action_space
-        if not isinstance(native, spaces.MultiDiscrete) or native.nvec.ndim != 1:
-            raise TypeError(
-                f"VectorScoreAction wraps a driftrec vector environment whose single action "
-                f"space is MultiDiscrete([C] * k), got {native!r}"
-            )
-        self.slate_size = int(native.nvec.shape[0])
-        self.single_action_space = score_action_space(int(native.nvec[0]))
+        candidates, self.slate_size = _slate_action(
+            env.single_action_space,
+            "VectorScoreAction wraps a driftrec vector environment whose single action space is",
+            "apply it before other action wrappers",
+        )
+        self.single_action_space = score_action_space(candidates)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
 
     def actions(self, actions: Any) -> np.ndarray:

@@ -110,6 +110,16 @@ def _squash(scores: Any) -> np.ndarray:
     return x / (1.0 + np.abs(x))
 
 
+def _score_count(box: spaces.Space, wrapper: str, use: str) -> int:
+    """C of a score action space ``Box((C,))``; a ``TypeError`` naming ``wrapper`` otherwise."""
+    if not isinstance(box, spaces.Box) or box.shape is None or len(box.shape) != 1:
+        raise TypeError(
+            f"{wrapper} wraps a score-action environment (action space Box((C,))), got {box!r}: "
+            f"use {use}"
+        )
+    return int(box.shape[0])
+
+
 class RealScoreAction(gym.ActionWrapper):
     """Takes real-valued scores (:func:`real_score_space`) for a :class:`ScoreAction`
     environment: the slate is the top-k of the scores (a Gaussian policy's samples need no
@@ -117,13 +127,9 @@ class RealScoreAction(gym.ActionWrapper):
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
-        box = env.action_space
-        if not isinstance(box, spaces.Box) or box.shape is None or len(box.shape) != 1:
-            raise TypeError(
-                f"RealScoreAction wraps a ScoreAction environment (action space Box((C,))), got "
-                f"{box!r}: use RealScoreAction(ScoreAction(env))"
-            )
-        self.action_space = real_score_space(box.shape[0])
+        self.action_space = real_score_space(
+            _score_count(env.action_space, "RealScoreAction", "RealScoreAction(ScoreAction(env))")
+        )
 
     def action(self, action: Any) -> np.ndarray:
         return _squash(action)
@@ -134,13 +140,13 @@ class VectorRealScoreAction(VectorActionWrapper):
 
     def __init__(self, env: VectorEnv) -> None:
         super().__init__(env)
-        box = env.single_action_space
-        if not isinstance(box, spaces.Box) or box.shape is None or len(box.shape) != 1:
-            raise TypeError(
-                f"VectorRealScoreAction wraps a VectorScoreAction environment (single action "
-                f"space Box((C,))), got {box!r}: use VectorRealScoreAction(VectorScoreAction(env))"
+        self.single_action_space = real_score_space(
+            _score_count(
+                env.single_action_space,
+                "VectorRealScoreAction",
+                "VectorRealScoreAction(VectorScoreAction(env))",
             )
-        self.single_action_space = real_score_space(box.shape[0])
+        )
         self.action_space = batch_space(self.single_action_space, self.num_envs)
 
     def actions(self, actions: Any) -> np.ndarray:
