@@ -110,34 +110,32 @@ class PooledRetrieval:
             self.popularity_ref *= math.exp(self._log_decay * (clock - self.ref_clock))
             self.ref_clock = clock
         weight = math.exp(-self._log_decay * (clock - self.ref_clock))
-        if lean(len(items)):
-            # One click: add.at of one element is this float64 sum; the test below on scalars.
-            item = int(items[0])
-            self.popularity_ref[item] += weight
-            if self._stale or self._uniform:
-                return
+        one = lean(len(items))
+        if one:
+            self.popularity_ref[items[0]] += weight  # add.at of one element: the same sum
+        else:
+            np.add.at(self.popularity_ref, items, weight)
+        if self._stale or self._uniform:
+            return
+        # Only a clicked live item outside the pool whose popularity now exceeds the pool's
+        # lowest can enter (a uniform decay changes no order). Flags, not set operations:
+        # this runs after every batch, for a single request too (then on scalars).
+        if one:
+            item = items[0]
             rises = (
                 not self._is_popular[item]
                 and self._is_live[item]
                 and self.popularity_ref[item] > self._floor
             )
-            if not rises and len(self._popular) >= self.config.popular_pool:
-                return
             rising = items if rises else items[:0]
         else:
-            np.add.at(self.popularity_ref, items, weight)
-            if self._stale or self._uniform:
-                return
-            # Only a clicked live item outside the pool whose popularity now exceeds the
-            # pool's lowest can enter (a uniform decay changes no order). Flags, not set
-            # operations: this runs after every batch.
             rising = items[
                 ~self._is_popular.take(items)
                 & self._is_live.take(items)
                 & (self.popularity_ref.take(items) > self._floor)
             ]
-            if len(rising) == 0 and len(self._popular) >= self.config.popular_pool:
-                return
+        if len(rising) == 0 and len(self._popular) >= self.config.popular_pool:
+            return
         merged = np.unique(np.concatenate([self._popular, rising]))
         top = merged[_top(self.popularity_ref.take(merged), self.config.popular_pool)]
         self._set_pools(np.sort(top))
