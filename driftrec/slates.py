@@ -24,13 +24,14 @@ def empty_repeats(positions: np.ndarray) -> np.ndarray:
     slates = np.array(positions, dtype=np.int64, copy=True)
     if slates.ndim != 2:
         raise ValueError(f"a batch of actions has shape (B, k), got {slates.shape}")
-    # A stable sort keeps equal positions in slot order, so each repeat follows its first show.
-    order = np.argsort(slates, axis=1, kind="stable")
-    ordered = np.take_along_axis(slates, order, axis=1)
-    repeat = ordered[:, 1:] == ordered[:, :-1]
-    if repeat.any():
-        rows = np.broadcast_to(np.arange(len(slates))[:, None], repeat.shape)
-        slates[rows[repeat], order[:, 1:][repeat]] = -1
+    # Slot j repeats when it equals any earlier slot i: k (k - 1) / 2 comparisons of whole
+    # slots, each a contiguous (B,) row once the slots are the leading axis (for slates of
+    # up to about 100 slots, several times faster than a stable sort of every row).
+    by_slot = slates.T.copy()  # (k, B)
+    repeat = np.zeros(by_slot.shape, dtype=bool)
+    for i in range(len(by_slot) - 1):
+        repeat[i + 1 :] |= by_slot[i + 1 :] == by_slot[i]
+    np.putmask(slates, repeat.T, -1)
     return slates
 
 
