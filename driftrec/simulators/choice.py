@@ -133,15 +133,29 @@ class MultinomialLogitChoice:
     """(k,) additive bias per slot, non-increasing."""
 
     def slot_probabilities(self, slate_utilities: np.ndarray, shown: np.ndarray) -> np.ndarray:
+        return self._probabilities(slate_utilities, shown)
+
+    def _probabilities(self, slate_utilities: np.ndarray, shown: np.ndarray | None) -> np.ndarray:
+        """``slot_probabilities``; ``shown`` None: every slot shown (the oracle's slates)."""
         bias = self.position_bias[: slate_utilities.shape[1]]
-        # Widening inside the add is the same as astype(float64) first, one pass fewer.
-        logits = np.add(slate_utilities, bias, dtype=np.float64) - self.no_click_utility
-        weights = np.where(shown, np.exp(logits), 0.0)
-        return weights / (1.0 + weights.sum(axis=1, keepdims=True))
+        # Widening inside the add is the same as astype(float64) first, one pass fewer; the
+        # rest runs in place on that one (n, k) array: the same values as fresh arrays.
+        weights = np.add(slate_utilities, bias, dtype=np.float64)
+        weights -= self.no_click_utility
+        np.exp(weights, out=weights)
+        if shown is not None:
+            np.copyto(weights, 0.0, where=~shown)
+        total = weights.sum(axis=1, keepdims=True)
+        total += 1.0
+        weights /= total
+        return weights
 
     def oracle_value(self, utilities: np.ndarray, values: np.ndarray | None) -> np.ndarray:
         """The oracle's expected reward alone (see :func:`oracle_value`)."""
-        return oracle_value(self, utilities, values)
+        if values is not None:
+            return oracle_value(self, utilities, values)
+        # What oracle_value computes, without a mask of the all-shown slates.
+        return self._probabilities(_top_k_values(utilities, self.slate_size), None).sum(axis=1)
 
     def oracle(
         self, utilities: np.ndarray, values: np.ndarray | None
@@ -149,9 +163,7 @@ class MultinomialLogitChoice:
         k = self.slate_size
         if values is None:
             slate = top_k_sorted(utilities, k)
-            probs = self.slot_probabilities(
-                np.take_along_axis(utilities, slate, axis=1), np.ones(slate.shape, bool)
-            )
+            probs = self._probabilities(np.take_along_axis(utilities, slate, axis=1), None)
             return slate, probs.sum(axis=1)
         v = np.exp(utilities.astype(np.float64) - self.no_click_utility)
         c = np.exp(self.position_bias)
