@@ -12,6 +12,7 @@ import math
 from typing import Protocol
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from driftrec.simulators.config import WorldConfig
 from driftrec.simulators.population import ItemCatalogue
@@ -247,13 +248,15 @@ def _distinct_from_small(
     (marginally uniform, O(pool + n count)); for a handful of rows, direct draws."""
     if n == 1:  # the loop below for one row, without the copy
         return rng.choice(pool, count, replace=False)[None]
-    out = np.empty((n, count), dtype=np.int64)
     if n <= FEW_REQUESTS:
+        out = np.empty((n, count), dtype=np.int64)
         for row in out:
             row[:] = rng.choice(pool, count, replace=False)
         return out
     shuffled = pool[rng.permutation(len(pool))]
     extended = np.concatenate([shuffled, shuffled[:count]])
     start = rng.integers(0, len(pool), n)
-    out[:] = extended.take(start[:, None] + np.arange(count))
-    return out
+    # Row s of the windows view is extended[s : s + count]: one gather of whole windows,
+    # without an (n, count) array of indices.
+    windows: np.ndarray = sliding_window_view(extended, count)[start]
+    return windows
