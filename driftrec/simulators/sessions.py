@@ -103,8 +103,11 @@ class SessionBatch:
         served[rows] = True
         self.length += served
         self.clicks += true_click
-        u = np.ones((self.num_sessions, 2))  # an unserved slot neither leaves nor churns
-        u[rows] = world.rng["responses"].random((len(rows), 2))
+        if active is None:
+            u = world.rng["responses"].random((self.num_sessions, 2))
+        else:
+            u = np.ones((self.num_sessions, 2))  # an unserved slot neither leaves nor churns
+            u[rows] = world.rng["responses"].random((len(rows), 2))
         leave = ~true_click & (u[:, 0] < cfg.leave_prob)
         terminated = served & ((self.length >= self.budget) | leave)
         ended = np.flatnonzero(terminated)

@@ -308,7 +308,10 @@ class World:
             observed = process.corrupt_feedback(
                 self.clock, observed, shown, memory, self.rng["drift"]
             )
-        observed_item = _slot_items(requests, slates, observed)
+        # Without click noise the observed click is the true one: the same items.
+        observed_item = (
+            true_item if observed is true_slot else _slot_items(requests, slates, observed)
+        )
         if cfg.reward == "click":
             reward = (observed >= 0).astype(np.float32)
         else:
@@ -438,7 +441,10 @@ def _slot_items(requests: Requests, slates: np.ndarray, slot: np.ndarray) -> np.
         chosen = int(slot[0])
         item = requests.candidates[0, max(int(slates[0, chosen]), 0)] if chosen >= 0 else -1
         return np.array([item], dtype=np.int64)
+    # Flat takes at row * width + column: the same gathers as indexing with (rows, column).
     rows = np.arange(len(slot))
-    position = slates[rows, np.maximum(slot, 0)]
-    items: np.ndarray = np.where(slot >= 0, requests.candidates[rows, np.maximum(position, 0)], -1)
+    position = slates.reshape(-1).take(rows * slates.shape[1] + np.maximum(slot, 0))
+    candidates = requests.candidates
+    chosen = candidates.reshape(-1).take(rows * candidates.shape[1] + np.maximum(position, 0))
+    items: np.ndarray = np.where(slot >= 0, chosen, -1)
     return items
