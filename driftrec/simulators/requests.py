@@ -101,4 +101,6 @@ def at_slots(table: np.ndarray, slates: np.ndarray) -> np.ndarray:
         # One row: the flat index of (0, j) is j, so a flat take is the same gather without
         # take_along_axis's index construction.
         return table.take(positions)
-    return np.take_along_axis(table, positions, axis=1)
+    # A flat take at row * C + position: take_along_axis's gather, at half its cost.
+    flat = positions + np.arange(0, table.size, table.shape[1])[:, None]
+    return table.reshape(-1).take(flat)

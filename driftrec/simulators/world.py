@@ -351,14 +351,21 @@ class World:
             u, i = users, items
         else:
             if cfg.boredom_decay < 1.0:
-                state.boredom[users] *= np.float32(cfg.boredom_decay)
+                # What boredom[users] *= decay does (a user twice in the batch decays once),
+                # with take's faster gather of the rows.
+                rows = state.boredom.take(users, axis=0)
+                rows *= np.float32(cfg.boredom_decay)
+                state.boredom[users] = rows
             u, i = users[clicked], items[clicked]
             if len(u) == 0:
                 return
             if cfg.boredom_increment:
                 increment = np.float32(cfg.boredom_increment)
                 np.add.at(state.boredom, (u, self.items.topic[i]), increment)
-            state.history[u] = np.concatenate([i[:, None], state.history[u, :-1]], axis=1)
+            shifted = np.empty((len(u), state.history.shape[1]), dtype=state.history.dtype)
+            shifted[:, 0] = i
+            shifted[:, 1:] = state.history.take(u, axis=0)[:, :-1]
+            state.history[u] = shifted
         self.retrieval.record_clicks(i, self.clock)
         for process, memory in zip(self.processes, self.memory, strict=True):
             process.on_consumption(state, self.items, memory, u, i, self.rng["drift"])
