@@ -1,7 +1,8 @@
 """The world: a seeded, vectorised population and catalogue advanced by a request clock, composed
 of parts (as RecSim assembles an environment from a user model, a document sampler and a choice
 model): the users and items (``population``), who requests (``ActivitySampler``), candidate
-retrieval (``retrieval``), the choice model (``choice``), drift processes (``drift``), the regime
+retrieval (``retrieval``), the choice model (``choice``), what serving does to the users
+(``consumption``: boredom, histories), drift processes (``drift``), the regime
 schedule (``regimes``) and the random streams (``streams``). Probe sets (``probes``) and logged
 data (``logged``) are functions of a world in their own modules.
 
@@ -26,6 +27,7 @@ from driftrec.simulators.choice import (
     sample_slots,
 )
 from driftrec.simulators.config import WorldConfig
+from driftrec.simulators.consumption import consume, tire
 from driftrec.simulators.drift import DriftEvent, DriftProcess, check_processes
 from driftrec.simulators.logged import LoggedInteractions, LoggingPolicy, log_interactions
 from driftrec.simulators.population import ActivitySampler, ItemCatalogue, UserPopulation
@@ -301,7 +303,7 @@ class World:
         true_item = _slot_items(requests, slates, true_slot)
         self._consume(requests.users, true_item, clicked)
         if cfg.monotony_boredom:
-            self._tire(requests, slates)
+            tire(self.users.boredom, requests, slates, cfg.monotony_boredom)
 
         observed = true_slot
         for process, memory in zip(self.processes, self.memory, strict=True):
@@ -331,58 +333,13 @@ class World:
         )
 
     def _consume(self, users: np.ndarray, items: np.ndarray, clicked: np.ndarray) -> None:
-        cfg = self.config
-        state = self.users
-        one = lean(len(users))
-        if one:
-            # One request: the same float32 updates of one user's row, made in place on it
-            # (a fancy-indexed read-modify-write and add.at of one element do the same).
-            user = int(users[0])
-            if cfg.boredom_decay < 1.0:
-                state.boredom[user] *= np.float32(cfg.boredom_decay)
-            if not clicked[0]:
-                return
-            item = int(items[0])
-            if cfg.boredom_increment:
-                state.boredom[user, self.items.topic[item]] += np.float32(cfg.boredom_increment)
-            history = state.history[user]
-            history[1:] = history[:-1]  # NumPy copies overlapping views first
-            history[0] = item
-            u, i = users, items
-        else:
-            if cfg.boredom_decay < 1.0:
-                # What boredom[users] *= decay does (a user twice in the batch decays once),
-                # with take's faster gather of the rows.
-                rows = state.boredom.take(users, axis=0)
-                rows *= np.float32(cfg.boredom_decay)
-                state.boredom[users] = rows
-            u, i = users[clicked], items[clicked]
-            if len(u) == 0:
-                return
-            if cfg.boredom_increment:
-                increment = np.float32(cfg.boredom_increment)
-                np.add.at(state.boredom, (u, self.items.topic[i]), increment)
-            shifted = np.empty((len(u), state.history.shape[1]), dtype=state.history.dtype)
-            shifted[:, 0] = i
-            shifted[:, 1:] = state.history.take(u, axis=0)[:, :-1]
-            state.history[u] = shifted
+        clicks = consume(self.users, self.items.topic, self.config, users, items, clicked)
+        if clicks is None:
+            return
+        u, i = clicks
         self.retrieval.record_clicks(i, self.clock)
         for process, memory in zip(self.processes, self.memory, strict=True):
-            process.on_consumption(state, self.items, memory, u, i, self.rng["drift"])
-
-    def _tire(self, requests: Requests, slates: np.ndarray) -> None:
-        """Monotony: every shown item whose topic an earlier slot of the same slate already
-        showed adds ``monotony_boredom`` to the user's boredom with that topic."""
-        shown = slates >= 0
-        topics = np.take_along_axis(requests.topics, np.maximum(slates, 0), axis=1)
-        k = slates.shape[1]
-        earlier = np.triu(np.ones((k, k), dtype=bool), 1)  # [i, j]: slot i is before slot j
-        same = (topics[:, :, None] == topics[:, None, :]) & shown[:, :, None] & shown[:, None, :]
-        repeat = (same & earlier).any(axis=1)  # (n, k): slot j repeats an earlier topic
-        if repeat.any():
-            users = np.broadcast_to(requests.users[:, None], repeat.shape)[repeat]
-            increment = np.float32(self.config.monotony_boredom)
-            np.add.at(self.users.boredom, (users, topics[repeat]), increment)
+            process.on_consumption(self.users, self.items, memory, u, i, self.rng["drift"])
 
     def churn(self, users: np.ndarray) -> None:
         """Users ``users`` leave for good."""
