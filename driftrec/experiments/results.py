@@ -5,6 +5,10 @@ per finished cell (``cells/<cell id>.pkl``, written atomically the moment the ce
 what the report builds from them: Parquet tables, PNG figures, ``report.html`` and
 ``summary.md``. Re-running the same spec into the same directory resumes: finished cells are
 skipped. A different spec in an existing directory is refused, so results never mix.
+
+Cell files carry the format of what a cell measures (``cells/FORMAT``, :data:`CELL_FORMAT`).
+Cells written by a driftrec whose cells measured less (an older format) cannot be summarised
+with the rest: on resuming, they are moved aside to ``cells.format-<n>/`` and run again.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +28,10 @@ __all__ = ["ResultsDir"]
 
 SPEC_FILE = "spec.yaml"
 CELLS = "cells"
+FORMAT_FILE = "FORMAT"
+CELL_FORMAT = 2
+"""The format of cell files: 2 added session return and length (``CellResult.sessions``);
+1 (no ``FORMAT`` file) is everything before."""
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -77,10 +86,44 @@ class ResultsDir:
         """Create the directory for ``spec``, or check that an existing one holds the same spec
         (raises :class:`SpecError` if not: results of two specs never mix)."""
         existing = self.check_compatible(spec)
+        self._set_aside_old_cells()
         self.cells_dir.mkdir(parents=True, exist_ok=True)
+        (self.cells_dir / FORMAT_FILE).write_text(f"{CELL_FORMAT}\n")
         if existing is None:
             text = f"# fingerprint: {spec.fingerprint()}\n" + spec.to_yaml()
             atomic_write(self.root / SPEC_FILE, text.encode())
+
+    def cell_format(self) -> int | None:
+        """The format of the cell files here (None without cells; 1 for cells written before
+        formats were recorded)."""
+        if not self.cells_dir.is_dir():
+            return None
+        marker = self.cells_dir / FORMAT_FILE
+        if marker.is_file():
+            return int(marker.read_text().strip())
+        return 1 if any(self.cells_dir.glob("*.pkl")) else None
+
+    def _set_aside_old_cells(self) -> None:
+        """Move cells of an older format to ``cells.format-<n>/`` (they will run again), with a
+        warning that says so."""
+        found = self.cell_format()
+        if found is None or found == CELL_FORMAT:
+            return
+        aside = self.root / f"{CELLS}.format-{found}"
+        if aside.exists():
+            raise SpecError(
+                f"{self.cells_dir} holds cells of an older driftrec (format {found}) and {aside} "
+                "exists already: delete one of them to go on"
+            )
+        count = len(list(self.cells_dir.glob("*.pkl")))
+        self.cells_dir.rename(aside)
+        warnings.warn(
+            f"{count} cell(s) in {self.root} were written by an older driftrec (cell format "
+            f"{found}, now {CELL_FORMAT}) and measure less than a report needs: moved to {aside} "
+            "and run again",
+            UserWarning,
+            stacklevel=3,
+        )
 
     def read_spec_fingerprint(self) -> str | None:
         path = self.root / SPEC_FILE

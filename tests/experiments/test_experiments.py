@@ -191,3 +191,36 @@ def test_the_shipped_long_term_grid_names_the_references_and_the_rl_agents():
     names = {a.name for a in spec.agents}
     assert names >= {"oracle", "diverse_oracle", "slateq", "topk_reinforce", "random"}
     assert len(spec.seeds) >= 3
+
+
+def test_cells_of_an_older_driftrec_are_set_aside_and_run_again(tiny, tmp_path):
+    """Upgrading driftrec and re-running into the same directory (what `make run` does) must not
+    fail on cells that measure less than the report now needs: they run again, and the old
+    files are kept beside."""
+    import pickle
+    import warnings
+
+    spec = {
+        **tiny,
+        "seeds": [0],
+        "scenarios": tiny["scenarios"][:1],
+        "agents": [{"name": "random"}],
+    }
+    out = tmp_path / "out"
+    run_experiment(spec, out, runner="local", progress=False)
+    directory = ResultsDir(out)
+    (cell_id,) = directory.finished()
+    old = directory.read_cell(cell_id)
+    del old.__dict__["sessions"]  # what a cell written before session return looked like
+    directory.cell_path(cell_id).write_bytes(pickle.dumps(old))
+    (directory.cells_dir / "FORMAT").unlink()
+
+    with pytest.warns(UserWarning, match=r"1 cell\(s\) .* older driftrec .* run again"):
+        report = run_experiment(spec, out, runner="local", progress=False)
+    assert (out / "cells.format-1" / f"{cell_id}.pkl").is_file()
+    assert directory.read_cell(cell_id).sessions["sessions"] > 0
+    cells = pd.read_parquet(report.parent / "cells.parquet")
+    assert np.isfinite(cells["session_return"]).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a current directory resumes without a word
+        run_experiment(spec, out, runner="local", progress=False)
