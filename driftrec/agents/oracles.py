@@ -102,7 +102,11 @@ class OracleAgent(AgentBase):
 
     def act(self, obs: Observation) -> np.ndarray:
         n = len(observation_batch(obs, self.sizes, caller="act")["user_id"])
-        return _pending_action(self._channel.oracle_action(), n, "oracle")
+        return _pending_action(self._answer(), n, self.name)
+
+    def _answer(self) -> np.ndarray:
+        """The channel's best action for the pending requests."""
+        return self._channel.oracle_action()
 
     def observe(self, transition: Transition) -> None:
         """Checks the transition (as every agent does) and learns nothing."""
@@ -115,7 +119,7 @@ class OracleAgent(AgentBase):
         return None
 
 
-class FrozenOracleAgent(AgentBase):
+class FrozenOracleAgent(OracleAgent):
     """A perfect model that stops learning: the exact best slates for the pending requests
     under the world *as it was when the agent was built* (``env.ground_truth_snapshot()``,
     taken at construction, e.g. right after ``reset``), read through
@@ -142,9 +146,10 @@ class FrozenOracleAgent(AgentBase):
             take a snapshot of yet).
     """
 
+    name = "frozen oracle"
+
     def __init__(self, env: Any) -> None:
-        self._channel = ground_truth_channel(env, "frozen oracle")
-        self.sizes = task_sizes(env)
+        super().__init__(env)
         advice = (
             "the frozen oracle takes its snapshot of the world when it is built: call "
             "env.reset(seed=...) before make_agent('frozen_oracle', env)"
@@ -163,14 +168,8 @@ class FrozenOracleAgent(AgentBase):
     def __repr__(self) -> str:
         return f"FrozenOracleAgent(snapshot_clock={self.snapshot_clock})"
 
-    def act(self, obs: Observation) -> np.ndarray:
-        n = len(observation_batch(obs, self.sizes, caller="act")["user_id"])
-        action = self._channel.oracle_action(self._snapshot)
-        return _pending_action(action, n, "frozen oracle")
-
-    def observe(self, transition: Transition) -> None:
-        """Checks the transition (as every agent does) and learns nothing."""
-        check_transition(transition, self.sizes)
+    def _answer(self) -> np.ndarray:
+        return self._channel.oracle_action(self._snapshot)
 
     def state_dict(self) -> dict[str, Any]:
         """The clock of the snapshot (plain values: the snapshot itself stays with the
