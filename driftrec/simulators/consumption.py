@@ -8,7 +8,8 @@ import numpy as np
 
 from driftrec.simulators.config import WorldConfig
 from driftrec.simulators.population import UserPopulation
-from driftrec.simulators.requests import Requests, lean
+from driftrec.simulators.requests import Requests, at_slots, lean
+from driftrec.slates import empty_repeats
 
 __all__ = ["consume", "tire"]
 
@@ -68,12 +69,10 @@ def consume(
 def tire(boredom: np.ndarray, requests: Requests, slates: np.ndarray, increment: float) -> None:
     """Monotony: every shown item whose topic an earlier slot of the same slate already showed
     adds ``increment`` to the user's boredom with that topic (``boredom`` changes in place)."""
-    shown = slates >= 0
-    topics = np.take_along_axis(requests.topics, np.maximum(slates, 0), axis=1)
-    k = slates.shape[1]
-    earlier = np.triu(np.ones((k, k), dtype=bool), 1)  # [i, j]: slot i is before slot j
-    same = (topics[:, :, None] == topics[:, None, :]) & shown[:, :, None] & shown[:, None, :]
-    repeat = (same & earlier).any(axis=1)  # (n, k): slot j repeats an earlier topic
+    topics = at_slots(requests.topics, slates)
+    # Empty slots get distinct negative marks, so they repeat nothing and nothing repeats them.
+    marked = np.where(slates >= 0, topics, -1 - np.arange(slates.shape[1]))
+    repeat = empty_repeats(marked) != marked  # (n, k): slot j repeats an earlier topic
     if repeat.any():
         users = np.broadcast_to(requests.users[:, None], repeat.shape)[repeat]
         np.add.at(boredom, (users, topics[repeat]), np.float32(increment))

@@ -211,7 +211,10 @@ class ActivitySampler:
 
     def present_share(self, clock: int) -> float:
         """The present users' share of the total weight at ``clock`` (no pass over users)."""
-        table = self._static_table()
+        return self._share(self._static_table(), clock)
+
+    def _share(self, table: np.ndarray, clock: int) -> float:
+        """:meth:`present_share` with the current static ``table``."""
         arrived = int(np.searchsorted(self._arrivals, clock, side="right"))
         present = (self._arrived_weight[arrived - 1] if arrived else 0.0) - self._churned_weight
         return max(present, 0.0) / table[-1] if table[-1] > 0 else 0.0
@@ -240,10 +243,10 @@ class ActivitySampler:
 
     def sample(self, n: int, clock: int, rng: np.random.Generator) -> np.ndarray:
         """(n,) user ids drawn at ``clock``."""
-        share = self.present_share(clock)
+        table = self._static_table()
+        share = self._share(table, clock)
         if share < self.MIN_ACCEPTANCE:
             return self._exact(n, clock, rng)
-        table = self._static_table()
         users = self.users
         out = np.empty(n, dtype=np.int64)
         filled = 0

@@ -33,7 +33,7 @@ from driftrec.simulators.logged import LoggedInteractions, LoggingPolicy, log_in
 from driftrec.simulators.population import ActivitySampler, ItemCatalogue, UserPopulation
 from driftrec.simulators.probes import ProbeSet, probe_set
 from driftrec.simulators.regimes import RegimeSchedule
-from driftrec.simulators.requests import Requests, Response, at_slots, lean, slot_values
+from driftrec.simulators.requests import Requests, Response, at_slots, slot_values
 from driftrec.simulators.retrieval import PooledRetrieval, Retrieval
 from driftrec.simulators.streams import SeedLike, Streams, check_seed
 from driftrec.validation import check_flag, check_integer
@@ -400,15 +400,7 @@ class World:
 def _slot_items(requests: Requests, slates: np.ndarray, slot: np.ndarray) -> np.ndarray:
     """(n,) item id in each row's ``slot`` of its slate (-1 where ``slot`` is -1; an empty
     slot reads the first candidate, as click noise may report one)."""
-    if lean(len(slot)):
-        # One row, the gathers below on Python ints.
-        chosen = int(slot[0])
-        item = requests.candidates[0, max(int(slates[0, chosen]), 0)] if chosen >= 0 else -1
-        return np.array([item], dtype=np.int64)
-    # Flat takes at row * width + column: the same gathers as indexing with (rows, column).
-    rows = np.arange(len(slot))
-    position = slates.reshape(-1).take(rows * slates.shape[1] + np.maximum(slot, 0))
-    candidates = requests.candidates
-    chosen = candidates.reshape(-1).take(rows * candidates.shape[1] + np.maximum(position, 0))
+    position = at_slots(slates, slot[:, None])
+    chosen = at_slots(requests.candidates, position)[:, 0]
     items: np.ndarray = np.where(slot >= 0, chosen, -1)
     return items
