@@ -203,9 +203,15 @@ def to_candidate_layout(
         when ``obs`` is batched.
     """
     if isinstance(config_or_observation_space, WorldConfig):
-        t = config_or_observation_space.num_topics  # no space built on the per-step path
+        t = config_or_observation_space.num_topics
     else:
         t = _num_topics(_native_space(config_or_observation_space))
+    return _layout(obs, t)
+
+
+def _layout(obs: dict[str, np.ndarray], t: int) -> dict[str, np.ndarray]:
+    """:func:`to_candidate_layout` for a world of ``t`` topics (the wrappers' per-step path:
+    the space was checked once, when they were built)."""
     missing = [key for key in NATIVE_KEYS if key not in obs]
     if missing:
         raise KeyError(f"obs lacks {missing}: expected a driftrec observation with {NATIVE_KEYS}")
@@ -223,12 +229,13 @@ def to_candidate_layout(
     h = history.shape[-1]
     match = ids[:, :, None] == history[:, None, :]  # (B, C, H); padding (-1) matches no id
     recency = (1.0 - np.arange(h, dtype=np.float32) / max(h, 1)) * match
+    last = recency.max(-1, keepdims=True, initial=0.0)
     candidates = np.concatenate(
         [
             items.astype(np.float32, copy=False),
             (topics[..., None] == np.arange(t)).astype(np.float32),
-            match.any(-1, keepdims=True).astype(np.float32),
-            recency.max(-1, keepdims=True, initial=0.0).astype(np.float32),
+            (last > 0).astype(np.float32),  # in the history: the least recent slot is 1/H > 0
+            last.astype(np.float32),
         ],
         axis=-1,
     )
@@ -275,10 +282,11 @@ class CandidateObservation(gym.ObservationWrapper):
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
         self.native_space = _native_space(env.observation_space)  # type: ignore[arg-type]
+        self.num_topics = _num_topics(self.native_space)
         self.observation_space = candidate_observation_space(self.native_space)
 
     def observation(self, observation: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return to_candidate_layout(observation, self.native_space)
+        return _layout(observation, self.num_topics)
 
 
 class VectorScoreAction(VectorActionWrapper):
@@ -313,6 +321,7 @@ class VectorCandidateObservation(VectorWrapper):
     def __init__(self, env: VectorEnv) -> None:
         super().__init__(env)
         self.native_space = _native_space(env.single_observation_space)  # type: ignore[arg-type]
+        self.num_topics = _num_topics(self.native_space)
         self.single_observation_space = candidate_observation_space(self.native_space)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
 
@@ -320,8 +329,8 @@ class VectorCandidateObservation(VectorWrapper):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         obs, info = self.env.reset(seed=seed, options=options)
-        return to_candidate_layout(obs, self.native_space), info
+        return _layout(obs, self.num_topics), info
 
     def step(self, actions: Any) -> tuple[dict[str, np.ndarray], Any, Any, Any, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self.env.step(actions)
-        return to_candidate_layout(obs, self.native_space), reward, terminated, truncated, info
+        return _layout(obs, self.num_topics), reward, terminated, truncated, info
