@@ -186,16 +186,16 @@ class RecDriftVectorEnv(VectorEnv):
         events.fill(r.events)
         clock = np.full(n, t, dtype=np.int64)
         clock[rows] = t + np.arange(len(rows), dtype=np.int64)
-        info = {
-            "expected_reward": _scatter(r.expected_reward, rows, n, 0.0),
-            "oracle_expected_reward": _scatter(r.oracle_expected_reward, rows, n, 0.0),
-            "regime": np.full(n, world.regime(t), dtype=np.int64),
-            "t": clock,
-            "click_slot": _scatter(r.click_slot, rows, n, -1),
-            "clicked_item": _scatter(r.clicked_item, rows, n, -1),
-            "served": _scatter(np.ones(len(rows), bool), rows, n, False),
-            "drift_events": events,
-        }
+        info = _info(
+            _scatter(r.expected_reward, rows, n, 0.0),
+            _scatter(r.oracle_expected_reward, rows, n, 0.0),
+            np.full(n, world.regime(t), dtype=np.int64),
+            clock,
+            _scatter(r.click_slot, rows, n, -1),
+            _scatter(r.clicked_item, rows, n, -1),
+            _scatter(np.ones(len(rows), bool), rows, n, False),
+            events,
+        )
         reward = _scatter(r.reward, rows, n, 0.0)
         obs = world.observe(sessions.requests)
         ended = np.flatnonzero(result.terminated)
@@ -222,16 +222,16 @@ class RecDriftVectorEnv(VectorEnv):
         t = sessions.requests.t
         result = sessions.serve(slates)
         r = result.response
-        info = {
-            "expected_reward": float(r.expected_reward[0]),
-            "oracle_expected_reward": float(r.oracle_expected_reward[0]),
-            "regime": world.regime(t),
-            "t": t,
-            "click_slot": int(r.click_slot[0]),
-            "clicked_item": int(r.clicked_item[0]),
-            "served": True,
-            "drift_events": r.events,
-        }
+        info = _info(
+            float(r.expected_reward[0]),
+            float(r.oracle_expected_reward[0]),
+            world.regime(t),
+            t,
+            int(r.click_slot[0]),
+            int(r.clicked_item[0]),
+            True,
+            r.events,
+        )
         obs = world.observe_one(sessions.requests)
         return obs, float(r.reward[0]), bool(result.terminated[0]), info
 
@@ -291,6 +291,30 @@ class RecDriftVectorEnv(VectorEnv):
         if self.sessions is None:
             raise gym.error.ResetNeeded("call reset() before step()")
         return self.sessions
+
+
+def _info(
+    expected_reward: Any,
+    oracle_expected_reward: Any,
+    regime: Any,
+    t: Any,
+    click_slot: Any,
+    clicked_item: Any,
+    served: Any,
+    drift_events: Any,
+) -> dict[str, Any]:
+    """A step's info, in one place for the batched step (arrays) and the one-session step
+    (scalars), so the two always have the same keys in the same order."""
+    return {
+        "expected_reward": expected_reward,
+        "oracle_expected_reward": oracle_expected_reward,
+        "regime": regime,
+        "t": t,
+        "click_slot": click_slot,
+        "clicked_item": clicked_item,
+        "served": served,
+        "drift_events": drift_events,
+    }
 
 
 def _scatter(values: np.ndarray, rows: np.ndarray, n: int, fill: Any) -> np.ndarray:
