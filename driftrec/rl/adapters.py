@@ -46,6 +46,7 @@ from gymnasium.vector.utils import batch_space
 
 from driftrec.envs.spaces import observation_space
 from driftrec.simulators import WorldConfig
+from driftrec.validation import check_integer
 
 __all__ = [
     "CandidateObservation",
@@ -89,8 +90,7 @@ def scores_to_slates(scores: Any, slate_size: int) -> np.ndarray:
     >>> scores_to_slates(np.array([[0.0, 0.5, 0.5], [3, 2, 1]]), 2).tolist()
     [[1, 2], [0, 1]]
     """
-    if isinstance(slate_size, bool) or not isinstance(slate_size, (int, np.integer)):
-        raise TypeError(f"slate_size must be an int, got {type(slate_size).__name__}")
+    slate_size = check_integer("slate_size", slate_size)
     arr = np.asarray(scores)
     if arr.dtype.kind not in "fiu":
         raise TypeError(
@@ -113,18 +113,15 @@ def scores_to_slates(scores: Any, slate_size: int) -> np.ndarray:
             f"outputs, e.g. with np.nan_to_num, before turning them into slates)"
         )
     order = np.argsort(-arr.astype(np.float64), axis=-1, kind="stable")
-    return order[..., : int(slate_size)].astype(np.int64)
+    return order[..., :slate_size].astype(np.int64)
 
 
 def score_action_space(num_candidates: int) -> spaces.Box:
     """``Box(-1, 1, (C,), float32)``: one score per candidate position. Only the order of the
     scores matters (see :func:`scores_to_slates`); the finite, symmetric unit bounds are what
     Gaussian policies expect (Stable-Baselines3 clips its samples to them)."""
-    if isinstance(num_candidates, bool) or not isinstance(num_candidates, (int, np.integer)):
-        raise TypeError(f"num_candidates must be an int, got {type(num_candidates).__name__}")
-    if num_candidates < 1:
-        raise ValueError(f"num_candidates must be >= 1, got {num_candidates}")
-    return spaces.Box(-SCORE_BOUND, SCORE_BOUND, (int(num_candidates),), np.float32)
+    num_candidates = check_integer("num_candidates", num_candidates, minimum=1)
+    return spaces.Box(-SCORE_BOUND, SCORE_BOUND, (num_candidates,), np.float32)
 
 
 def _native_space(config_or_observation_space: WorldConfig | spaces.Dict) -> spaces.Dict:
