@@ -190,9 +190,7 @@ class RecDriftEnv(gym.Env):
         world = self.batch.world
         if world is not None:
             requests = self.batch.pending_requests()
-            single = world.choice.slot_probabilities(
-                requests.utilities.reshape(-1, 1), np.ones((c, 1), dtype=bool)
-            ).reshape(c)
+            single = world.choice.slot_probabilities(requests.utilities.reshape(-1, 1)).reshape(c)
             rows[0, :, :] = (255 * single / max(single.max(), 1e-12)).astype(np.uint8)[:, None]
             oracle = world.oracle(requests)[0][0]
             shown = oracle[oracle >= 0]

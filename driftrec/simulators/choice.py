@@ -37,12 +37,14 @@ class ChoiceModel(Protocol):
         """Slots per slate (k)."""
         ...
 
-    def slot_probabilities(self, slate_utilities: np.ndarray, shown: np.ndarray) -> np.ndarray:
+    def slot_probabilities(
+        self, slate_utilities: np.ndarray, shown: np.ndarray | None = None
+    ) -> np.ndarray:
         """Click probability of each slot.
 
         Args:
             slate_utilities: (n, k) utility of the item in each slot (any value where empty).
-            shown: (n, k) bool, False for an empty slot.
+            shown: (n, k) bool, False for an empty slot (None: every slot is shown).
 
         Returns:
             (n, k) float64; a row sums to P(click) <= 1, the rest is no click.
@@ -140,11 +142,9 @@ class MultinomialLogitChoice:
     position_bias: np.ndarray
     """(k,) additive bias per slot, non-increasing."""
 
-    def slot_probabilities(self, slate_utilities: np.ndarray, shown: np.ndarray) -> np.ndarray:
-        return self._probabilities(slate_utilities, shown)
-
-    def _probabilities(self, slate_utilities: np.ndarray, shown: np.ndarray | None) -> np.ndarray:
-        """``slot_probabilities``; ``shown`` None: every slot shown (the oracle's slates)."""
+    def slot_probabilities(
+        self, slate_utilities: np.ndarray, shown: np.ndarray | None = None
+    ) -> np.ndarray:
         bias = self.position_bias[: slate_utilities.shape[1]]
         # Widening inside the add is the same as astype(float64) first, one pass fewer; the
         # rest runs in place on that one (n, k) array: the same values as fresh arrays.
@@ -160,10 +160,7 @@ class MultinomialLogitChoice:
 
     def oracle_value(self, utilities: np.ndarray, values: np.ndarray | None) -> np.ndarray:
         """The oracle's expected reward alone (see :func:`oracle_value`)."""
-        if values is not None:
-            return oracle_value(self, utilities, values)
-        # What oracle_value computes, without a mask of the all-shown slates.
-        return self._probabilities(_top_k_values(utilities, self.slate_size), None).sum(axis=1)
+        return oracle_value(self, utilities, values)
 
     def oracle(
         self, utilities: np.ndarray, values: np.ndarray | None
@@ -171,7 +168,7 @@ class MultinomialLogitChoice:
         k = self.slate_size
         if values is None:
             slate = top_k_sorted(utilities, k)
-            probs = self._probabilities(np.take_along_axis(utilities, slate, axis=1), None)
+            probs = self.slot_probabilities(np.take_along_axis(utilities, slate, axis=1))
             return slate, probs.sum(axis=1)
         v = np.exp(utilities.astype(np.float64) - self.no_click_utility)
         c = np.exp(self.position_bias)
@@ -212,8 +209,12 @@ class CascadeChoice:
     def attraction(self, utilities: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(self.no_click_utility - utilities.astype(np.float64)))
 
-    def slot_probabilities(self, slate_utilities: np.ndarray, shown: np.ndarray) -> np.ndarray:
-        a = np.where(shown, self.attraction(slate_utilities), 0.0)
+    def slot_probabilities(
+        self, slate_utilities: np.ndarray, shown: np.ndarray | None = None
+    ) -> np.ndarray:
+        a = self.attraction(slate_utilities)
+        if shown is not None:
+            a = np.where(shown, a, 0.0)
         survive = np.cumprod(1.0 - a, axis=1)
         reach = np.concatenate([np.ones((a.shape[0], 1)), survive[:, :-1]], axis=1)
         return a * reach
@@ -272,7 +273,7 @@ def oracle_value(
     if values is not None:
         return model.oracle(utilities, values)[1]
     top = _top_k_values(utilities, model.slate_size)
-    return model.slot_probabilities(top, np.ones(top.shape, bool)).sum(axis=1)
+    return model.slot_probabilities(top).sum(axis=1)
 
 
 def make_choice_model(

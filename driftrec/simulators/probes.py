@@ -90,5 +90,5 @@ class ProbeSet:
     def click_probability(self) -> np.ndarray:
         """(n, C) relevance of each candidate: P(click) if it were shown alone in the top slot."""
         u = self.requests.utilities
-        single = self.choice.slot_probabilities(u.reshape(-1, 1), np.ones((u.size, 1), bool))
+        single = self.choice.slot_probabilities(u.reshape(-1, 1))
         return single.reshape(u.shape)
