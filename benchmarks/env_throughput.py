@@ -36,12 +36,11 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
+from timing import Round, timed_rounds  # noqa: E402
 
 from driftrec.envs import RecDriftEnv, RecDriftVectorEnv  # noqa: E402
 from driftrec.simulators import World  # noqa: E402
@@ -82,20 +81,9 @@ class Figure:
         return line + (f"  {share:>8.1%}" if share is not None else "")
 
 
-Round = Callable[[], int]
-"""One timed round: does a fixed number of steps, returns the requests served."""
-
-
-def timed_rounds(rounds: int, steps: int, *works: Round) -> list[Figure]:
-    """Time ``rounds`` rounds of each of ``works`` (each round ``steps`` steps), interleaved
-    round by round, so that load coming and going on the machine falls on all of them alike."""
-    rates: list[list[float]] = [[] for _ in works]
-    for _ in range(rounds):
-        for work, out in zip(works, rates, strict=True):
-            start = time.perf_counter()
-            done = work()
-            out.append(done / (time.perf_counter() - start))
-    return [Figure(r, steps) for r in rates]
+def timed_figures(rounds: int, steps: int, *works: Round) -> list[Figure]:
+    """Time ``rounds`` rounds of each of ``works`` (each round ``steps`` steps), interleaved."""
+    return [Figure(r, steps) for r in timed_rounds(rounds, *works)]
 
 
 def single_env(plan: Plan, scenario: str, **sizes: Any) -> Figure:
@@ -116,7 +104,7 @@ def single_env(plan: Plan, scenario: str, **sizes: Any) -> Figure:
 
     for action in actions[: plan.warmup]:
         env.step(action)
-    return timed_rounds(plan.rounds, plan.single_steps, one_round)[0]
+    return timed_figures(plan.rounds, plan.single_steps, one_round)[0]
 
 
 def batched_env(
@@ -256,7 +244,7 @@ def main() -> None:
         steps = plan.batched_steps[b]
         env_round, world, requests = batched_env(plan, args.scenario, b)
         bound_round = gather_bound(world, requests, steps)
-        batched[b], bounds[b] = timed_rounds(plan.rounds, steps, env_round, bound_round)
+        batched[b], bounds[b] = timed_figures(plan.rounds, steps, env_round, bound_round)
     for b in BATCH_SIZES:
         print(batched[b].row(f"batched env, B={b}", batched[b].median / bounds[b].median))
     for b in BATCH_SIZES:

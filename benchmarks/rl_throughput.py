@@ -33,14 +33,13 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import statistics  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from typing import Any  # noqa: E402
 
 import torch  # noqa: E402
 from stable_baselines3 import PPO  # noqa: E402
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv  # noqa: E402
+from timing import Round, timed_rounds  # noqa: E402
 
 from driftrec.envs import RecDriftEnv  # noqa: E402
 from driftrec.rl.adapters import CandidateObservation, ScoreAction  # noqa: E402
@@ -87,9 +86,6 @@ def separate(num_envs: int) -> VecEnv:
     return DummyVecEnv([make] * num_envs)
 
 
-Round = Callable[[], int]
-
-
 def ppo_round(algo: type[PPO], venv: VecEnv, iterations: int, ppo: dict[str, Any]) -> Round:
     """A round of ``iterations`` PPO iterations with settings ``ppo`` on ``venv`` (warmed up by
     one iteration); returns the environment steps done."""
@@ -115,13 +111,7 @@ def ppo_round(algo: type[PPO], venv: VecEnv, iterations: int, ppo: dict[str, Any
 
 def timed(rounds: int, *works: Round) -> list[Figure]:
     """``rounds`` rounds of each of ``works``, interleaved round by round."""
-    rates: list[list[float]] = [[] for _ in works]
-    for _ in range(rounds):
-        for work, out in zip(works, rates, strict=True):
-            start = time.perf_counter()
-            steps = work()
-            out.append(steps / (time.perf_counter() - start))
-    return [Figure(r) for r in rates]
+    return [Figure(r) for r in timed_rounds(rounds, *works)]
 
 
 def main() -> None:
