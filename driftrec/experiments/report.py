@@ -70,7 +70,10 @@ def _plt() -> Any:
     return plt
 
 
-def _colors(agents: list[str]) -> dict[str, Any]:
+def _colors(agents: list[str] | Tables) -> dict[str, Any]:
+    """A colour per agent (of ``agents``, or of the tables' cells, in their order)."""
+    if isinstance(agents, Tables):
+        agents = list(dict.fromkeys(agents.cells.agent))
     cmap = _plt().get_cmap("tab10")
     return {a: cmap(i % 10) for i, a in enumerate(agents)}
 
@@ -123,7 +126,7 @@ def _recovery_figure(tables: Tables, path: Path) -> None:
             ax.text(0.5, 0.5, "no scheduled drift event", ha="center", transform=ax.transAxes)
     else:
         agents = list(dict.fromkeys(rec.agent))
-        colors = _colors(list(dict.fromkeys(tables.cells.agent)))
+        colors = _colors(tables)
         groups = list(dict.fromkeys(zip(rec.scenario, rec.event_t, strict=True)))
         width = 0.8 / max(len(agents), 1)
         for j, agent in enumerate(agents):
@@ -206,7 +209,7 @@ def _stability_figure(tables: Tables, path: Path) -> None:
     Pareto front among them (lower is better on both)."""
     plt = _plt()
     summary = tables.summary
-    colors = _colors(list(dict.fromkeys(tables.cells.agent)))
+    colors = _colors(tables)
     data = (
         summary.dropna(subset=["forgetting", "recovery_time"])
         if "recovery_time" in summary
@@ -246,7 +249,7 @@ def _cost_figure(tables: Tables, path: Path) -> None:
     plt = _plt()
     summary = tables.summary
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    colors = _colors(list(dict.fromkeys(tables.cells.agent)))
+    colors = _colors(tables)
     cost = summary.get("cost_learn_seconds", pd.Series(0.0, index=summary.index)) + summary.get(
         "cost_act_seconds", pd.Series(0.0, index=summary.index)
     )

@@ -51,6 +51,11 @@ class Tables:
     """A row per (scenario, agent): each metric's mean over seeds and its 95% half-width."""
 
 
+def _ids(result: CellResult) -> dict[str, Any]:
+    """Which cell a row belongs to: its :data:`KEYS`."""
+    return {key: getattr(result, key) for key in KEYS}
+
+
 def t_interval(values: Sequence[float]) -> tuple[float, float]:
     """Mean and 95% half-width of a Student t interval over ``values`` (NaNs dropped; the
     half-width is NaN with fewer than two values)."""
@@ -109,7 +114,7 @@ def _recovery_rows(result: CellResult, spec: ExperimentSpec) -> list[dict[str, A
     for r, w in zip(plain, twin, strict=True):
         kind, magnitude = kinds.get(r.event_t, ("", math.nan))
         row = {
-            **{key: getattr(result, key) for key in KEYS},
+            **_ids(result),
             "event_t": r.event_t,
             "kind": kind,
             "magnitude": magnitude,
@@ -134,7 +139,7 @@ def _recovery_rows(result: CellResult, spec: ExperimentSpec) -> list[dict[str, A
 def _cell_row(result: CellResult, spec: ExperimentSpec) -> dict[str, Any]:
     rho = result.curves["normalised"]
     window = min(spec.evaluation.window, result.horizon)
-    row: dict[str, Any] = {key: getattr(result, key) for key in KEYS}
+    row: dict[str, Any] = _ids(result)
     row["reward"] = rho.mean(rho.start, rho.end)
     row["final_reward"] = rho.mean(rho.end - window, rho.end)
     regret = result.curves["regret"]
@@ -209,7 +214,7 @@ def build_tables(results: Iterable[CellResult], spec: ExperimentSpec) -> Tables:
             )
         )
         for e in r.events:
-            events.append({**{key: getattr(r, key) for key in KEYS}, **e})
+            events.append({**_ids(r), **e})
         recovery_rows.extend(_recovery_rows(r, spec))
         cell_rows.append(_cell_row(r, spec))
     cells = pd.DataFrame(cell_rows)
