@@ -97,7 +97,7 @@ class PooledRetrieval:
         self._uniform = False
         self._stale = True
         self._rest: np.ndarray | None = None
-        self._counts = self._count_shares()  # fixed by the configuration
+        self._counts = _pool_counts(config)  # fixed by the configuration
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -167,7 +167,7 @@ class PooledRetrieval:
         self._live = live
         self._is_live[:] = False
         self._is_live[live] = True
-        n_rand = self._shares()[2]
+        n_rand = self._counts[2]
         popular = min(cfg.popular_pool, len(live))
         rest = len(live) - popular - min(cfg.fresh_pool, len(live) - popular)
         self._uniform = rest < n_rand  # tiny catalogues: one uniform pool of all live items
@@ -182,16 +182,6 @@ class PooledRetrieval:
             self._set_pools(np.sort(popular))
         self._stale = False
 
-    def _shares(self) -> tuple[int, int, int]:
-        """Candidates per request from the popular, fresh and random pools."""
-        return self._counts
-
-    def _count_shares(self) -> tuple[int, int, int]:
-        cfg = self.config
-        n_pop = min(round(cfg.num_candidates * cfg.popular_fraction), cfg.popular_pool)
-        n_fresh = min(round(cfg.num_candidates * cfg.fresh_fraction), cfg.fresh_pool)
-        return n_pop, n_fresh, cfg.num_candidates - n_pop - n_fresh
-
     def pools(self, clock: int) -> list[tuple[np.ndarray, int]]:
         """The (pool of item ids, count per request) pairs: popular, fresh and random (the
         random pool materialised: O(catalogue), for inspection and tests)."""
@@ -199,7 +189,7 @@ class PooledRetrieval:
             self._rebuild(clock)
         if self._uniform:
             return [(self._live, self.config.num_candidates)]
-        n_pop, n_fresh, n_rand = self._shares()
+        n_pop, n_fresh, n_rand = self._counts
         rest = self._live[~self._pooled[self._live]]
         pools = [(self._popular, n_pop), (self._fresh, n_fresh), (rest, n_rand)]
         return [(pool, count) for pool, count in pools if count > 0]
@@ -214,7 +204,7 @@ class PooledRetrieval:
         if self._uniform:
             candidates[:] = _distinct_from_small(self._live, n, c, rng)
             return candidates
-        n_pop, n_fresh, n_rand = self._shares()
+        n_pop, n_fresh, n_rand = self._counts
         offset = 0
         for pool, count in ((self._popular, n_pop), (self._fresh, n_fresh)):
             if count:
@@ -238,6 +228,13 @@ class PooledRetrieval:
         accept = rest_size / len(live)
         draws = live.take(rng.integers(0, len(live), int(REST_SAMPLE / accept) + 16))
         return np.unique(draws[~pooled.take(draws)])
+
+
+def _pool_counts(cfg: WorldConfig) -> tuple[int, int, int]:
+    """Candidates per request from the popular, fresh and random pools."""
+    n_pop = min(round(cfg.num_candidates * cfg.popular_fraction), cfg.popular_pool)
+    n_fresh = min(round(cfg.num_candidates * cfg.fresh_fraction), cfg.fresh_pool)
+    return n_pop, n_fresh, cfg.num_candidates - n_pop - n_fresh
 
 
 def _distinct_from_small(
