@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -11,8 +10,8 @@ from torch import Tensor, nn
 
 from driftrec.agents.examples import SlateExamples
 from driftrec.agents.losses import TrainingBatch
-from driftrec.agents.models.base import Recommender
-from driftrec.agents.models.tables import match_rows, resize_to_state
+from driftrec.agents.models.base import Recommender, frozen_copy
+from driftrec.agents.models.tables import match_rows
 from driftrec.agents.scopes import ParameterScope
 from driftrec.agents.terms import LossFunction
 from driftrec.validation import check_integer, check_real
@@ -113,16 +112,11 @@ class Distillation:
         self, model: Recommender, state: dict[str, Tensor] | None
     ) -> Recommender | None:
         """A frozen copy of ``model`` holding the teacher's saved values."""
-        if state is None:
-            return None
-        teacher = _frozen_teacher(model)
-        resize_to_state(teacher, state)
-        teacher.load_state_dict(state)
-        return teacher
+        return None if state is None else _frozen_teacher(model, state)
 
 
-def _frozen_teacher(model: Recommender) -> Recommender:
-    teacher = copy.deepcopy(model)
+def _frozen_teacher(model: Recommender, state: dict[str, Tensor] | None = None) -> Recommender:
+    """A frozen copy of ``model`` in eval mode (holding ``state`` if given)."""
+    teacher = frozen_copy(model, state)
     teacher.eval()
-    teacher.requires_grad_(False)
     return teacher

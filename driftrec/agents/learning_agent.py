@@ -26,15 +26,11 @@ from driftrec.agents.models.base import ItemBatch, Recommender, Scorer, UserBatc
 from driftrec.agents.models.tables import grown_rows
 from driftrec.agents.protocol import AgentBase, Observation, TaskSizes, Transition
 from driftrec.agents.strategies import LearnerConfig, Strategy
+from driftrec.agents.trainable import check_device, rows_needed
 from driftrec.agents.trainer import Trainer
 from driftrec.validation import check_integer, check_optional_integer
 
 __all__ = ["LearningAgent"]
-
-
-def _rows_needed(ids: np.ndarray) -> int:
-    """Rows a table needs to hold ``ids``: the largest + 1 (0 if none)."""
-    return int(ids.max()) + 1 if ids.size else 0
 
 
 class LearningAgent(AgentBase):
@@ -115,12 +111,7 @@ class LearningAgent(AgentBase):
         self.model_name = model
         self.learner = learner or LearnerConfig()
         self.exploration = exploration or Greedy()
-        try:
-            self.device = torch.device(device)
-        except (RuntimeError, TypeError) as error:
-            raise ValueError(
-                f"device must be 'cpu', 'cuda' or a torch.device, got {device!r}"
-            ) from error
+        self.device = check_device(device)
         self.act_chunk = check_integer("act_chunk", act_chunk, minimum=1)
         self.seed = seed = check_integer("seed", seed, minimum=0)
         train_seq, explore_seq, torch_seq = np.random.SeedSequence(seed).spawn(3)
@@ -171,10 +162,10 @@ class LearningAgent(AgentBase):
     ) -> None:
         """Grow the id tables, and all per-row state, to hold these ids (numpy arrays of user
         ids, item ids, history item ids; -1 padding is ignored). One max per array."""
-        users = _rows_needed(np.asarray(user_id))
-        items = _rows_needed(np.asarray(item_ids))
+        users = rows_needed(np.asarray(user_id))
+        items = rows_needed(np.asarray(item_ids))
         if history is not None:
-            items = max(items, _rows_needed(np.asarray(history)))
+            items = max(items, rows_needed(np.asarray(history)))
         self.trainer.ensure_rows(users, items)
         counts = self.user_counts
         if users > len(counts):

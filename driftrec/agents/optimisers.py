@@ -12,7 +12,18 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["LazyAdam", "SplitOptimiser"]
+__all__ = ["OPTIMISERS", "LazyAdam", "SplitOptimiser", "check_optimiser"]
+
+OPTIMISERS = ("adam", "sgd")
+"""Optimiser names: ``adam`` (lazy Adam on id tables, Adam elsewhere) or ``sgd``."""
+
+
+def check_optimiser(value: Any) -> str:
+    """``value`` if it names an optimiser of :data:`OPTIMISERS`, else a ``ValueError`` that
+    lists them."""
+    if not isinstance(value, str) or value not in OPTIMISERS:
+        raise ValueError(f"unknown optimiser {value!r}; valid optimisers are {list(OPTIMISERS)}")
+    return value
 
 
 def _pad_rows(state: torch.Tensor, rows: int) -> torch.Tensor:
@@ -120,6 +131,7 @@ class SplitOptimiser:
         kind: str,
         lr: float,
     ) -> None:
+        check_optimiser(kind)
         sparse_params = [p for n, p in named if n in sparse]
         dense_params = [p for n, p in named if n not in sparse]
         self.parts: list[Any] = []
@@ -129,10 +141,8 @@ class SplitOptimiser:
             if dense_params:
                 # The fused kernel is ~3x faster for many small tensors, and deterministic.
                 self.parts.append(torch.optim.Adam(dense_params, lr=lr, fused=True))
-        elif kind == "sgd":
-            self.parts.append(torch.optim.SGD(sparse_params + dense_params, lr=lr))
         else:
-            raise ValueError(f"unknown optimiser {kind!r}; valid optimisers are ['adam', 'sgd']")
+            self.parts.append(torch.optim.SGD(sparse_params + dense_params, lr=lr))
 
     def step(self) -> None:
         for part in self.parts:

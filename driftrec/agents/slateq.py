@@ -24,13 +24,13 @@ from driftrec.agents.losses import click_loss, slot_logits, training_batch
 from driftrec.agents.models.base import (
     Recommender,
     candidate_items,
+    frozen_copy,
     shown_items,
     user_batch,
 )
-from driftrec.agents.models.tables import resize_to_state
 from driftrec.agents.protocol import Observation, TaskSizes, Transition
 from driftrec.agents.sessions import check_session_step
-from driftrec.agents.trainable import RLAgentBase, RLConfig, frozen_copy, id_rows
+from driftrec.agents.trainable import RLAgentBase, RLConfig, id_rows
 from driftrec.validation import check_choice, check_fraction, check_integer, check_real
 
 __all__ = ["SLATE_METHODS", "SlateQAgent", "optimise_slates", "slate_value"]
@@ -179,8 +179,7 @@ class SlateQAgent(RLAgentBase):
         """(click logits, item values (n, C), slates (n, k)) of a checked batch; values from
         ``value_model`` (default: the trained value model), slates chosen with the latter."""
         users, items = user_batch(obs, self.device), candidate_items(obs, self.device)
-        logits = self.choice(users, items)
-        q = self.value(users, items)
+        logits, q = self.choice(users, items), self.value(users, items)
         slot_bias = self.choice.model.slot_bias
         slates = optimise_slates(
             logits, q, self.none_value, slot_bias, self.sizes.slate_size, self.slate_method
@@ -204,7 +203,8 @@ class SlateQAgent(RLAgentBase):
         obs = observation_batch(obs, self.sizes, caller="scores")
         self._ensure_rows(obs)
         with torch.inference_mode():
-            logits, q, _ = self._plan(obs)
+            users, items = user_batch(obs, self.device), candidate_items(obs, self.device)
+            logits, q = self.choice(users, items), self.value(users, items)
             v, _, _ = _attractions(logits, self.choice.model.slot_bias)
             return (v * q).cpu().numpy().astype(np.float32)
 
@@ -316,9 +316,7 @@ class SlateQAgent(RLAgentBase):
     def _load_own_state(self, state: dict[str, Any]) -> None:
         self.choice.load_state_dict(state["choice"])
         self.value.load_state_dict(state["value"])
-        self.target = frozen_copy(self.value.model)
-        resize_to_state(self.target, state["target"])
-        self.target.load_state_dict(state["target"])
+        self.target = frozen_copy(self.value.model, state["target"])
         with torch.no_grad():
             self.none_value.copy_(state["none_value"])
         self.none_optimiser = _scalar_optimiser(self.none_value, self.config)

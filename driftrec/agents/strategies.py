@@ -23,6 +23,7 @@ from driftrec.agents.distillation import Distillation
 from driftrec.agents.ewc import EWC
 from driftrec.agents.losses import CLICK_LOSSES
 from driftrec.agents.merging import Ensemble, Merge, MovingAverage, Replace
+from driftrec.agents.optimisers import OPTIMISERS, check_optimiser
 from driftrec.agents.scopes import SCOPES
 from driftrec.agents.terms import LossTerm
 from driftrec.agents.triggers import DriftAlarm, EveryN, EveryStep, Schedule, Trigger
@@ -44,8 +45,6 @@ __all__ = [
     "make_strategy",
     "strategy_parameters",
 ]
-
-OPTIMISERS = ("adam", "sgd")
 
 
 @dataclass(frozen=True)
@@ -72,10 +71,7 @@ class LearnerConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.loss, str) or self.loss not in CLICK_LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; valid losses are {list(CLICK_LOSSES)}")
-        if not isinstance(self.optimiser, str) or self.optimiser not in OPTIMISERS:
-            raise ValueError(
-                f"unknown optimiser {self.optimiser!r}; valid optimisers are {list(OPTIMISERS)}"
-            )
+        check_optimiser(self.optimiser)
         _set(self, "lr", check_real("lr", self.lr, low=0.0, low_open=True))
         _set(self, "l1", check_real("l1", self.l1, low=0.0))
         _set(self, "l2", check_real("l2", self.l2, low=0.0))

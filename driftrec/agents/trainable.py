@@ -25,7 +25,7 @@ from torch import Tensor
 from driftrec.agents.models import make_model
 from driftrec.agents.models.base import ItemBatch, Recommender, UserBatch
 from driftrec.agents.models.tables import grow_tables, id_tables_of, match_rows, resize_to_state
-from driftrec.agents.optimisers import SplitOptimiser
+from driftrec.agents.optimisers import OPTIMISERS, SplitOptimiser, check_optimiser
 from driftrec.agents.protocol import AgentBase, TaskSizes
 from driftrec.agents.scopes import sparse_tables
 from driftrec.validation import check_integer, check_real
@@ -37,12 +37,9 @@ __all__ = [
     "TrainableModel",
     "check_device",
     "check_exploration",
-    "frozen_copy",
     "id_rows",
     "rows_needed",
 ]
-
-OPTIMISERS = ("adam", "sgd")
 
 
 def rows_needed(*ids: np.ndarray) -> int:
@@ -81,10 +78,7 @@ class RLConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lr", check_real("lr", self.lr, low=0.0, low_open=True))
-        if not isinstance(self.optimiser, str) or self.optimiser not in OPTIMISERS:
-            raise ValueError(
-                f"unknown optimiser {self.optimiser!r}; valid optimisers are {list(OPTIMISERS)}"
-            )
+        check_optimiser(self.optimiser)
         batch = check_integer("batch_size", self.batch_size, minimum=1)
         object.__setattr__(self, "batch_size", batch)
 
@@ -161,13 +155,6 @@ class TrainableModel:
         self.model.load_state_dict(state["model"])
         self.optimiser = self._new_optimiser()
         self.optimiser.load_state_dict(state["optimiser"])
-
-
-def frozen_copy(model: Recommender) -> Recommender:
-    """An independent copy of ``model`` that is never trained (a target network)."""
-    member = copy.deepcopy(model)
-    member.requires_grad_(False)
-    return member
 
 
 class RLAgentBase(AgentBase):

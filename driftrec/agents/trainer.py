@@ -19,7 +19,6 @@ distillation teachers) and ensemble members. Growth never happens inside a gradi
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import numpy as np
@@ -34,7 +33,7 @@ from driftrec.agents.losses import (
     slot_logits,
     training_batch,
 )
-from driftrec.agents.models.base import ItemBatch, Recommender, UserBatch
+from driftrec.agents.models.base import ItemBatch, Recommender, UserBatch, frozen_copy
 from driftrec.agents.models.tables import grow_tables, id_tables_of, match_rows, resize_to_state
 from driftrec.agents.optimisers import SplitOptimiser
 from driftrec.agents.protocol import Observation
@@ -249,7 +248,7 @@ class Trainer:
                 for name, param in scope.named():
                     param.copy_(merged[name])
         if merge.members > 1:
-            self.members.append(_frozen_copy(self.model))
+            self.members.append(frozen_copy(self.model))
             del self.members[: max(0, len(self.members) - (merge.members - 1))]
         state.updates += 1
 
@@ -375,12 +374,7 @@ class Trainer:
             # A fresh optimiser over the (resized) parameters, then its saved moments.
             rule_state.optimiser = self._optimiser(rule_state.scope, rule_state.rule.lr)
             rule_state.load_state_dict(saved, self.model)
-        self.members = []
-        for s in state["members"]:
-            member = _frozen_copy(self.model)
-            resize_to_state(member, s)
-            member.load_state_dict(s)
-            self.members.append(member)
+        self.members = [frozen_copy(self.model, s) for s in state["members"]]
         if self.recent is not None:
             self.recent.load_state_dict(state["recent"])
         self.rng.bit_generator.state = state["rng"]
@@ -388,9 +382,3 @@ class Trainer:
         self.gradient_steps = state["gradient_steps"]
         self.examples_trained = state["examples_trained"]
         self._synced_rows = self._table_rows()
-
-
-def _frozen_copy(model: Recommender) -> Recommender:
-    member = copy.deepcopy(model)
-    member.requires_grad_(False)
-    return member

@@ -14,6 +14,7 @@ meet (:mod:`driftrec.agents.models.tables`).
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from torch import Tensor, nn
 
 from driftrec.agents.checks import flat_user_ids
 from driftrec.agents.examples import SlateExamples
-from driftrec.agents.models.tables import IdTable
+from driftrec.agents.models.tables import IdTable, resize_to_state
 from driftrec.agents.protocol import Observation, TaskSizes
 from driftrec.registry import Registry
 from driftrec.validation import check_integer
@@ -42,6 +43,7 @@ __all__ = [
     "candidate_items",
     "check_model_sizes",
     "factorised_score",
+    "frozen_copy",
     "group_by_prefix",
     "init_module",
     "shown_items",
@@ -311,3 +313,15 @@ def group_by_prefix(
         else:
             groups["head"].append(name)
     return groups
+
+
+def frozen_copy(model: Recommender, state: Mapping[str, Tensor] | None = None) -> Recommender:
+    """An independent copy of ``model`` that is never trained (a target network, an ensemble
+    member, a teacher); holding the values of ``state`` (a ``state_dict`` of such a copy, its
+    id tables resized to fit first) if given."""
+    frozen = copy.deepcopy(model)
+    frozen.requires_grad_(False)
+    if state is not None:
+        resize_to_state(frozen, state)
+        frozen.load_state_dict(state)
+    return frozen
