@@ -51,6 +51,19 @@ def discounted_returns(reward: np.ndarray, lengths: np.ndarray, gamma: float) ->
     return grid[:, :longest][held]
 
 
+def _clicked(
+    slates: np.ndarray, click_slot: np.ndarray, log_probs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(the clicked candidate (n,) int64, -1 where no click; its log probability (n,) float32
+    under ``log_probs`` (n, C), 0 where no click) of served ``slates`` (n, k)."""
+    hit = click_slot >= 0
+    rows = np.arange(len(slates))
+    action = np.full(len(slates), -1, dtype=np.int64)
+    action[hit] = slates[rows[hit], click_slot[hit]]
+    log_beta = np.where(hit, log_probs[rows, np.maximum(action, 0)], 0.0).astype(np.float32)
+    return action, log_beta
+
+
 class TopKReinforceAgent(RLAgentBase):
     """Top-K off-policy-corrected REINFORCE (Chen et al. 2019, "Top-K Off-Policy Correction for
     a REINFORCE Recommender System", WSDM).
@@ -195,16 +208,9 @@ class TopKReinforceAgent(RLAgentBase):
             return
         log_probs = self._behaviour(transition, step)
         self.acted = None
-        hit = fb.click_slot >= 0
-        rows = np.arange(len(fb))
-        action = np.full(len(fb), -1, dtype=np.int64)
-        action[hit] = fb.slates[rows[hit], fb.click_slot[hit]]
+        action, log_beta = _clicked(fb.slates, fb.click_slot, log_probs)
         chunk = {key: fb.obs[key] for key in OBSERVATION_KEYS}
-        chunk.update(
-            action=action,
-            reward=fb.reward,
-            log_beta=np.where(hit, log_probs[rows, np.maximum(action, 0)], 0.0).astype(np.float32),
-        )
+        chunk.update(action=action, reward=fb.reward, log_beta=log_beta)
         full = self.sessions.add(step.slots, chunk)
         ending = np.union1d(step.slots[step.ended], full)
         if len(ending):
@@ -215,11 +221,15 @@ class TopKReinforceAgent(RLAgentBase):
 
     def _learn(self) -> None:
         size = self.config.batch_size
-        while sum(len(r["action"]) for r in self.ready) >= size:
-            pool = {k: np.concatenate([r[k] for r in self.ready]) for k in self.ready[0]}
-            batch = {k: v[:size] for k, v in pool.items()}
-            rest = {k: v[size:] for k, v in pool.items()}
-            self.ready = [rest] if len(rest["action"]) else []
+        total = sum(len(r["action"]) for r in self.ready)
+        if total < size:
+            return
+        pool = {k: np.concatenate([r[k] for r in self.ready]) for k in self.ready[0]}
+        for start in range(0, total - size + 1, size):
+            end = start + size
+            batch = {k: v[start:end] for k, v in pool.items()}
+            rest = {k: v[end:] for k, v in pool.items()}
+            self.ready = [rest] if end < total else []
             self._fit(batch)
 
     def _fit(self, steps: Mapping[str, np.ndarray]) -> None:
@@ -251,14 +261,10 @@ class TopKReinforceAgent(RLAgentBase):
         no per-item behaviour probabilities, so the ratio is 1): each clicked item's log
         probability, weighted by its reward, ``batch_size`` requests per gradient step."""
         feedback = check_logged(logged, self.sizes)
-        hit = feedback.click_slot >= 0
-        rows = np.arange(len(feedback))
-        action = np.full(len(feedback), -1, dtype=np.int64)
-        action[hit] = feedback.slates[rows[hit], feedback.click_slot[hit]]
         self._ensure_rows(feedback.obs)
         with torch.no_grad():
             log_probs = torch.log_softmax(self._logits(feedback.obs), dim=1).cpu().numpy()
-        log_beta = np.where(hit, log_probs[rows, np.maximum(action, 0)], 0.0).astype(np.float32)
+        action, log_beta = _clicked(feedback.slates, feedback.click_slot, log_probs)
         size = self.config.batch_size
         for start in range(0, len(feedback), size):
             part = slice(start, start + size)
