@@ -204,23 +204,24 @@ class World:
         self, users: np.ndarray, candidates: np.ndarray, topics: np.ndarray | None
     ) -> np.ndarray:
         items = self.items
-        theta = self.users.theta.take(users, axis=0)[:, :, None]  # (n, d, 1)
+        # The affinity scale multiplies the n user vectors (n d products) rather than the n C
+        # affinities; each affinity is then beta-scaled theta dotted with phi.
+        theta = self.users.theta.take(users, axis=0)
+        theta *= np.float32(self.config.affinity_scale)
+        theta = theta[:, :, None]  # (n, d, 1)
         phi = items.phi
         n, c = candidates.shape
+        util = np.empty((n, c), dtype=np.result_type(phi, theta))
         rows = max(1, UTILITY_CHUNK_BYTES // max(1, c * phi.shape[1] * phi.itemsize))
-        if n <= rows:
-            affinity = np.matmul(phi.take(candidates, axis=0), theta)[:, :, 0]
-        else:
-            # The (n, C, d) gather of the candidates' latent vectors is the step's largest
-            # array (26 MB at n=4096, C=100, d=16): gathered whole, it is written out to memory
-            # and read back by the product. In chunks of rows it stays in the cache. Each row's
-            # product is computed alone either way, so the result is the same to the bit.
-            affinity = np.empty((n, c), dtype=np.result_type(phi, theta))
-            for start in range(0, n, rows):
-                chunk = slice(start, start + rows)
-                block = phi.take(candidates[chunk], axis=0)
-                affinity[chunk] = np.matmul(block, theta[chunk])[:, :, 0]
-        util: np.ndarray = self.config.affinity_scale * affinity + items.quality.take(candidates)
+        # The (n, C, d) gather of the candidates' latent vectors is the step's largest array
+        # (26 MB at n=4096, C=100, d=16): gathered whole, it is written out to memory and read
+        # back by the product. In chunks of rows it stays in the cache. Each row's product is
+        # computed alone either way, so the result does not depend on the chunking.
+        for start in range(0, n, rows):
+            chunk = slice(start, start + rows)
+            block = phi.take(candidates[chunk], axis=0)
+            np.matmul(block, theta[chunk], out=util[chunk, :, None])
+        util += items.quality.take(candidates)
         if topics is not None:
             flat = users[:, None] * self.config.num_topics + topics
             util -= self.users.boredom.ravel().take(flat)
