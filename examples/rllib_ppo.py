@@ -23,11 +23,11 @@ from typing import Any
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-import numpy as np
 import ray
 import torch
 from ray.rllib.algorithms.ppo import PPOConfig
 
+from driftrec.rl.normalised_reward import reward_sums
 from driftrec.rl.rllib import make_env, normalised_reward, ppo_config
 
 
@@ -67,8 +67,9 @@ def random_normalised_reward(env_config: dict[str, Any], steps: int, seed: int) 
     expected = oracle = 0.0
     for _ in range(max(steps // 8, 1)):
         *_, info = env.step(env.action_space.sample())
-        expected += float(np.sum(info["expected_reward"]))
-        oracle += float(np.sum(info["oracle_expected_reward"]))
+        step_expected, step_oracle = reward_sums(info)
+        expected += step_expected
+        oracle += step_oracle
     return expected / oracle
 
 

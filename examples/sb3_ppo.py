@@ -31,6 +31,7 @@ from stable_baselines3 import PPO  # noqa: E402
 from stable_baselines3.common.callbacks import BaseCallback  # noqa: E402
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper  # noqa: E402
 
+from driftrec.rl.normalised_reward import reward_sums  # noqa: E402
 from driftrec.rl.sb3 import SB3VecEnv  # noqa: E402
 from driftrec.rl.sb3_policy import CandidateScoringPolicy  # noqa: E402
 
@@ -92,8 +93,9 @@ class RewardRatio(VecEnvWrapper):
 
     def step_wait(self):  # type: ignore[no-untyped-def]
         obs, reward, dones, infos = self.venv.step_wait()
-        self.expected += sum(info["expected_reward"] for info in infos)
-        self.oracle += sum(info["oracle_expected_reward"] for info in infos)
+        expected, oracle = reward_sums(infos)
+        self.expected += expected
+        self.oracle += oracle
         self.steps += len(infos)
         return obs, reward, dones, infos
 

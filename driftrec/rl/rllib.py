@@ -72,6 +72,7 @@ from driftrec.rl.adapters import (
     VectorScoreAction,
 )
 from driftrec.rl.candidate_scorer import CandidateScorer
+from driftrec.rl.normalised_reward import reward_sums
 
 __all__ = [
     "ENV_NAME",
@@ -257,9 +258,9 @@ class NormalisedRewardCallback(RLlibCallback):
         self._oracle = 0.0
 
     def on_episode_step(self, *, episode: Any, **kwargs: Any) -> None:
-        info = episode.get_infos(-1)
-        self._expected += float(info["expected_reward"])
-        self._oracle += float(info["oracle_expected_reward"])
+        expected, oracle = reward_sums(episode.get_infos(-1))
+        self._expected += expected
+        self._oracle += oracle
 
     def on_sample_end(self, *, metrics_logger: Any = None, **kwargs: Any) -> None:
         if metrics_logger is not None:
