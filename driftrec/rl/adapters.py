@@ -53,6 +53,7 @@ __all__ = [
     "ScoreAction",
     "VectorCandidateObservation",
     "VectorScoreAction",
+    "candidate_layout_dims",
     "candidate_observation_space",
     "score_action_space",
     "scores_to_slates",
@@ -183,6 +184,35 @@ def candidate_observation_space(
             ),
         }
     )
+
+
+def candidate_layout_dims(space: object) -> tuple[int, int, int]:
+    """``(f_u, C, f_c)`` of a per-candidate observation space of one request,
+    ``Dict(user=Box((f_u,)), candidates=Box((C, f_c)))`` (what
+    :func:`candidate_observation_space` gives): what a network over the layout is sized by.
+
+    Raises:
+        TypeError: ``space`` is not a ``Dict`` of exactly ``user`` and ``candidates``.
+        ValueError: they are not a ``Box`` of one axis and a ``Box`` of two.
+
+    >>> space = candidate_observation_space(WorldConfig(num_candidates=5, slate_size=2))
+    >>> candidate_layout_dims(space)
+    (9, 5, 30)
+    """
+    if not isinstance(space, spaces.Dict) or set(space.spaces) != {"user", "candidates"}:
+        raise TypeError(
+            f"expected the per-candidate layout Dict(user, candidates) of "
+            f"driftrec.rl.adapters.candidate_observation_space, got {space!r}"
+        )
+    user, candidates = space["user"], space["candidates"]
+    if not (
+        isinstance(user, spaces.Box)
+        and isinstance(candidates, spaces.Box)
+        and len(user.shape) == 1
+        and len(candidates.shape) == 2
+    ):
+        raise ValueError(f"expected user (f_u,) and candidates (C, f_c), got {space!r}")
+    return user.shape[0], candidates.shape[0], candidates.shape[1]
 
 
 def to_candidate_layout(

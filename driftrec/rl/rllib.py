@@ -70,6 +70,7 @@ from driftrec.rl.adapters import (
     ScoreAction,
     VectorCandidateObservation,
     VectorScoreAction,
+    candidate_layout_dims,
 )
 from driftrec.rl.candidate_scorer import CandidateScorer
 from driftrec.rl.normalised_reward import reward_sums
@@ -204,20 +205,14 @@ class CandidateScoringRLModule(TorchRLModule, ValueFunctionAPI):
 
     def setup(self) -> None:
         obs, action = self.observation_space, self.action_space
-        if not (
-            isinstance(obs, spaces.Dict)
-            and set(obs.spaces) == {"user", "candidates"}
-            and isinstance(obs["user"], spaces.Box)
-            and isinstance(obs["candidates"], spaces.Box)
-            and len(obs["user"].shape) == 1
-            and len(obs["candidates"].shape) == 2
-        ):
+        try:
+            user_dim, num_candidates, candidate_dim = candidate_layout_dims(obs)
+        except (TypeError, ValueError):
             raise ValueError(
                 f"CandidateScoringRLModule needs the per-candidate observation layout "
                 f"Dict(user=(f_u,), candidates=(C, f_c)), got {obs!r}: build the environment "
                 f"with driftrec.rl.rllib.make_env (or wrap it in CandidateObservation)"
-            )
-        num_candidates, candidate_dim = obs["candidates"].shape
+            ) from None
         if not isinstance(action, spaces.Box) or action.shape != (num_candidates,):
             raise ValueError(
                 f"CandidateScoringRLModule needs a score action Box(({num_candidates},)), one "
@@ -229,7 +224,7 @@ class CandidateScoringRLModule(TorchRLModule, ValueFunctionAPI):
         raw = self.model_config
         config: dict[str, Any] = dict(raw) if isinstance(raw, Mapping) else {}
         hidden = config.get("hidden", 64)
-        self.scorer = CandidateScorer(obs["user"].shape[0], candidate_dim, hidden)
+        self.scorer = CandidateScorer(user_dim, candidate_dim, hidden)
         initial_log_std = float(config.get("initial_log_std", -0.5))
         self.log_std = torch.nn.Parameter(torch.tensor(initial_log_std))
 

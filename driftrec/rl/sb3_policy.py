@@ -38,24 +38,23 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
+from driftrec.rl.adapters import candidate_layout_dims
 from driftrec.rl.candidate_scorer import CandidateScorer
 
 __all__ = ["CandidateFeatures", "CandidateNetworks", "CandidateScoringPolicy"]
 
 
 def _layout(space: spaces.Space) -> tuple[int, int, int]:
-    """(f_u, C, f_c) of a per-candidate observation space."""
-    if not isinstance(space, spaces.Dict) or set(space.spaces) != {"user", "candidates"}:
+    """(f_u, C, f_c) of a per-candidate observation space (:func:`candidate_layout_dims`); a
+    space of another kind is a ``TypeError`` that says how to get the layout."""
+    try:
+        return candidate_layout_dims(space)
+    except TypeError:
         raise TypeError(
             f"CandidateScoringPolicy needs the per-candidate layout Dict(user, candidates) of "
             f"driftrec.rl.adapters (use SB3VecEnv(..., adapters=True) or wrap the environment "
             f"with CandidateObservation and ScoreAction), got {space!r}"
-        )
-    user, cands = space["user"], space["candidates"]
-    assert user.shape is not None and cands.shape is not None
-    if len(user.shape) != 1 or len(cands.shape) != 2:
-        raise ValueError(f"expected user (f_u,) and candidates (C, f_c), got {space!r}")
-    return user.shape[0], cands.shape[0], cands.shape[1]
+        ) from None
 
 
 class CandidateFeatures(BaseFeaturesExtractor):

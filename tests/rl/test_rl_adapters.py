@@ -14,6 +14,7 @@ from driftrec.rl.adapters import (
     ScoreAction,
     VectorCandidateObservation,
     VectorScoreAction,
+    candidate_layout_dims,
     candidate_observation_space,
     score_action_space,
     scores_to_slates,
@@ -136,6 +137,18 @@ def test_layout_errors_say_what_to_pass():
     vec = RecDriftVectorEnv(2, **SMALL)
     with pytest.raises(ValueError, match="single_observation_space"):
         candidate_observation_space(vec.observation_space)
+
+
+def test_layout_dims_size_a_network_and_refuse_other_spaces():
+    # f_u = 2 features + the history's fill; f_c = 2 features + T=3 topics + 2 history flags
+    assert candidate_layout_dims(candidate_observation_space(TINY)) == (3, 3, 7)
+    with pytest.raises(TypeError, match="candidate_observation_space"):
+        candidate_layout_dims(observation_space(TINY))
+    flat = gym.spaces.Dict(
+        user=gym.spaces.Box(0, 1, (3, 1)), candidates=gym.spaces.Box(0, 1, (3, 7))
+    )
+    with pytest.raises(ValueError, match=r"expected user \(f_u,\) and candidates \(C, f_c\)"):
+        candidate_layout_dims(flat)
 
 
 # ---------------------------------------------------------------- wrappers
