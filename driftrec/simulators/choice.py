@@ -30,6 +30,16 @@ __all__ = [
 ]
 
 
+EXP32_ROWS = 64
+"""From this many requests on, float32 utilities take the float32 exponential (see
+``MultinomialLogitChoice._weights``); fewer stay in float64, where NumPy's per-call cost, not
+the exponential, is what counts."""
+
+EXP32_MAX = 80.0
+"""Logits (utility + position bias - no-click utility) from which the float32 exponential
+would come near overflow (about 88.7): a batch with one takes float64 instead."""
+
+
 class ChoiceModel(Protocol):
     """What the world needs from a choice model."""
 
@@ -166,13 +176,27 @@ class MultinomialLogitChoice:
         shift = np.asarray(self.position_bias, dtype=np.float64) - self.no_click_utility
         object.__setattr__(self, "_shift", shift)
 
+    def _weights(self, slate_utilities: np.ndarray) -> np.ndarray:
+        """(n, k) float64 exp(s_j + b_j - s_0). Float32 utilities of a large batch take the
+        exponential in float32 (NumPy's vectorised float32 exp is several times faster than
+        float64's; its error of a few 1e-7, relative, is that of the float32 utilities
+        themselves), unless a logit reaches :data:`EXP32_MAX`; anything else is float64."""
+        shift = self._shift[: slate_utilities.shape[1]]
+        if slate_utilities.dtype == np.float32 and len(slate_utilities) >= EXP32_ROWS:
+            logits = np.add(slate_utilities, shift.astype(np.float32))
+            if logits.max() < EXP32_MAX:
+                np.exp(logits, out=logits)
+                return logits.astype(np.float64)
+        # Widening inside the add is the same as astype(float64) first, one pass fewer.
+        weights = np.add(slate_utilities, shift, dtype=np.float64)
+        np.exp(weights, out=weights)
+        return weights
+
     def slot_probabilities(
         self, slate_utilities: np.ndarray, shown: np.ndarray | None = None
     ) -> np.ndarray:
-        # Widening inside the add is the same as astype(float64) first, one pass fewer; the
-        # rest runs in place on that one (n, k) array.
-        weights = np.add(slate_utilities, self._shift[: slate_utilities.shape[1]], dtype=np.float64)
-        np.exp(weights, out=weights)
+        # The rest runs in place on the one (n, k) array of weights.
+        weights = self._weights(slate_utilities)
         if shown is not None:
             np.copyto(weights, 0.0, where=~shown)
         total = row_sums(weights)
