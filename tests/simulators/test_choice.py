@@ -144,3 +144,35 @@ def test_oracle_value_equals_the_full_oracle(kind, reward):
     np.testing.assert_allclose(
         oracle_value(model, utilities, values), model.oracle(utilities, values)[1], rtol=1e-12
     )
+
+
+def test_large_float32_batches_match_float64_probabilities_and_never_overflow():
+    # A batch of float32 utilities from EXP32_ROWS rows on takes the float32 exponential: the
+    # probabilities agree with float64 to the float32 utilities' own precision, sum to at most
+    # one, and a logit near float32's overflow sends the batch to float64 instead of to inf.
+    from driftrec.simulators.choice import EXP32_MAX, EXP32_ROWS, row_sums
+
+    rng = np.random.default_rng(0)
+    model = mnl(k=5, s0=-1.0, strength=1.0)
+    utilities = rng.normal(0, 3, (EXP32_ROWS, 5)).astype(np.float32)
+    fast = model.slot_probabilities(utilities)
+    exact = model.slot_probabilities(utilities.astype(np.float64))
+    np.testing.assert_allclose(fast, exact, rtol=1e-6)
+    assert (row_sums(fast) <= 1.0).all()
+    utilities[3, 0] = EXP32_MAX + 5.0  # exp(86) in float32 is finite, exp(92) is not
+    utilities[4, 1] = 95.0
+    near = model.slot_probabilities(utilities)
+    assert np.isfinite(near).all()
+    np.testing.assert_allclose(near, model.slot_probabilities(utilities.astype(np.float64)))
+    assert near[4, 1] == pytest.approx(1.0, abs=1e-12)
+
+
+def test_row_sums_add_slot_by_slot_for_one_row_and_many():
+    # One order of additions for a batch and for a single row, whatever the batch size.
+    from driftrec.simulators.choice import row_sums
+
+    rng = np.random.default_rng(1)
+    values = rng.random((7, 10)) * 10.0 ** rng.integers(-8, 8, (7, 10))
+    sequential = [sum(row.tolist()) for row in values]
+    assert row_sums(values).tolist() == sequential
+    assert [row_sums(values[i : i + 1])[0] for i in range(7)] == sequential
