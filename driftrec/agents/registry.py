@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +26,7 @@ from driftrec.agents.protocol import Agent, task_sizes
 from driftrec.agents.reinforce import TopKReinforceAgent
 from driftrec.agents.slateq import SlateQAgent
 from driftrec.agents.strategies import STRATEGIES, LearnerConfig, Strategy
-from driftrec.agents.trainable import RLConfig, check_exploration
+from driftrec.agents.trainable import RLAgentBase, RLConfig, check_exploration
 from driftrec.registry import Registry
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
 ]
 
 LEARNER_PARAMETERS = tuple(f.name for f in dataclasses.fields(LearnerConfig))
+RL_CONFIG_PARAMETERS = tuple(f.name for f in dataclasses.fields(RLConfig))
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,20 @@ def _learning_agent(
     )
 
 
+def _builder_signature(parameters: Iterable[tuple[str, Any]]) -> inspect.Signature:
+    """``(env_or_spaces, settings, /, *, name=default, ...)``: the signature of a builder whose
+    parameters are made at run time, from which the registry reads them."""
+    positional = inspect.Parameter.POSITIONAL_ONLY
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    return inspect.Signature(
+        [
+            inspect.Parameter("env_or_spaces", positional),
+            inspect.Parameter("settings", positional),
+            *(inspect.Parameter(name, keyword, default=default) for name, default in parameters),
+        ]
+    )
+
+
 class _PresetAgent:
     """The builder of a learning agent with strategy preset ``preset``: its parameters (read
     by the registry from ``__signature__``) are the preset's and the learner's."""
@@ -121,15 +136,11 @@ class _PresetAgent:
         self.preset = preset
         self.own = STRATEGIES.parameters(preset)
         self.__doc__ = STRATEGIES[preset].__doc__
-        positional = inspect.Parameter.POSITIONAL_ONLY
-        keyword = inspect.Parameter.KEYWORD_ONLY
         learner = {f.name: f.default for f in dataclasses.fields(LearnerConfig)}
-        self.__signature__ = inspect.Signature(
+        self.__signature__ = _builder_signature(
             [
-                inspect.Parameter("env_or_spaces", positional),
-                inspect.Parameter("settings", positional),
-                *(inspect.Parameter(n, keyword, default=self.own[n]) for n in sorted(self.own)),
-                *(inspect.Parameter(n, keyword, default=learner[n]) for n in LEARNER_PARAMETERS),
+                *((n, self.own[n]) for n in sorted(self.own)),
+                *((n, learner[n]) for n in LEARNER_PARAMETERS),
             ]
         )
 
@@ -164,69 +175,57 @@ def _diverse_oracle(env_or_spaces: Any, settings: AgentSettings, /) -> DiverseOr
     return DiverseOracleAgent(env_or_spaces)
 
 
-@AGENTS.register("slateq")
-def _slateq(
-    env_or_spaces: Any,
-    settings: AgentSettings,
-    /,
-    gamma: float = 0.5,
-    slate_method: str = "greedy",
-    epsilon: float = 0.05,
-    target_every: int = 20,
-    lr: float = 0.01,
-    optimiser: str = "adam",
-    batch_size: int = 64,
-) -> SlateQAgent:
-    """SlateQ (Ie et al. 2019, IJCAI): item-wise long-term values learned by TD, combined with a
-    learned MNL choice model; slates by the paper's greedy or top-k optimisation."""
-    check_exploration("slateq", settings.exploration)
-    model, model_params = _named(settings.model, "model", MODELS)
-    return SlateQAgent(
-        task_sizes(env_or_spaces),
-        model=model,
-        model_params=model_params,
-        gamma=gamma,
-        slate_method=slate_method,
-        epsilon=epsilon,
-        target_every=target_every,
-        config=RLConfig(lr=lr, optimiser=optimiser, batch_size=batch_size),
-        seed=settings.seed,
-        device=settings.device,
-    )
+class _RLAgentBuilder:
+    """The builder of the RL agent ``agent``: its parameters (read by the registry from
+    ``__signature__``) are the agent's own keyword arguments and the fields of
+    :class:`RLConfig`, with the agent's defaults (its constructor's and its
+    ``default_config``'s), so that each default is written once, in the agent."""
+
+    def __init__(self, agent: type[RLAgentBase], summary: str) -> None:
+        self.agent = agent
+        self.__doc__ = summary
+        # The arguments every RL agent takes (model, config, seed, ...) come from the settings.
+        common = inspect.signature(RLAgentBase).parameters
+        own = [
+            (p.name, p.default)
+            for p in inspect.signature(agent).parameters.values()
+            if p.kind is p.KEYWORD_ONLY and p.name not in common
+        ]
+        learning = [(name, getattr(agent.default_config, name)) for name in RL_CONFIG_PARAMETERS]
+        self.__signature__ = _builder_signature([*own, *learning])
+
+    def __call__(self, env_or_spaces: Any, settings: AgentSettings, /, **params: Any) -> Agent:
+        self.__signature__.bind(env_or_spaces, settings, **params)  # no unknown parameter
+        check_exploration(self.agent.agent_name, settings.exploration)
+        model, model_params = _named(settings.model, "model", MODELS)
+        sizes = task_sizes(env_or_spaces)
+        learning = {k: params.pop(k) for k in RL_CONFIG_PARAMETERS if k in params}
+        return self.agent(
+            sizes,
+            model=model,
+            model_params=model_params,
+            config=dataclasses.replace(self.agent.default_config, **learning),
+            seed=settings.seed,
+            device=settings.device,
+            **params,
+        )
 
 
-@AGENTS.register("topk_reinforce")
-def _topk_reinforce(
-    env_or_spaces: Any,
-    settings: AgentSettings,
-    /,
-    gamma: float = 0.9,
-    topk_correction: bool = True,
-    weight_cap: float = 10.0,
-    entropy: float = 0.01,
-    max_session: int = 100,
-    lr: float = 0.05,
-    optimiser: str = "adam",
-    batch_size: int = 32,
-) -> TopKReinforceAgent:
-    """Top-K off-policy-corrected REINFORCE (Chen et al. 2019, WSDM): a softmax policy over the
-    candidates trained on session returns, with capped importance weights and the top-K
-    multiplier."""
-    check_exploration("topk_reinforce", settings.exploration)
-    model, model_params = _named(settings.model, "model", MODELS)
-    return TopKReinforceAgent(
-        task_sizes(env_or_spaces),
-        model=model,
-        model_params=model_params,
-        gamma=gamma,
-        topk_correction=topk_correction,
-        weight_cap=weight_cap,
-        entropy=entropy,
-        max_session=max_session,
-        config=RLConfig(lr=lr, optimiser=optimiser, batch_size=batch_size),
-        seed=settings.seed,
-        device=settings.device,
+AGENTS.register(SlateQAgent.agent_name)(
+    _RLAgentBuilder(
+        SlateQAgent,
+        """SlateQ (Ie et al. 2019, IJCAI): item-wise long-term values learned by TD, combined
+        with a learned MNL choice model; slates by the paper's greedy or top-k optimisation.""",
     )
+)
+AGENTS.register(TopKReinforceAgent.agent_name)(
+    _RLAgentBuilder(
+        TopKReinforceAgent,
+        """Top-K off-policy-corrected REINFORCE (Chen et al. 2019, WSDM): a softmax policy over
+        the candidates trained on session returns, with capped importance weights and the
+        top-K multiplier.""",
+    )
+)
 
 
 BASELINES = ("random", "popularity", "oracle", "frozen_oracle", "diverse_oracle")

@@ -100,6 +100,7 @@ class TopKReinforceAgent(RLAgentBase):
     """
 
     agent_name = "topk_reinforce"
+    default_config = RLConfig(lr=0.05, batch_size=32)
 
     def __init__(
         self,
@@ -120,7 +121,7 @@ class TopKReinforceAgent(RLAgentBase):
             sizes,
             model=model,
             model_params=model_params,
-            config=config or RLConfig(lr=0.05, batch_size=32),
+            config=config or self.default_config,
             seed=seed,
             device=device,
         )

@@ -127,6 +127,7 @@ class SlateQAgent(RLAgentBase):
     """
 
     agent_name = "slateq"
+    default_config = RLConfig()
 
     def __init__(
         self,
@@ -146,7 +147,7 @@ class SlateQAgent(RLAgentBase):
             sizes,
             model=model,
             model_params=model_params,
-            config=config or RLConfig(),
+            config=config or self.default_config,
             seed=seed,
             device=device,
         )

@@ -178,6 +178,9 @@ class RLAgentBase(AgentBase):
 
     agent_name: ClassVar[str]
     """The agent's name in ``AGENTS`` (a saved state belongs to it)."""
+    default_config: ClassVar[RLConfig]
+    """The learning settings of an agent built without ``config``; ``make_agent`` takes the
+    fields it is not given from here too."""
     rng: np.random.Generator
     """The agent's own random stream (from :meth:`_seeded`)."""
 

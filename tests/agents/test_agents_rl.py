@@ -6,6 +6,8 @@ the agents run from an experiment spec and on the single environment."""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import itertools
 
 import gymnasium as gym
@@ -16,10 +18,11 @@ from agent_helpers import make_env, rollout
 from gymnasium.vector import AutoresetMode
 
 import driftrec  # noqa: F401  (registers the driftrec/ ids)
-from driftrec.agents import RL_AGENTS, Transition, make_agent
+from driftrec.agents import AGENTS, RL_AGENTS, Transition, make_agent
 from driftrec.agents.reinforce import discounted_returns, topk_multiplier
 from driftrec.agents.sessions import RunningSessions
 from driftrec.agents.slateq import optimise_slates, slate_value
+from driftrec.agents.trainable import RLConfig
 from driftrec.envs import RecDriftVectorEnv
 
 WORLD = {"num_users": 500, "num_items": 300, "num_candidates": 10, "slate_size": 3}
@@ -309,3 +312,26 @@ def test_driftrec_list_shows_the_rl_agents_and_their_parameters(capsys):
     rows = {line.split()[0]: line for line in lines if line.startswith("  ")}
     assert "gamma" in rows["slateq"] and "slate_method" in rows["slateq"]
     assert "topk_correction" in rows["topk_reinforce"] and "weight_cap" in rows["topk_reinforce"]
+
+
+@pytest.mark.parametrize("name", RL_AGENTS)
+def test_make_agent_takes_every_default_from_the_agent(name, monkeypatch):
+    """The registry lists the agent's own defaults and its ``default_config``'s, and fills the
+    learning settings not given from the agent's ``default_config``: a default is written once,
+    in the agent."""
+    env = make_env(2, num_candidates=10, slate_size=3)
+    agent = make_agent(name, env)
+    cls = type(agent)
+    own = {
+        p.name: p.default
+        for p in inspect.signature(cls).parameters.values()
+        if p.kind is p.KEYWORD_ONLY
+        and p.name not in ("model", "model_params", "config", "seed", "device")
+    }
+    learning = dataclasses.asdict(cls.default_config)
+    assert AGENTS.parameters(name) == {**own, **learning}
+    assert agent.config == cls.default_config and agent.gamma == own["gamma"]
+    monkeypatch.setattr(cls, "default_config", RLConfig(lr=0.125, optimiser="sgd", batch_size=5))
+    assert make_agent(name, env, batch_size=7).config == RLConfig(
+        lr=0.125, optimiser="sgd", batch_size=7
+    )
