@@ -195,6 +195,8 @@ class MultinomialLogitChoice:
     def slot_probabilities(
         self, slate_utilities: np.ndarray, shown: np.ndarray | None = None
     ) -> np.ndarray:
+        if lean(len(slate_utilities)):
+            return self._one_row(slate_utilities, shown)
         # The rest runs in place on the one (n, k) array of weights.
         weights = self._weights(slate_utilities)
         if shown is not None:
@@ -203,6 +205,17 @@ class MultinomialLogitChoice:
         total += 1.0
         weights /= total[:, None]
         return weights
+
+    def _one_row(self, slate_utilities: np.ndarray, shown: np.ndarray | None) -> np.ndarray:
+        """``slot_probabilities`` of one row: the same float64 exponentials, then the same
+        zeroing, sum (slot by slot, as :func:`row_sums`), ``+ 1`` and divisions on Python
+        floats instead of NumPy calls on arrays of one row (the same numbers, to the bit)."""
+        shift = self._shift[: slate_utilities.shape[1]]
+        weights = np.exp(np.add(slate_utilities[0], shift, dtype=np.float64)).tolist()
+        if shown is not None:
+            weights = [w if s else 0.0 for w, s in zip(weights, shown[0].tolist(), strict=True)]
+        total = sum(weights) + 1.0
+        return np.array([[w / total for w in weights]])
 
     def oracle_value(self, utilities: np.ndarray, values: np.ndarray | None) -> np.ndarray:
         """The oracle's expected reward alone (see :func:`oracle_value`)."""

@@ -33,7 +33,7 @@ from driftrec.simulators.logged import LoggedInteractions, LoggingPolicy, log_in
 from driftrec.simulators.population import ActivitySampler, ItemCatalogue, UserPopulation
 from driftrec.simulators.probes import ProbeSet, probe_set
 from driftrec.simulators.regimes import RegimeSchedule
-from driftrec.simulators.requests import Requests, Response, at_slots, slot_values
+from driftrec.simulators.requests import Requests, Response, at_slots, lean, slot_values
 from driftrec.simulators.retrieval import PooledRetrieval, Retrieval
 from driftrec.simulators.streams import SeedLike, Streams, check_seed
 from driftrec.validation import check_flag, check_integer
@@ -204,27 +204,44 @@ class World:
         self, users: np.ndarray, candidates: np.ndarray, topics: np.ndarray | None
     ) -> np.ndarray:
         items = self.items
+        if lean(len(users)):
+            return self._one_utility_row(int(users[0]), candidates, topics)
         # The affinity scale multiplies the n user vectors (n d products) rather than the n C
-        # affinities; each affinity is then beta-scaled theta dotted with phi.
+        # affinities (a Python float times float32 is a float32 product).
         theta = self.users.theta.take(users, axis=0)
-        theta *= np.float32(self.config.affinity_scale)
+        theta *= self.config.affinity_scale
         theta = theta[:, :, None]  # (n, d, 1)
         phi = items.phi
         n, c = candidates.shape
-        util = np.empty((n, c), dtype=np.result_type(phi, theta))
         rows = max(1, UTILITY_CHUNK_BYTES // max(1, c * phi.shape[1] * phi.itemsize))
-        # The (n, C, d) gather of the candidates' latent vectors is the step's largest array
-        # (26 MB at n=4096, C=100, d=16): gathered whole, it is written out to memory and read
-        # back by the product. In chunks of rows it stays in the cache. Each row's product is
-        # computed alone either way, so the result does not depend on the chunking.
-        for start in range(0, n, rows):
-            chunk = slice(start, start + rows)
-            block = phi.take(candidates[chunk], axis=0)
-            np.matmul(block, theta[chunk], out=util[chunk, :, None])
+        if n <= rows:  # one chunk (every single request)
+            util: np.ndarray = np.matmul(phi.take(candidates, axis=0), theta)[:, :, 0]
+        else:
+            # The (n, C, d) gather of the candidates' latent vectors is the step's largest
+            # array (26 MB at n=4096, C=100, d=16): gathered whole, it is written out to memory
+            # and read back by the product. In chunks of rows it stays in the cache. Each row's
+            # product is computed alone either way: the result does not depend on the chunks.
+            util = np.empty((n, c), dtype=np.result_type(phi, theta))
+            for start in range(0, n, rows):
+                chunk = slice(start, start + rows)
+                block = phi.take(candidates[chunk], axis=0)
+                np.matmul(block, theta[chunk], out=util[chunk, :, None])
         util += items.quality.take(candidates)
         if topics is not None:
             flat = users[:, None] * self.config.num_topics + topics
             util -= self.users.boredom.ravel().take(flat)
+        return util
+
+    def _one_utility_row(
+        self, user: int, candidates: np.ndarray, topics: np.ndarray | None
+    ) -> np.ndarray:
+        """``_utilities`` of one request: the same float32 products (one matrix-vector product
+        is the BLAS call the batched product makes for each row) without the batch axes."""
+        theta = self.users.theta[user] * self.config.affinity_scale
+        util: np.ndarray = self.items.phi.take(candidates[0], axis=0).dot(theta)[None]
+        util += self.items.quality.take(candidates)
+        if topics is not None:
+            util -= self.users.boredom[user].take(topics)
         return util
 
     def observe(self, requests: Requests) -> dict[str, np.ndarray]:
