@@ -12,12 +12,17 @@ peak RSS is its own and no cache or allocator state carries over from a smaller 
   imports included; the imports alone are shown beside it), and the world's own estimate of what
   drawing it needs (``WorldConfig.memory_estimate``);
 - **ms/step**: after a few warm-up steps, the median (and the slowest and fastest) of 5 rounds
-  of 10 steps of B=4096 random slates, in milliseconds per step.
+  of 10 steps of B=4096 random slates, in milliseconds per step;
+- **single us/step**: the single environment's engine on the same world (a ``SessionBatch`` of
+  one session: every request served alone, through the one-request path), the median of 5
+  rounds of 1,000 random slates, in microseconds per step (``RecDriftEnv.step`` adds its
+  gymnasium layer, a cost that does not depend on the world's size).
 
-The last column is each size's ms/step over the smallest's: flat (1.0) means the per-step cost
-does not grow with the world. Stationary scenario, default world settings otherwise (100
-candidates, slate of 10). One core: BLAS and OpenMP threads are pinned to 1 before NumPy loads.
-The largest world takes a few GB and tens of seconds to draw; progress goes to stderr.
+The "x smallest" columns are each size's figure over the smallest's: flat (1.0) means the
+per-step cost does not grow with the world. Stationary scenario, default world settings
+otherwise (100 candidates, slate of 10). One core: BLAS and OpenMP threads are pinned to 1
+before NumPy loads. The largest world takes a few GB and tens of seconds to draw; progress goes
+to stderr.
 """
 
 from __future__ import annotations
@@ -54,9 +59,10 @@ class Timing:
     rounds: int = 5
     steps: int = 10
     warmup: int = 3
+    single_steps: int = 1_000
 
 
-QUICK = Timing(rounds=1, steps=2, warmup=1)
+QUICK = Timing(rounds=1, steps=2, warmup=1, single_steps=20)
 
 
 @dataclass(frozen=True)
@@ -70,10 +76,15 @@ class Measurement:
     peak_rss_mib: float
     estimate_mib: float
     ms_per_step: list[float]
+    single_us_per_step: list[float]
 
     @property
     def median_ms(self) -> float:
         return statistics.median(self.ms_per_step)
+
+    @property
+    def median_single_us(self) -> float:
+        return statistics.median(self.single_us_per_step)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -97,6 +108,7 @@ def peak_rss_mib() -> float:
 def measure_one(num_users: int, num_items: int, timing: Timing) -> Measurement:
     """Build, then time, one world (in this process: call it in a fresh one)."""
     from driftrec.envs import RecDriftVectorEnv
+    from driftrec.simulators import SessionBatch
 
     if "torch" in sys.modules:  # not imported by the environment today; pinned if it ever is
         import torch
@@ -121,6 +133,17 @@ def measure_one(num_users: int, num_items: int, timing: Timing) -> Measurement:
         for i in range(timing.steps):
             env.step(actions[i % 4])
         ms.append((time.perf_counter() - start) / timing.steps * 1e3)
+    assert env.world is not None
+    single = SessionBatch(env.world, 1)
+    slates = rng.integers(0, cfg.num_candidates, (timing.single_steps, 1, cfg.slate_size))
+    for slate in slates[: timing.warmup]:
+        single.serve(slate)
+    us = []
+    for _ in range(timing.rounds):
+        start = time.perf_counter()
+        for slate in slates:
+            single.serve(slate)
+        us.append((time.perf_counter() - start) / len(slates) * 1e6)
     return Measurement(
         num_users=num_users,
         num_items=num_items,
@@ -129,6 +152,7 @@ def measure_one(num_users: int, num_items: int, timing: Timing) -> Measurement:
         peak_rss_mib=peak_rss_mib(),
         estimate_mib=cfg.memory_estimate() / 2**20,
         ms_per_step=ms,
+        single_us_per_step=us,
     )
 
 
@@ -146,10 +170,11 @@ def measure_in_fresh_process(size: str, quick: bool) -> Measurement:
 
 
 def format_table(results: list[Measurement], timing: Timing) -> str:
-    base = results[0].median_ms
+    base, single_base = results[0].median_ms, results[0].median_single_us
     lines = [
         f"{'users':>11} {'items':>11} {'build s':>8} {'peak RSS MiB':>13} {'(imports)':>10}"
-        f" {'estimate MiB':>13} {'ms/step':>9} {'(slowest .. fastest)':>22} {'x smallest':>10}",
+        f" {'estimate MiB':>13} {'ms/step':>9} {'(slowest .. fastest)':>22} {'x smallest':>10}"
+        f" {'single us/step':>15} {'x smallest':>10}",
     ]
     for r in results:
         spread = f"({max(r.ms_per_step):.1f} .. {min(r.ms_per_step):.1f})"
@@ -157,10 +182,13 @@ def format_table(results: list[Measurement], timing: Timing) -> str:
             f"{r.num_users:>11,} {r.num_items:>11,} {r.build_s:>8.2f} {r.peak_rss_mib:>13,.0f}"
             f" {r.rss_imports_mib:>10,.0f} {r.estimate_mib:>13,.0f} {r.median_ms:>9.2f}"
             f" {spread:>22} {r.median_ms / base:>10.2f}"
+            f" {r.median_single_us:>15.0f} {r.median_single_us / single_base:>10.2f}"
         )
     lines.append(
         f"B={NUM_ENVS}, scenario {SCENARIO!r}, ms/step the median of {timing.rounds} round(s) of "
-        f"{timing.steps} steps after {timing.warmup} warm-up step(s); one process per size"
+        f"{timing.steps} steps after {timing.warmup} warm-up step(s); single us/step the median "
+        f"of {timing.rounds} round(s) of {timing.single_steps} requests served alone on the same "
+        "world; one process per size"
     )
     return "\n".join(lines)
 

@@ -8,6 +8,7 @@ anything with the :class:`Retrieval` methods can be injected into a
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Protocol
 
@@ -97,6 +98,7 @@ class PooledRetrieval:
         self._uniform = False
         self._stale = True
         self._rest: np.ndarray | None = None
+        self._rows: _RowPlan | None = None
         self._counts = _pool_counts(config)  # fixed by the configuration
 
     # ------------------------------------------------------------------ bookkeeping
@@ -153,6 +155,7 @@ class PooledRetrieval:
         self._pooled[self._popular] = True
         self._pooled[self._fresh] = True
         self._rest = None
+        self._rows = None
         self._floor = self.popularity_ref.take(popular).min() if len(popular) else -np.inf
 
     def _rebuild(self, clock: int) -> None:
@@ -173,6 +176,7 @@ class PooledRetrieval:
         self._uniform = rest < n_rand  # tiny catalogues: one uniform pool of all live items
         self._pooled[:] = False
         self._rest = None
+        self._rows = None
         self._is_popular[:] = False
         self._popular = self._fresh = np.empty(0, dtype=np.int64)
         if not self._uniform:
@@ -199,6 +203,9 @@ class PooledRetrieval:
     def retrieve(self, n: int, clock: int, rng: np.random.Generator) -> np.ndarray:
         if self._stale:
             self._rebuild(clock)
+        if n <= FEW_REQUESTS:
+            plan = self._rows if self._rows is not None else self._row_plan()
+            return np.array([plan.draw(rng) for _ in range(n)], dtype=np.int64)
         c = self.config.num_candidates
         candidates = np.empty((n, c), dtype=np.int64)
         if self._uniform:
@@ -215,6 +222,21 @@ class PooledRetrieval:
             candidates[:, offset:] = _distinct_from_small(rest, n, n_rand, rng)
         return candidates
 
+    def _row_plan(self, spare: bool = True) -> _RowPlan:
+        """How a request drawn alone gets its candidates from the current pools (cached until
+        the pools change): popular and fresh from their pools, the rest from all live items
+        with the pooled ones rejected (work proportional to the candidates, whatever the
+        catalogue's size); one uniform pool for tiny catalogues."""
+        if self._uniform:
+            segments = [(self._live, self.config.num_candidates, len(self._live))]
+        else:
+            n_pop, n_fresh, n_rand = self._counts
+            rest = len(self._live) - len(self._popular) - len(self._fresh)
+            segments = [(self._popular, n_pop, len(self._popular))]
+            segments += [(self._fresh, n_fresh, len(self._fresh)), (self._live, n_rand, rest)]
+        self._rows = _RowPlan([s for s in segments if s[1] > 0], self._pooled, spare)
+        return self._rows
+
     def _rest_sample(self, rng: np.random.Generator) -> np.ndarray:
         """Distinct live items outside the popular and fresh pools: all of them when there are
         at most :data:`REST_SAMPLE`, else a uniformly random subset of about that many, drawn
@@ -228,6 +250,71 @@ class PooledRetrieval:
         accept = rest_size / len(live)
         draws = live.take(rng.integers(0, len(live), int(REST_SAMPLE / accept) + 16))
         return np.unique(draws[~pooled.take(draws)])
+
+
+class _RowPlan:
+    """The candidates of one request, drawn alone: for each pool in turn, ``count`` distinct
+    items, a uniformly random ordered sample, with work proportional to ``count``.
+
+    Positions in a pool are drawn independently and uniformly (``floor(u * size)`` for a
+    uniform double ``u``: every position, with a relative bias below 2**-50), draws of rejected
+    items (the popular and fresh items, when the rest is sampled from all live items) are
+    dropped, and the first ``count`` distinct items are kept in the order drawn (sequential
+    sampling: each one is uniform over the items not taken yet). Each pool draws about twice
+    the repeats and rejections it expects, so that one draw of uniforms for the whole request
+    nearly always suffices; a pool left short draws again. A pool whose request takes more than
+    half of it takes the start of a permutation instead.
+
+    Args:
+        segments: (items to draw from, count per request, how many of them are accepted) per
+            pool; fewer are accepted than drawn from when the pool is the rest of the live
+            catalogue, drawn from all live items with the pooled ones rejected.
+        pooled: (num_items,) bool, the popular and fresh items (the retriever's own flags).
+        spare: draw the spare positions (False: exactly ``count`` per pool, so that nearly
+            every request draws again; for tests of that path).
+    """
+
+    def __init__(
+        self, segments: list[tuple[np.ndarray, int, int]], pooled: np.ndarray, spare: bool = True
+    ) -> None:
+        self.pooled = pooled
+        self.segments = []
+        sparse: list[tuple[np.ndarray, int]] = []
+        at = 0
+        for items, count, accepted in segments:
+            if 2 * count > accepted and accepted == len(items):
+                self.segments.append((items, count, False, 0, 0))  # dense: a permutation
+                continue
+            draws = count
+            if spare:  # repeats, twice over, and rejections, 10% more than expected
+                draws += 2 + 2 * count * count // max(accepted, 1)
+                draws = math.ceil(1.1 * draws * len(items) / accepted)
+            self.segments.append((items, count, accepted < len(items), at, at + draws))
+            sparse.append((items, draws))
+            at += draws
+        # One draw of uniforms for every sparse pool: sizes[i] is the size of the pool that
+        # position i is drawn in (the pools themselves are not copied: the rest's is the whole
+        # live catalogue).
+        self.sizes = np.repeat([float(len(items)) for items, _ in sparse], [d for _, d in sparse])
+
+    def draw(self, rng: np.random.Generator) -> list[int]:
+        """The item ids of one request's candidates, pool by pool."""
+        positions = (rng.random(len(self.sizes)) * self.sizes).astype(np.intp)
+        row: list[int] = []
+        for items, count, reject, start, end in self.segments:
+            if start == end:
+                row += items.take(rng.permutation(len(items))[:count]).tolist()
+                continue
+            picked = dict.fromkeys(self._accepted(items.take(positions[start:end]), reject))
+            while len(picked) < count:
+                more = items.take((rng.random(end - start) * len(items)).astype(np.intp))
+                picked.update(dict.fromkeys(self._accepted(more, reject)))
+            row += itertools.islice(picked, count)
+        return row
+
+    def _accepted(self, items: np.ndarray, reject: bool) -> list[int]:
+        """``items`` as a list, without the pooled ones if ``reject``."""
+        return (items[~self.pooled.take(items)] if reject else items).tolist()
 
 
 def _pool_counts(cfg: WorldConfig) -> tuple[int, int, int]:

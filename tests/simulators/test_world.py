@@ -205,3 +205,54 @@ def test_utilities_scored_in_chunks_equal_the_whole_batch_to_the_bit(monkeypatch
     chunked = world.utilities(users, candidates)
     assert chunked.dtype == whole.dtype
     np.testing.assert_array_equal(chunked, whole)
+
+
+def assert_uniform(counts: np.ndarray, what: str) -> None:
+    """``counts`` of equally likely outcomes pass a chi-square test at p < 1e-7."""
+    expected = counts.sum() / len(counts)
+    statistic = float(((counts - expected) ** 2 / expected).sum())
+    df = len(counts) - 1
+    assert statistic < df + 6 * math.sqrt(2 * df), f"{what}: chi-square {statistic:.0f}, {df} df"
+
+
+POOLS = dict(num_users=50, num_items=400, num_candidates=10, slate_size=2, popular_pool=20)
+POOLS.update(fresh_pool=20, popular_fraction=0.3, fresh_fraction=0.2)
+
+
+@pytest.mark.parametrize("spare", [True, False], ids=["spare draws", "drawing again"])
+def test_a_request_drawn_alone_is_a_uniform_ordered_sample_of_each_pool(spare):
+    # A request served alone (every step of the single environment) draws positions and keeps
+    # the first distinct ones; without spare draws nearly every request draws again, which must
+    # not bias anything. The rest comes from all live items with the pooled ones rejected.
+    world = build_world("stationary", seed=0, **POOLS)
+    retrieval = world.retrieval
+    (popular, _), (fresh, _), (rest, _) = retrieval.pools(world.clock)
+    plan = retrieval._row_plan(spare)
+    rng = np.random.default_rng(1)
+    rows = np.array([plan.draw(rng) for _ in range(30_000)])
+    assert all(len(set(row)) == 10 for row in rows.tolist())
+    for pool, slots in ((popular, [0, 1, 2]), (fresh, [3, 4]), (rest, [5, 9])):
+        assert np.isin(rows[:, slots[0] : slots[-1] + 1], pool).all()
+        for slot in slots:
+            counts = (rows[:, slot, None] == pool[None]).sum(axis=0)
+            assert_uniform(counts, f"slot {slot} over its pool of {len(pool)}")
+    # Ordered pairs of the popular block: all 20 * 19 equally likely.
+    first, second = np.searchsorted(popular, rows[:, 0]), np.searchsorted(popular, rows[:, 1])
+    pairs = np.bincount(first * 20 + second, minlength=400).reshape(20, 20)
+    assert (np.diag(pairs) == 0).all()
+    assert_uniform(pairs[~np.eye(20, dtype=bool)], "ordered pairs of the popular block")
+
+
+def test_a_request_taking_most_of_a_pool_takes_a_uniform_permutation_of_it():
+    world = build_world("stationary", seed=0, **dict(POOLS, popular_pool=4))  # 3 of 4
+    retrieval = world.retrieval
+    (popular, count), *_ = retrieval.pools(world.clock)
+    assert (len(popular), count) == (4, 3)
+    rng = np.random.default_rng(2)
+    rows = np.array([retrieval.retrieve(1, world.clock, rng)[0, :3] for _ in range(12_000)])
+    codes = (np.searchsorted(popular, rows) * np.array([16, 4, 1])).sum(axis=1)
+    triples = np.bincount(codes, minlength=64)
+    ordered = [16 * a + 4 * b + c for a in range(4) for b in range(4) for c in range(4)]
+    distinct = [code for code in ordered if len({code // 16, code // 4 % 4, code % 4}) == 3]
+    assert triples[[c for c in ordered if c not in distinct]].sum() == 0
+    assert_uniform(triples[distinct], "ordered triples of a pool of 4")
