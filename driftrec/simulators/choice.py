@@ -82,9 +82,12 @@ def position_bias_terms(slate_size: int, strength: float) -> np.ndarray:
 def sample_slots(probabilities: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Draw the clicked slot per row from slot probabilities (n, k); -1 means no click."""
     if lean(len(probabilities)):
-        # One row: the same single draw and the same comparisons, counted on the row.
-        cumulative = np.cumsum(probabilities, axis=1)
-        chosen = int(np.count_nonzero(rng.random() >= cumulative))
+        # One row: the same single draw, the same running total and the same comparisons,
+        # on Python floats.
+        draw, running, chosen = rng.random(), 0.0, 0
+        for p in probabilities[0].tolist():
+            running += p
+            chosen += draw >= running
         return np.array([chosen if chosen < probabilities.shape[1] else -1], dtype=np.int64)
     n, k = probabilities.shape
     u = rng.random((n,))

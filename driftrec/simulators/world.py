@@ -339,7 +339,7 @@ class World:
             noise = np.exp(sigma * self.rng["responses"].standard_normal(n) - sigma**2 / 2)
             value = self.items.engagement.take(np.maximum(observed_item, 0)) * noise
             reward = np.where(observed >= 0, value, 0.0).astype(np.float32)
-        events = self.advance(self.clock + n)
+        events = self._advance(self.clock + n)
         return Response(
             click_slot=observed,
             true_click_slot=true_slot,
@@ -372,6 +372,10 @@ class World:
         t = check_integer("t", t, minimum=0)
         if t < self.clock:
             raise ValueError(f"the clock only moves forward: now {self.clock}, asked for {t}")
+        return self._advance(t)
+
+    def _advance(self, t: int) -> tuple[DriftEvent, ...]:
+        """:meth:`advance` to a clock ``t >= self.clock`` known to be valid (serving)."""
         t0, self.clock = self.clock, t
         events: list[DriftEvent] = []
         # Scheduled changes of different processes happen in time order: the interval is cut at
@@ -418,7 +422,12 @@ class World:
 def _slot_items(requests: Requests, slates: np.ndarray, slot: np.ndarray) -> np.ndarray:
     """(n,) item id in each row's ``slot`` of its slate (-1 where ``slot`` is -1; an empty
     slot reads the first candidate, as click noise may report one)."""
+    if lean(len(slot)):  # one row: the same lookups on Python ints
+        chosen = int(slot[0])
+        if chosen >= 0:
+            chosen = int(requests.candidates[0, max(int(slates[0, chosen]), 0)])
+        return np.array([chosen], dtype=np.int64)
     position = at_slots(slates, slot[:, None])
-    chosen = at_slots(requests.candidates, position)[:, 0]
-    items: np.ndarray = np.where(slot >= 0, chosen, -1)
+    chosen_items = at_slots(requests.candidates, position)[:, 0]
+    items: np.ndarray = np.where(slot >= 0, chosen_items, -1)
     return items
