@@ -213,15 +213,23 @@ class MultinomialLogitChoice:
         """``slot_probabilities`` of one row: the same float64 exponentials, then the same
         zeroing, sum (slot by slot, as :func:`row_sums`), ``+ 1`` and divisions on Python
         floats instead of NumPy calls on arrays of one row (the same numbers, to the bit)."""
-        shift = self._shift[: slate_utilities.shape[1]]
-        weights = np.exp(np.add(slate_utilities[0], shift, dtype=np.float64)).tolist()
+        return np.array([self._row_probabilities(slate_utilities[0], shown)])
+
+    def _row_probabilities(self, slate_utilities: np.ndarray, shown: np.ndarray | None) -> list:
+        """The probabilities of one row (k,) as Python floats (see :meth:`_one_row`)."""
+        shift = self._shift[: len(slate_utilities)]
+        weights = np.exp(np.add(slate_utilities, shift, dtype=np.float64)).tolist()
         if shown is not None:
             weights = [w if s else 0.0 for w, s in zip(weights, shown[0].tolist(), strict=True)]
         total = sum(weights) + 1.0
-        return np.array([[w / total for w in weights]])
+        return [w / total for w in weights]
 
     def oracle_value(self, utilities: np.ndarray, values: np.ndarray | None) -> np.ndarray:
         """The oracle's expected reward alone (see :func:`oracle_value`)."""
+        if values is None and lean(len(utilities)):
+            # One row: the same sorted values, probabilities and sum, on Python floats.
+            top = np.sort(utilities[0])[: -self.slate_size - 1 : -1]
+            return np.array([sum(self._row_probabilities(top, None))])
         return oracle_value(self, utilities, values)
 
     def oracle(
