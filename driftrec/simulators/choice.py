@@ -113,7 +113,7 @@ def row_sums(values: np.ndarray) -> np.ndarray:
     """
     n, k = values.shape
     if lean(n) and values.dtype == np.float64:
-        return np.array([sum(values[0].tolist())])
+        return np.array([sum(values[0].tolist(), 0.0)])  # 0.0 + v0 + v1 ..., as below
     total = np.zeros(n)
     for j in range(k):
         total += values[:, j]
