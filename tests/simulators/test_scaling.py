@@ -67,3 +67,41 @@ def test_a_step_reads_no_whole_per_user_or_per_item_array():
     assert int((world.users.arrival.view(np.ndarray) <= world.clock).sum()) > arrived
     assert not world.users.alive.view(np.ndarray).all()  # someone churned meanwhile
     assert Spy.sizes and max(Spy.sizes) <= 64 * 100, max(Spy.sizes)
+
+
+class CountingGenerator:
+    """A random generator that counts the random values it hands out (outputs' sizes)."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.drawn = 0
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.rng, name)
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            out = method(*args, **kwargs)
+            self.drawn += int(np.size(out))
+            return out
+
+        return counted
+
+
+def test_requests_served_alone_draw_as_much_in_a_world_100x_larger():
+    """The single environment's requests (sessions of one) draw the same amount of randomness
+    (users, candidates, sessions) from a world with 100x the users and items: retrieval of a
+    request alone does not sample the catalogue."""
+
+    def drawn(num_users: int, num_items: int) -> int:
+        world = build_world("stationary", seed=0, num_users=num_users, num_items=num_items)
+        batch = SessionBatch(world, 1)
+        rng = np.random.default_rng(0)
+        counter = CountingGenerator(world.rng.requests)
+        world.rng.requests = counter  # type: ignore[assignment]
+        for _ in range(300):
+            batch.serve(np.argsort(rng.random((1, 100)), axis=1)[:, :10])
+        return counter.drawn
+
+    small, large = drawn(2_000, 5_000), drawn(200_000, 500_000)
+    assert 300 * 100 <= small  # at least one draw per candidate
+    assert large <= 1.2 * small, (small, large)
