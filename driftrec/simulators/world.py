@@ -228,8 +228,13 @@ class World:
                 np.matmul(block, theta[chunk], out=util[chunk, :, None])
         util += items.quality.take(candidates)
         if topics is not None:
-            flat = users[:, None] * self.config.num_topics + topics
-            util -= self.users.boredom.ravel().take(flat)
+            # The users' boredom rows first (n of them), then each row's entries by topic: in a
+            # large population the per-candidate lookups then read n compact rows, not rows
+            # scattered over the whole table (and its pages).
+            rows = self.users.boredom.take(users, axis=0)
+            num_topics = rows.shape[1]
+            flat = np.arange(0, n * num_topics, num_topics)[:, None] + topics
+            util -= rows.ravel().take(flat)
         return util
 
     def _one_utility_row(
