@@ -9,7 +9,16 @@ import numpy as np
 
 from driftrec.simulators.drift import DriftEvent
 
-__all__ = ["LEAN_SINGLE_REQUEST", "Requests", "Response", "at_slots", "lean", "slot_values"]
+__all__ = [
+    "LEAN_SINGLE_REQUEST",
+    "Requests",
+    "Response",
+    "at_slots",
+    "item_rows",
+    "lean",
+    "slot_items",
+    "slot_values",
+]
 
 LEAN_SINGLE_REQUEST = True
 """Serve a batch of one request (every step of the single environment) through scalar code
@@ -45,6 +54,10 @@ class Requests:
     utilities: np.ndarray
     values: np.ndarray | None
     topics: np.ndarray
+    index: tuple[np.ndarray, np.ndarray] | None = None
+    """(items (m,), positions (n, C)) with ``candidates == items[positions]`` when the
+    retriever gave one (large catalogues): item rows are then gathered through it
+    (:func:`item_rows`)."""
 
     def __len__(self) -> int:
         return len(self.users)
@@ -58,7 +71,22 @@ class Requests:
             utilities=self.utilities[rows],
             values=None if self.values is None else self.values[rows],
             topics=self.topics[rows],
+            index=None if self.index is None else (self.index[0], self.index[1][rows]),
         )
+
+
+def item_rows(
+    table: np.ndarray, candidates: np.ndarray, index: tuple[np.ndarray, np.ndarray] | None
+) -> np.ndarray:
+    """``table``'s rows (a per-item array) for the candidates (n, C): through ``index``, each
+    distinct item's row is read once from the catalogue and the candidates' from that compact
+    copy (the same values)."""
+    if index is None:
+        rows: np.ndarray = table.take(candidates, axis=0)
+        return rows
+    items, positions = index
+    compact: np.ndarray = table.take(items, axis=0).take(positions, axis=0)
+    return compact
 
 
 @dataclass
@@ -104,3 +132,17 @@ def at_slots(table: np.ndarray, slates: np.ndarray) -> np.ndarray:
     # A flat take at row * C + position: take_along_axis's gather, at half its cost.
     flat = positions + np.arange(0, table.size, table.shape[1])[:, None]
     return table.reshape(-1).take(flat)
+
+
+def slot_items(requests: Requests, slates: np.ndarray, slot: np.ndarray) -> np.ndarray:
+    """(n,) item id in each row's ``slot`` of its slate (-1 where ``slot`` is -1; an empty
+    slot reads the first candidate, as click noise may report one)."""
+    if lean(len(slot)):  # one row: the same lookups on Python ints
+        chosen = int(slot[0])
+        if chosen >= 0:
+            chosen = int(requests.candidates[0, max(int(slates[0, chosen]), 0)])
+        return np.array([chosen], dtype=np.int64)
+    position = at_slots(slates, slot[:, None])
+    chosen_items = at_slots(requests.candidates, position)[:, 0]
+    items: np.ndarray = np.where(slot >= 0, chosen_items, -1)
+    return items

@@ -19,11 +19,20 @@ from driftrec.simulators.config import WorldConfig
 from driftrec.simulators.population import ItemCatalogue
 from driftrec.simulators.requests import lean
 
-__all__ = ["FEW_REQUESTS", "PooledRetrieval", "Retrieval"]
+__all__ = ["COMPACT_ITEMS", "FEW_REQUESTS", "CandidateIndex", "PooledRetrieval", "Retrieval"]
+
+CandidateIndex = tuple[np.ndarray, np.ndarray]
+"""(items (m,), positions (n, C)): a batch's candidates are ``items[positions]``."""
 
 FEW_REQUESTS = 4
 """Up to this many requests, each row draws without replacement directly (a permutation of the
 pool would dominate the cost)."""
+
+COMPACT_ITEMS = 1 << 16
+"""From this many live items on, a batch's candidates come with their index into the few items
+the batch's pools hold (``PooledRetrieval.retrieve_indexed``): the world then gathers each of
+those items' rows once and the candidates' rows from that compact copy, instead of scattering
+over the catalogue's tables (at 1M items, 5.4 -> 3.6 ms of item gathers for 4,096 requests)."""
 
 REST_SAMPLE = 8_192
 """The random block of a batch is drawn from a uniformly random subset of about this many items
@@ -201,26 +210,45 @@ class PooledRetrieval:
     # ------------------------------------------------------------------ retrieval
 
     def retrieve(self, n: int, clock: int, rng: np.random.Generator) -> np.ndarray:
+        return self.retrieve_indexed(n, clock, rng)[0]
+
+    def retrieve_indexed(
+        self, n: int, clock: int, rng: np.random.Generator
+    ) -> tuple[np.ndarray, CandidateIndex | None]:
+        """:meth:`retrieve`, and for a batch of more than :data:`FEW_REQUESTS` requests over
+        at least :data:`COMPACT_ITEMS` live items the candidates' index (the pools' items
+        laid end to end, and each candidate's position in them), else None. The same draws
+        and the same candidates either way."""
         if self._stale:
             self._rebuild(clock)
         if n <= FEW_REQUESTS:
             plan = self._rows if self._rows is not None else self._row_plan()
-            return np.array([plan.draw(rng) for _ in range(n)], dtype=np.int64)
+            return np.array([plan.draw(rng) for _ in range(n)], dtype=np.int64), None
         c = self.config.num_candidates
-        candidates = np.empty((n, c), dtype=np.int64)
-        if self._uniform:
-            candidates[:] = _distinct_from_small(self._live, n, c, rng)
-            return candidates
         n_pop, n_fresh, n_rand = self._counts
-        offset = 0
-        for pool, count in ((self._popular, n_pop), (self._fresh, n_fresh)):
-            if count:
-                candidates[:, offset : offset + count] = _distinct_from_small(pool, n, count, rng)
-                offset += count
-        if n_rand:
-            rest = self._rest_sample(rng)
-            candidates[:, offset:] = _distinct_from_small(rest, n, n_rand, rng)
-        return candidates
+        blocks: list[tuple[np.ndarray | None, int]] = [(self._live, c)]
+        if not self._uniform:  # the rest's sample is drawn at its turn (None here)
+            blocks = [(self._popular, n_pop), (self._fresh, n_fresh), (None, n_rand)]
+        compact = len(self._live) >= COMPACT_ITEMS
+        out = np.empty((n, c), dtype=np.intp if compact else np.int64)
+        pools: list[np.ndarray] = []
+        column = offset = 0
+        for pool, count in blocks:
+            if not count:
+                continue
+            if pool is None:
+                pool = self._rest_sample(rng)
+            block = out[:, column : column + count]
+            block[:] = _distinct_from_small(pool, n, count, rng, positions=compact)
+            if compact:
+                block += offset
+                pools.append(pool)
+                offset += len(pool)
+            column += count
+        if not compact:
+            return out, None
+        items = np.concatenate(pools)
+        return items.take(out), (items, out)
 
     def _row_plan(self, spare: bool = True) -> _RowPlan:
         """How a request drawn alone gets its candidates from the current pools (cached until
@@ -325,19 +353,13 @@ def _pool_counts(cfg: WorldConfig) -> tuple[int, int, int]:
 
 
 def _distinct_from_small(
-    pool: np.ndarray, n: int, count: int, rng: np.random.Generator
+    pool: np.ndarray, n: int, count: int, rng: np.random.Generator, positions: bool = False
 ) -> np.ndarray:
-    """(n, count) items of ``pool``, distinct within a row, each row a uniformly random subset:
-    a contiguous window of one fresh permutation of the pool, at a random start per row
-    (marginally uniform, O(pool + n count)); for a handful of rows, direct draws."""
-    if n == 1:  # the loop below for one row, without the copy
-        return rng.choice(pool, count, replace=False)[None]
-    if n <= FEW_REQUESTS:
-        out = np.empty((n, count), dtype=np.int64)
-        for row in out:
-            row[:] = rng.choice(pool, count, replace=False)
-        return out
-    shuffled = pool[rng.permutation(len(pool))]
+    """(n, count) items of ``pool`` (their positions in it if ``positions``), distinct within a
+    row, each row a uniformly random subset: a contiguous window of one fresh permutation of
+    the pool, at a random start per row (marginally uniform, O(pool + n count))."""
+    order = rng.permutation(len(pool))
+    shuffled = order if positions else pool[order]
     extended = np.concatenate([shuffled, shuffled[:count]])
     start = rng.integers(0, len(pool), n)
     # Row s of the windows view is extended[s : s + count]: one gather of whole windows,

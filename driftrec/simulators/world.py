@@ -33,7 +33,15 @@ from driftrec.simulators.logged import LoggedInteractions, LoggingPolicy, log_in
 from driftrec.simulators.population import ActivitySampler, ItemCatalogue, UserPopulation
 from driftrec.simulators.probes import ProbeSet, probe_set
 from driftrec.simulators.regimes import RegimeSchedule
-from driftrec.simulators.requests import Requests, Response, at_slots, lean, slot_values
+from driftrec.simulators.requests import (
+    Requests,
+    Response,
+    at_slots,
+    item_rows,
+    lean,
+    slot_items,
+    slot_values,
+)
 from driftrec.simulators.retrieval import PooledRetrieval, Retrieval
 from driftrec.simulators.streams import SeedLike, Streams, check_seed
 from driftrec.validation import check_flag, check_integer
@@ -162,15 +170,21 @@ class World:
         """Retrieve candidates for ``users`` (n,) and score them with the true utilities."""
         rng = self.rng["requests"] if rng is None else rng
         users = np.array(users, dtype=np.int64)  # a copy: callers may reuse their array
-        candidates = self.retrieval.retrieve(len(users), self.clock, rng)
-        topics = self.items.topic.take(candidates)
+        indexed = getattr(self.retrieval, "retrieve_indexed", None)
+        index: tuple[np.ndarray, np.ndarray] | None = None
+        if indexed is None:  # any Retrieval will do; PooledRetrieval indexes large catalogues
+            candidates = self.retrieval.retrieve(len(users), self.clock, rng)
+        else:
+            candidates, index = indexed(len(users), self.clock, rng)
+        topics = item_rows(self.items.topic, candidates, index)
         return Requests(
             t=self.clock,
             users=users,
             candidates=candidates,
-            utilities=self._utilities(users, candidates, topics if with_boredom else None),
-            values=self._values(candidates),
+            utilities=self._utilities(users, candidates, topics if with_boredom else None, index),
+            values=self._values(candidates, index),
             topics=topics,
+            index=index,
         )
 
     def rescore(self, requests: Requests) -> Requests:
@@ -194,14 +208,19 @@ class World:
         topics = self.items.topic.take(candidates) if with_boredom else None
         return self._utilities(users, candidates, topics)
 
-    def _values(self, candidates: np.ndarray) -> np.ndarray | None:
+    def _values(
+        self, candidates: np.ndarray, index: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> np.ndarray | None:
         if self.config.reward != "engagement":
             return None
-        values: np.ndarray = self.items.engagement.take(candidates)
-        return values
+        return item_rows(self.items.engagement, candidates, index)
 
     def _utilities(
-        self, users: np.ndarray, candidates: np.ndarray, topics: np.ndarray | None
+        self,
+        users: np.ndarray,
+        candidates: np.ndarray,
+        topics: np.ndarray | None,
+        index: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> np.ndarray:
         items = self.items
         if lean(len(users)):
@@ -213,6 +232,8 @@ class World:
         theta = theta[:, :, None]  # (n, d, 1)
         phi = items.phi
         n, c = candidates.shape
+        if index is not None:  # the latent vectors of the batch's distinct items, once each
+            phi, candidates = phi.take(index[0], axis=0), index[1]
         rows = max(1, UTILITY_CHUNK_BYTES // max(1, c * phi.shape[1] * phi.itemsize))
         if n <= rows:  # one chunk (every single request)
             util: np.ndarray = np.matmul(phi.take(candidates, axis=0), theta)[:, :, 0]
@@ -226,15 +247,16 @@ class World:
                 chunk = slice(start, start + rows)
                 block = phi.take(candidates[chunk], axis=0)
                 np.matmul(block, theta[chunk], out=util[chunk, :, None])
-        util += items.quality.take(candidates)
+        quality = items.quality if index is None else items.quality.take(index[0])
+        util += quality.take(candidates)  # (positions in the batch's items, with an index)
         if topics is not None:
             # The users' boredom rows first (n of them), then each row's entries by topic: in a
             # large population the per-candidate lookups then read n compact rows, not rows
             # scattered over the whole table (and its pages).
-            rows = self.users.boredom.take(users, axis=0)
-            num_topics = rows.shape[1]
+            boredom = self.users.boredom.take(users, axis=0)
+            num_topics = boredom.shape[1]
             flat = np.arange(0, n * num_topics, num_topics)[:, None] + topics
-            util -= rows.ravel().take(flat)
+            util -= boredom.ravel().take(flat)
         return util
 
     def _one_utility_row(
@@ -263,7 +285,7 @@ class World:
             "user_features": self.users.features.take(users, axis=0),
             "history": self.users.history.take(users, axis=0),
             "candidate_ids": cands,
-            "candidate_features": self.items.features.take(cands, axis=0),
+            "candidate_features": item_rows(self.items.features, cands, requests.index),
             "candidate_topics": requests.topics,
         }
 
@@ -323,7 +345,7 @@ class World:
         true_slot = sample_slots(probs, self.rng["responses"])
 
         clicked = true_slot >= 0
-        true_item = _slot_items(requests, slates, true_slot)
+        true_item = slot_items(requests, slates, true_slot)
         self._consume(requests.users, true_item, clicked)
         if cfg.monotony_boredom:
             tire(self.users.boredom, requests, slates, cfg.monotony_boredom)
@@ -335,7 +357,7 @@ class World:
             )
         # Without click noise the observed click is the true one: the same items.
         observed_item = (
-            true_item if observed is true_slot else _slot_items(requests, slates, observed)
+            true_item if observed is true_slot else slot_items(requests, slates, observed)
         )
         if cfg.reward == "click":
             reward = (observed >= 0).astype(np.float32)
@@ -422,17 +444,3 @@ class World:
     ) -> LoggedInteractions:
         """:func:`driftrec.simulators.logged.log_interactions` of this world."""
         return log_interactions(self, n, policy, temperature)
-
-
-def _slot_items(requests: Requests, slates: np.ndarray, slot: np.ndarray) -> np.ndarray:
-    """(n,) item id in each row's ``slot`` of its slate (-1 where ``slot`` is -1; an empty
-    slot reads the first candidate, as click noise may report one)."""
-    if lean(len(slot)):  # one row: the same lookups on Python ints
-        chosen = int(slot[0])
-        if chosen >= 0:
-            chosen = int(requests.candidates[0, max(int(slates[0, chosen]), 0)])
-        return np.array([chosen], dtype=np.int64)
-    position = at_slots(slates, slot[:, None])
-    chosen_items = at_slots(requests.candidates, position)[:, 0]
-    items: np.ndarray = np.where(slot >= 0, chosen_items, -1)
-    return items

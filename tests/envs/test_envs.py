@@ -268,3 +268,36 @@ def test_repeats_become_empty_slots_exactly_as_specified():
                 row[j] = -1
             seen.add(position)
     np.testing.assert_array_equal(action_to_slates(actions, 500, config), expected)
+
+
+@pytest.mark.parametrize(
+    ("scenario", "kwargs"),
+    [
+        ("catalog_churn", dict(num_users=400, num_items=600, every=300, fraction=0.2)),
+        ("monotony", dict(num_users=400, num_items=600, reward="engagement")),
+    ],
+    ids=["catalog_churn", "monotony-engagement"],
+)
+def test_large_catalogues_gather_item_rows_through_the_batch_index_to_the_same_numbers(
+    scenario, kwargs, monkeypatch
+):
+    # From COMPACT_ITEMS live items on, a batch's item rows are read once per distinct item
+    # and the candidates' from that copy: the same observations, rewards, infos and world.
+    import driftrec.simulators.retrieval as retrieval
+
+    def trajectory(compact_from):
+        monkeypatch.setattr(retrieval, "COMPACT_ITEMS", compact_from)
+        env = RecDriftVectorEnv(32, scenario, **kwargs)
+        obs, _ = env.reset(seed=5)
+        assert (env.pending_requests().index is not None) == (compact_from == 0)
+        rng = np.random.default_rng(2)
+        c, k = env.config.num_candidates, env.config.slate_size
+        out = [obs]
+        for _ in range(40):
+            out.append(env.step(rng.integers(0, c, (32, k))))
+            out.append(env.oracle_scores())
+        world = env.world
+        out.append((world.users.boredom, world.users.history, world.retrieval.popularity_ref))
+        return out
+
+    assert_same_tree(trajectory(0), trajectory(10**9))
