@@ -42,7 +42,7 @@ from driftrec.simulators.requests import (
     slot_items,
     slot_values,
 )
-from driftrec.simulators.retrieval import PooledRetrieval, Retrieval
+from driftrec.simulators.retrieval import PooledRetrieval, Retrieval, sorted_unique
 from driftrec.simulators.streams import SeedLike, Streams, check_seed
 from driftrec.validation import check_flag, check_integer
 
@@ -389,7 +389,7 @@ class World:
     def churn(self, users: np.ndarray) -> None:
         """Users ``users`` leave for good."""
         users = np.asarray(users, dtype=np.int64)
-        users = np.unique(users[self.users.alive[users]])
+        users = sorted_unique(users[self.users.alive[users]])
         if len(users):
             self.activity.churned(users)
             self.users.alive[users] = False

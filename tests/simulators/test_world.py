@@ -256,3 +256,13 @@ def test_a_request_taking_most_of_a_pool_takes_a_uniform_permutation_of_it():
     distinct = [code for code in ordered if len({code // 16, code // 4 % 4, code % 4}) == 3]
     assert triples[[c for c in ordered if c not in distinct]].sum() == 0
     assert_uniform(triples[distinct], "ordered triples of a pool of 4")
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 7, 300, 9_000])
+def test_sorted_unique_is_numpys_unique(n):
+    from driftrec.simulators.retrieval import sorted_unique
+
+    values = np.random.default_rng(n).integers(0, 40 if n < 100 else 50_000, n)
+    got, want = sorted_unique(values), np.unique(values)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
