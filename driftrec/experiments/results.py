@@ -7,8 +7,9 @@ what the report builds from them: Parquet tables, PNG figures, ``report.html`` a
 skipped. A different spec in an existing directory is refused, so results never mix.
 
 Cell files carry the format of what a cell measures (``cells/FORMAT``, :data:`CELL_FORMAT`).
-Cells written by a driftrec whose cells measured less (an older format) cannot be summarised
-with the rest: on resuming, they are moved aside to ``cells.format-<n>/`` and run again.
+Cells written by an older driftrec (an older format: cells that measured less, or numbers the
+world no longer produces) cannot be summarised with the rest: on resuming, they are moved
+aside to ``cells.format-<n>/`` and run again.
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ __all__ = ["ResultsDir"]
 SPEC_FILE = "spec.yaml"
 CELLS = "cells"
 FORMAT_FILE = "FORMAT"
-CELL_FORMAT = 2
-"""The format of cell files: 2 added session return and length (``CellResult.sessions``);
-1 (no ``FORMAT`` file) is everything before."""
+CELL_FORMAT = 3
+"""The format of cell files: 3 is the world of CHANGELOG's issue-9 entry (another stream for
+batches of up to four requests, other last bits of every reward), whose numbers a format-2 cell
+does not reproduce; 2 added session return and length (``CellResult.sessions``); 1 (no
+``FORMAT`` file) is everything before."""
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -119,8 +122,8 @@ class ResultsDir:
         self.cells_dir.rename(aside)
         warnings.warn(
             f"{count} cell(s) in {self.root} were written by an older driftrec (cell format "
-            f"{found}, now {CELL_FORMAT}) and measure less than a report needs: moved to {aside} "
-            "and run again",
+            f"{found}, now {CELL_FORMAT}: they measure less, or numbers this world no longer "
+            f"produces): moved to {aside} and run again",
             UserWarning,
             stacklevel=3,
         )
