@@ -144,6 +144,10 @@ def _top_k_values(scores: np.ndarray, k: int) -> np.ndarray:
     return np.sort(scores, axis=1)[:, : -k - 1 : -1]
 
 
+def _first(rows: np.ndarray | None) -> np.ndarray | None:
+    return None if rows is None else rows[0]
+
+
 def _gather(values: np.ndarray | None, slate: np.ndarray) -> np.ndarray | None:
     if values is None:
         return None
@@ -174,24 +178,27 @@ class MultinomialLogitChoice:
     """(k,) additive bias per slot, non-increasing."""
     _shift: np.ndarray = field(init=False, repr=False, compare=False)
     """(k,) float64 ``position_bias - no_click_utility``: what a slot adds to its utility."""
+    _shift32: np.ndarray = field(init=False, repr=False, compare=False)
+    """``_shift`` in float32, for the float32 exponential."""
 
     def __post_init__(self) -> None:
         shift = np.asarray(self.position_bias, dtype=np.float64) - self.no_click_utility
         object.__setattr__(self, "_shift", shift)
+        object.__setattr__(self, "_shift32", shift.astype(np.float32))
 
     def _weights(self, slate_utilities: np.ndarray) -> np.ndarray:
         """(n, k) float64 exp(s_j + b_j - s_0). Float32 utilities of a large batch take the
         exponential in float32 (NumPy's vectorised float32 exp is several times faster than
         float64's; its error of a few 1e-7, relative, is that of the float32 utilities
         themselves), unless a logit reaches :data:`EXP32_MAX`; anything else is float64."""
-        shift = self._shift[: slate_utilities.shape[1]]
+        k = slate_utilities.shape[1]
         if slate_utilities.dtype == np.float32 and len(slate_utilities) >= EXP32_ROWS:
-            logits = np.add(slate_utilities, shift.astype(np.float32))
+            logits = np.add(slate_utilities, self._shift32[:k])
             if logits.max() < EXP32_MAX:
                 np.exp(logits, out=logits)
                 return logits.astype(np.float64)
         # Widening inside the add is the same as astype(float64) first, one pass fewer.
-        weights = np.add(slate_utilities, shift, dtype=np.float64)
+        weights = np.add(slate_utilities, self._shift[:k], dtype=np.float64)
         np.exp(weights, out=weights)
         return weights
 
@@ -199,7 +206,7 @@ class MultinomialLogitChoice:
         self, slate_utilities: np.ndarray, shown: np.ndarray | None = None
     ) -> np.ndarray:
         if lean(len(slate_utilities)):
-            return self._one_row(slate_utilities, shown)
+            return np.array([self._row_probabilities(slate_utilities[0], _first(shown))])
         # The rest runs in place on the one (n, k) array of weights.
         weights = self._weights(slate_utilities)
         if shown is not None:
@@ -209,18 +216,15 @@ class MultinomialLogitChoice:
         weights /= total[:, None]
         return weights
 
-    def _one_row(self, slate_utilities: np.ndarray, shown: np.ndarray | None) -> np.ndarray:
-        """``slot_probabilities`` of one row: the same float64 exponentials, then the same
-        zeroing, sum (slot by slot, as :func:`row_sums`), ``+ 1`` and divisions on Python
-        floats instead of NumPy calls on arrays of one row (the same numbers, to the bit)."""
-        return np.array([self._row_probabilities(slate_utilities[0], shown)])
-
     def _row_probabilities(self, slate_utilities: np.ndarray, shown: np.ndarray | None) -> list:
-        """The probabilities of one row (k,) as Python floats (see :meth:`_one_row`)."""
+        """``slot_probabilities`` of one row (k,) as Python floats: the same float64
+        exponentials, then the same zeroing, sum (slot by slot, as :func:`row_sums`), ``+ 1``
+        and divisions on Python floats instead of NumPy calls on arrays of one row (the same
+        numbers, to the bit)."""
         shift = self._shift[: len(slate_utilities)]
         weights = np.exp(np.add(slate_utilities, shift, dtype=np.float64)).tolist()
         if shown is not None:
-            weights = [w if s else 0.0 for w, s in zip(weights, shown[0].tolist(), strict=True)]
+            weights = [w if s else 0.0 for w, s in zip(weights, shown.tolist(), strict=True)]
         total = sum(weights) + 1.0
         return [w / total for w in weights]
 
@@ -228,7 +232,7 @@ class MultinomialLogitChoice:
         """The oracle's expected reward alone (see :func:`oracle_value`)."""
         if values is None and lean(len(utilities)):
             # One row: the same sorted values, probabilities and sum, on Python floats.
-            top = np.sort(utilities[0])[: -self.slate_size - 1 : -1]
+            top = _top_k_values(utilities, self.slate_size)[0]
             return np.array([sum(self._row_probabilities(top, None))])
         return oracle_value(self, utilities, values)
 
