@@ -48,7 +48,7 @@ from timing import Round, timed_rounds  # noqa: E402
 
 from driftrec.envs import RecDriftEnv, RecDriftVectorEnv  # noqa: E402
 from driftrec.simulators import World  # noqa: E402
-from driftrec.simulators.world import UTILITY_CHUNK_BYTES  # noqa: E402
+from driftrec.simulators.world import utility_chunk_rows  # noqa: E402
 
 BATCH_SIZES = (1024, 4096)
 INDEX_BATCHES = 4
@@ -192,8 +192,7 @@ def gather_bound(
     topic = world.items.topic
     phi = world.items.phi
     num_topics = world.users.boredom.shape[1]
-    c = world.config.num_candidates
-    rows = max(1, UTILITY_CHUNK_BYTES // (c * phi.shape[1] * phi.itemsize))
+    rows = utility_chunk_rows(world.config.num_candidates, phi)
 
     def one_step(users: np.ndarray, candidates: np.ndarray) -> None:
         topics = topic  # replaced by the candidates' topics, gathered before the boredom

@@ -2,9 +2,9 @@
 of parts (as RecSim assembles an environment from a user model, a document sampler and a choice
 model): the users and items (``population``), who requests (``ActivitySampler``), candidate
 retrieval (``retrieval``), the choice model (``choice``), what serving does to the users
-(``consumption``: boredom, histories), drift processes (``drift``), the regime
-schedule (``regimes``) and the random streams (``streams``). Probe sets (``probes``) and logged
-data (``logged``) are functions of a world in their own modules.
+(``consumption``: boredom, histories), drift processes (``drift``), the regime schedule
+(``regimes``) and the random streams (``streams``). Probe sets (``probes``) and logged data
+(``logged``) are functions of a world in their own modules.
 
 The world clock ``t`` counts recommendation requests served. A batch of ``n`` requests is served
 at clocks ``t .. t+n-1`` against the state at ``t``; afterwards the clock moves to ``t+n`` and
@@ -52,6 +52,11 @@ __all__ = ["LoggedInteractions", "ProbeSet", "Requests", "Response", "World", "c
 UTILITY_CHUNK_BYTES = 1 << 21
 """Bytes of candidate latent vectors gathered at once when scoring a batch (measured best at
 1-2 MiB, the size of a core's L2 cache, on the machines we run; see ``World._utilities``)."""
+
+
+def utility_chunk_rows(num_candidates: int, phi: np.ndarray) -> int:
+    """Requests whose candidates' latent vectors make one chunk of :data:`UTILITY_CHUNK_BYTES`."""
+    return max(1, UTILITY_CHUNK_BYTES // max(1, num_candidates * phi.shape[1] * phi.itemsize))
 
 
 class World:
@@ -230,25 +235,24 @@ class World:
         theta = self.users.theta.take(users, axis=0)
         theta *= self.config.affinity_scale
         theta = theta[:, :, None]  # (n, d, 1)
-        phi = items.phi
         n, c = candidates.shape
-        if index is not None:  # the latent vectors of the batch's distinct items, once each
-            phi, candidates = phi.take(index[0], axis=0), index[1]
-        rows = max(1, UTILITY_CHUNK_BYTES // max(1, c * phi.shape[1] * phi.itemsize))
+        # With an index: the batch's distinct items' latent vectors, once each, by position.
+        phi, positions = items.phi, candidates
+        if index is not None:
+            phi, positions = phi.take(index[0], axis=0), index[1]
+        rows = utility_chunk_rows(c, phi)
         if n <= rows:  # one chunk (every single request)
-            util: np.ndarray = np.matmul(phi.take(candidates, axis=0), theta)[:, :, 0]
+            util: np.ndarray = np.matmul(phi.take(positions, axis=0), theta)[:, :, 0]
         else:
-            # The (n, C, d) gather of the candidates' latent vectors is the step's largest
-            # array (26 MB at n=4096, C=100, d=16): gathered whole, it is written out to memory
-            # and read back by the product. In chunks of rows it stays in the cache. Each row's
-            # product is computed alone either way: the result does not depend on the chunks.
+            # The (n, C, d) gather of the latent vectors (26 MB at n=4096, C=100, d=16), whole,
+            # is written out to memory and read back by the product; in chunks of rows it stays
+            # in the cache. Each row's product is computed alone: the chunks change nothing.
             util = np.empty((n, c), dtype=np.result_type(phi, theta))
             for start in range(0, n, rows):
                 chunk = slice(start, start + rows)
-                block = phi.take(candidates[chunk], axis=0)
+                block = phi.take(positions[chunk], axis=0)
                 np.matmul(block, theta[chunk], out=util[chunk, :, None])
-        quality = items.quality if index is None else items.quality.take(index[0])
-        util += quality.take(candidates)  # (positions in the batch's items, with an index)
+        util += item_rows(items.quality, candidates, index)
         if topics is not None:
             # The users' boredom rows first (n of them), then each row's entries by topic: in a
             # large population the per-candidate lookups then read n compact rows, not rows
