@@ -121,7 +121,7 @@ class TopKReinforceAgent(RLAgentBase):
             sizes,
             model=model,
             model_params=model_params,
-            config=config or self.default_config,
+            config=config,
             seed=seed,
             device=device,
         )

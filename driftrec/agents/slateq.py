@@ -147,7 +147,7 @@ class SlateQAgent(RLAgentBase):
             sizes,
             model=model,
             model_params=model_params,
-            config=config or self.default_config,
+            config=config,
             seed=seed,
             device=device,
         )

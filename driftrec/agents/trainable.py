@@ -171,7 +171,7 @@ class RLAgentBase(AgentBase):
         sizes: the task's sizes.
         model: name of the model family (``driftrec.agents.MODELS``).
         model_params: the models' parameters.
-        config: learning rate, optimiser and batch size.
+        config: learning rate, optimiser and batch size (None: the class's ``default_config``).
         seed: seeds the models' initial values and the agent's random stream.
         device: ``"cpu"`` or ``"cuda"``.
     """
@@ -190,7 +190,7 @@ class RLAgentBase(AgentBase):
         *,
         model: str,
         model_params: Mapping[str, Any] | None,
-        config: RLConfig,
+        config: RLConfig | None,
         seed: int,
         device: str | torch.device,
     ) -> None:
@@ -201,7 +201,7 @@ class RLAgentBase(AgentBase):
         self.sizes = sizes
         self.model_name = model
         self.model_params = dict(model_params or {})
-        self.config = config
+        self.config = self.default_config if config is None else config
         self.seed = check_integer("seed", seed, minimum=0)
         self.device = check_device(device)
         self.gradient_steps = 0
