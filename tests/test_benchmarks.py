@@ -1,11 +1,25 @@
 """The benchmarks keep running (figures are printed, never asserted: speed is not a test)."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
 
 
 @pytest.mark.slow
-def test_env_throughput_benchmark_runs(run_script):
-    out = run_script("benchmarks/env_throughput.py", "--quick")
+def test_env_throughput_benchmark_runs():
+    out = run("benchmarks/env_throughput.py", "--quick")
     for row in ("single env (C=100, k=10)", "single env (C=10, k=2)", "batched env, B=1024"):
         assert row in out
     assert "batched env, B=4096" in out and "gather-only bound, B=4096" in out
@@ -13,14 +27,14 @@ def test_env_throughput_benchmark_runs(run_script):
 
 
 @pytest.mark.slow
-def test_agent_throughput_benchmark_runs(run_script):
-    out = run_script("benchmarks/agent_throughput.py", "--models", "mf", "--seconds", "0.2")
+def test_agent_throughput_benchmark_runs():
+    out = run("benchmarks/agent_throughput.py", "--models", "mf", "--seconds", "0.2")
     assert "mf" in out and "end_to_end" in out
 
 
 @pytest.mark.slow
-def test_world_scaling_benchmark_runs(run_script):
-    out = run_script("benchmarks/world_scaling.py", "--quick")
+def test_world_scaling_benchmark_runs():
+    out = run("benchmarks/world_scaling.py", "--quick")
     header, *rows = out.splitlines()[1:4]
     assert header.split()[:3] == ["users", "items", "build"] and "x smallest" in header
     # one row per (tiny) size, each measured in its own process; the smallest is the unit

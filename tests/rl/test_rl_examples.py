@@ -2,13 +2,26 @@
 never asserted: learning to 0.65 takes 100k steps, and speed is not a test)."""
 
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
 
 @pytest.mark.slow
-def test_sb3_ppo_example_prints_a_figure_per_iteration(run_script):
-    out = run_script("examples/sb3_ppo.py", "--steps", "4096", "--quiet")
+def test_sb3_ppo_example_prints_a_figure_per_iteration():
+    out = run("examples/sb3_ppo.py", "--steps", "4096", "--quiet")
     rows = re.findall(r"iteration +(\d+) +steps +([\d,]+) +normalised reward (\d\.\d{3})", out)
     # 32 sessions x 16 steps = 512 requests per iteration
     assert [int(i) for i, _, _ in rows] == list(range(1, 9))
@@ -19,8 +32,8 @@ def test_sb3_ppo_example_prints_a_figure_per_iteration(run_script):
 
 
 @pytest.mark.slow
-def test_rl_throughput_benchmark_runs(run_script):
-    out = run_script("benchmarks/rl_throughput.py", "--quick")
+def test_rl_throughput_benchmark_runs():
+    out = run("benchmarks/rl_throughput.py", "--quick")
     for row in ("rollouts: SB3VecEnv, N=4", "training: DummyVecEnv of 4 envs"):
         assert row in out
     assert re.search(r"batched / separate at N=4: rollouts [\d.]+x, training [\d.]+x", out)
