@@ -40,3 +40,13 @@ def test_world_scaling_benchmark_runs():
     # one row per (tiny) size, each measured in its own process; the smallest is the unit
     assert [row.split()[:2] for row in rows] == [["1,000", "500"], ["3,000", "1,500"]]
     assert rows[0].split()[-1] == "1.00"
+
+
+@pytest.mark.slow
+def test_single_step_floor_benchmark_runs():
+    out = run("benchmarks/single_step_floor.py", "--quick")
+    # both sizes, each checked against the world's own numbers before it is timed
+    assert out.count("(checked: the floor's utilities") == 2
+    for row in ("part: next user and candidates", "floor step, whole", "RecDriftEnv.step"):
+        assert out.count(row) == 2
+    assert "target 15,000 steps/s" in out and "target 20,000 steps/s" in out
