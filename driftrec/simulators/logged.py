@@ -35,14 +35,16 @@ def log_interactions(
         policy: ``"uniform"`` (uniformly random slates), ``"softmax"`` (Plackett-Luce over the
             true utilities / temperature, a noisy production ranker) or a callable that maps
             an observation batch to scores (n, C) used the same way.
-        temperature: softness of the Plackett-Luce logging policy (> 0).
+        temperature: softness of the Plackett-Luce logging policy (at least 1e-6; near it,
+            nearly greedy).
 
     Returns:
         The observations, slates and their propensities (probability of the whole ordered
         slate under the logging policy), observed clicks and rewards.
     """
     n = check_integer("n", n, minimum=1)
-    temperature = check_real("temperature", temperature, low=0.0, low_open=True)
+    # Below 1e-6 the scores (utilities of up to a few hundred) divided by it could overflow.
+    temperature = check_real("temperature", temperature, low=1e-6)
     if not (policy in ("uniform", "softmax") or callable(policy)):
         raise ValueError(
             f"unknown logging policy {policy!r}; use 'uniform', 'softmax' or a callable"
@@ -56,17 +58,20 @@ def log_interactions(
         scores = requests.utilities / temperature
     elif callable(policy):
         scores = np.asarray(policy(observation), dtype=np.float64) / temperature
+        if scores.shape != requests.utilities.shape:
+            raise ValueError(
+                f"a logging policy must return scores of shape (n, C) = "
+                f"{requests.utilities.shape}, got {scores.shape}"
+            )
+        if not np.isfinite(scores).all():
+            raise ValueError(
+                f"the logging policy's scores / temperature ({temperature}) hold NaN or inf: "
+                "every candidate needs a finite score"
+            )
     k = world.config.slate_size
     gumbel = scores - np.log(-np.log(rng.random(scores.shape)))
     slates = np.argsort(-gumbel, axis=1)[:, :k]
-    chosen = np.take_along_axis(scores, slates, axis=1)
-    shifted = scores - scores.max(axis=1, keepdims=True)
-    total = np.exp(shifted).sum(axis=1, keepdims=True)
-    exp_chosen = np.exp(chosen - scores.max(axis=1, keepdims=True))
-    remaining = total - np.concatenate(
-        [np.zeros((n, 1)), np.cumsum(exp_chosen, axis=1)[:, :-1]], axis=1
-    )
-    propensity = np.prod(exp_chosen / remaining, axis=1)
+    propensity = slate_propensity(scores, slates)
     probs = world.slot_probabilities(requests, slates)
     slot = sample_slots(probs, rng)
     rows = np.arange(n)
@@ -83,6 +88,27 @@ def log_interactions(
         reward=reward,
         expected_reward=expected_reward(probs, slot_values(requests, slates)),
     )
+
+
+def slate_propensity(scores: np.ndarray, slates: np.ndarray) -> np.ndarray:
+    """(n,) probability of each ordered slate (n, k) under sampling without replacement from
+    softmax(scores) (n, C): the product over slots of exp(s_chosen) / sum of exp(s) over the
+    candidates still available. Each slot's normaliser is summed over the available candidates
+    themselves, after subtracting their largest score, in logs: no cancellation when one
+    candidate holds nearly all the mass (a low temperature), where subtracting the chosen
+    candidates from the total would leave 0 / 0."""
+    n, k = slates.shape
+    rows = np.arange(n)
+    available = np.ones(scores.shape, dtype=bool)
+    log_p = np.zeros(n)
+    for j in range(k):
+        masked = np.where(available, scores, -np.inf)
+        top = masked.max(axis=1)
+        log_norm = np.log(np.exp(masked - top[:, None]).sum(axis=1)) + top
+        log_p += scores[rows, slates[:, j]] - log_norm
+        available[rows, slates[:, j]] = False
+    propensity: np.ndarray = np.exp(log_p)
+    return propensity
 
 
 @dataclass

@@ -186,10 +186,13 @@ class PooledRetrieval:
         self._live = live
         self._is_live[:] = False
         self._is_live[live] = True
-        n_rand = self._counts[2]
+        n_pop, n_fresh, n_rand = self._counts
         popular = min(cfg.popular_pool, len(live))
-        rest = len(live) - popular - min(cfg.fresh_pool, len(live) - popular)
-        self._uniform = rest < n_rand  # tiny catalogues: one uniform pool of all live items
+        fresh = min(cfg.fresh_pool, len(live) - popular)
+        rest = len(live) - popular - fresh
+        # Tiny catalogues, where a pool holds fewer items than its share of a request: one
+        # uniform pool of all live items.
+        self._uniform = popular < n_pop or fresh < n_fresh or rest < n_rand
         self._pooled[:] = False
         self._rest = None
         self._rows = None
@@ -365,10 +368,13 @@ def sorted_unique(values: np.ndarray) -> np.ndarray:
 
 
 def _pool_counts(cfg: WorldConfig) -> tuple[int, int, int]:
-    """Candidates per request from the popular, fresh and random pools."""
-    n_pop = min(round(cfg.num_candidates * cfg.popular_fraction), cfg.popular_pool)
-    n_fresh = min(round(cfg.num_candidates * cfg.fresh_fraction), cfg.fresh_pool)
-    return n_pop, n_fresh, cfg.num_candidates - n_pop - n_fresh
+    """Candidates per request from the popular, fresh and random pools: each share rounded,
+    never more than its pool, and never more in all than ``num_candidates`` (two shares that
+    sum to 1 may both round up: the fresh one gives way)."""
+    c = cfg.num_candidates
+    n_pop = min(round(c * cfg.popular_fraction), cfg.popular_pool)
+    n_fresh = min(round(c * cfg.fresh_fraction), cfg.fresh_pool, c - n_pop)
+    return n_pop, n_fresh, c - n_pop - n_fresh
 
 
 def _distinct_from_small(

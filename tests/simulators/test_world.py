@@ -1,5 +1,6 @@
 """The world: seeding, sessions, probes, logged data, configuration errors."""
 
+import itertools
 import math
 import pickle
 
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 from driftrec.simulators import SessionBatch, World, WorldConfig, build_world
+from driftrec.simulators.logged import slate_propensity
 
 SMALL = dict(num_users=400, num_items=500, num_candidates=20, slate_size=4)
 
@@ -149,6 +151,27 @@ def test_softmax_logging_propensities_match_empirical_frequencies():
     assert np.all(np.abs(freq - p) < 4.5 * sigma)
 
 
+@pytest.mark.parametrize("temperature", [1.0, 1e-2, 1e-6])
+def test_slate_propensities_are_a_distribution_over_ordered_slates_at_any_temperature(
+    temperature,
+):
+    """Every ordered slate of a row, enumerated: the propensities sum to 1 and the greedy
+    slate takes nearly all of it when the temperature is low (where subtracting chosen mass
+    from the total used to leave 0 / 0 = NaN)."""
+    utilities = np.random.default_rng(0).normal(0.0, 3.0, (4, 6))
+    slates = np.array(list(itertools.permutations(range(6), 3)))  # all 120 ordered slates
+    for row in utilities / temperature:
+        p = slate_propensity(np.broadcast_to(row, (len(slates), 6)), slates)
+        assert np.isfinite(p).all() and (p >= 0).all()
+        assert p.sum() == pytest.approx(1.0, rel=1e-9)
+        greedy = tuple(np.argsort(-row)[:3])
+        if temperature <= 1e-2:
+            assert p[slates.tolist().index(list(greedy))] > 0.99
+    world = build_world("stationary", seed=0, **SMALL)
+    log = world.log_interactions(300, "softmax", temperature=1e-6)
+    assert np.isfinite(log.propensity).all() and (log.propensity > 0.99).all()
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -188,6 +211,32 @@ def test_candidates_are_distinct_live_items_from_every_pool(n):
     popular, fresh, rest = (pool for pool, _ in world.retrieval.pools(world.clock))
     for pool, share in ((popular, 20), (fresh, 10), (rest, 70)):
         assert (np.isin(cands, pool).sum(axis=1) == share).all()
+
+
+@pytest.mark.parametrize(
+    "shares",
+    [
+        dict(num_candidates=7, popular_fraction=0.5, fresh_fraction=0.5),  # both round up
+        dict(num_candidates=3, popular_fraction=0.5, fresh_fraction=0.5),
+        dict(num_items=300, popular_fraction=0.2, fresh_fraction=0.8),  # fresh pool too small
+        dict(num_items=300, popular_fraction=0.0, fresh_fraction=1.0),
+        dict(num_candidates=200, popular_fraction=1.0, fresh_fraction=0.0),  # every live item
+    ],
+)
+@pytest.mark.parametrize("n", [1, 64])
+def test_any_valid_pool_shares_give_full_rows_of_distinct_live_candidates(shares, n):
+    """Shares that sum to 1, or ask a pool for more than it holds, are valid settings: every
+    request still gets num_candidates distinct live items, through a long run."""
+    params = {"num_users": 200, "num_items": 400, "slate_size": 1, **shares}
+    world = build_world("catalog_churn", seed=0, every=20 * n, **params)  # churns 3 times
+    c = world.config.num_candidates
+    sessions = SessionBatch(world, n)
+    for _ in range(60):
+        cands = sessions.requests.candidates
+        assert cands.shape == (n, c)
+        assert all(len(set(row)) == c for row in cands.tolist())
+        assert world.items.available(world.clock)[cands].all()
+        sessions.serve(np.zeros((n, 1), dtype=np.int64))
 
 
 def test_utilities_scored_in_chunks_equal_the_whole_batch_to_the_bit(monkeypatch):
