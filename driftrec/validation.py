@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "MAX_TIME",
     "check_choice",
     "check_flag",
     "check_fraction",
@@ -27,7 +28,13 @@ __all__ = [
     "check_optional_integer",
     "check_real",
     "check_real_tuple",
+    "check_time",
 ]
+
+MAX_TIME = 10**15
+"""The latest clock a world reaches or a parameter names (a thousand million million requests,
+31 years at a million per second): far beyond any run, and small enough that sums of times stay
+exact in int64 and float64 alike."""
 
 
 def _describe(value: Any) -> str:
@@ -116,6 +123,23 @@ def check_integer(
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
     if maximum is not None and value > maximum:
         raise ValueError(f"{name} must be an integer <= {maximum}, got {value}")
+    return value
+
+
+def check_time(name: str, value: Any, *, minimum: int = 1) -> int:
+    """A clock or a duration in requests: an integer in ``[minimum, MAX_TIME]``.
+
+    Example:
+        >>> check_time("start", 10**30)
+        Traceback (most recent call last):
+        ...
+        ValueError: start is a time in requests and must be at most 10**15, got 1e+30
+    """
+    value = check_integer(name, value, minimum=minimum)
+    if value > MAX_TIME:
+        raise ValueError(
+            f"{name} is a time in requests and must be at most 10**15, got {float(value):.3g}"
+        )
     return value
 
 

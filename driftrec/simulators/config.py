@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from driftrec.validation import check_choice, check_integer, check_real
+from driftrec.validation import check_choice, check_integer, check_real, check_time
 
 CHOICE_MODELS = ("mnl", "cascade")
 REWARDS = ("click", "engagement")
@@ -33,11 +33,14 @@ _INTEGER_FIELDS = frozenset(
 )
 """Fields that are positive integers."""
 
+_TIME_FIELDS = frozenset(("arrival_horizon", "popularity_half_life"))
+"""Integer fields that are times in requests (at most ``validation.MAX_TIME``)."""
+
 _CHOICE_FIELDS = {"choice_model": CHOICE_MODELS, "reward": REWARDS}
 
 _REAL_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
-    # name: (low, high, low_open); fields not listed are finite reals >= 0. Utilities are
-    # logits: beyond +-100 every choice is already certain and exp() starts to overflow.
+    # name: (low, high, low_open). Utilities are logits: beyond +-100 every choice is already
+    # certain and exp() starts to overflow.
     "affinity_scale": (-100.0, 100.0, False),
     "no_click_utility": (-100.0, 100.0, False),
     "quality_scale": (0.0, 100.0, False),
@@ -46,7 +49,9 @@ _REAL_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "monotony_boredom": (0.0, 100.0, False),
     "engagement_sigma": (0.0, 10.0, False),
     "engagement_noise": (0.0, 10.0, False),
-    "activity_alpha": (0.0, None, True),
+    # A heavier tail than alpha = 0.1 overflows the activity draw (one user would make all
+    # the requests anyway).
+    "activity_alpha": (0.1, None, False),
     "initial_user_fraction": (0.0, 1.0, True),
     "initial_item_fraction": (0.0, 1.0, True),
     "churn_prob": (0.0, 1.0, False),
@@ -55,8 +60,13 @@ _REAL_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "fresh_fraction": (0.0, 1.0, False),
     "boredom_decay": (0.0, 1.0, True),
     "session_mean_length": (1.0, None, False),
+    # Spreads and noise around unit vectors: beyond about 10 the centres no longer matter, and
+    # far beyond, the draws overflow.
+    "cohort_spread": (0.0, 1000.0, False),
+    "topic_spread": (0.0, 1000.0, False),
+    "feature_noise": (0.0, 1000.0, False),
 }
-"""Finite real fields and their ranges."""
+"""Finite real fields and their ranges (every real field is listed)."""
 
 
 @dataclass(frozen=True)
@@ -152,12 +162,14 @@ class WorldConfig:
         # parameter grids are welcome), rejecting wrong types, NaN and infinities up front.
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name in _INTEGER_FIELDS:
+            if f.name in _TIME_FIELDS:
+                value = check_time(f.name, value)
+            elif f.name in _INTEGER_FIELDS:
                 value = check_integer(f.name, value, minimum=1)
             elif f.name in _CHOICE_FIELDS:
                 value = check_choice(f.name, value, _CHOICE_FIELDS[f.name])
             else:
-                low, high, low_open = _REAL_RANGES.get(f.name, (0.0, None, False))
+                low, high, low_open = _REAL_RANGES[f.name]
                 value = check_real(f.name, value, low=low, high=high, low_open=low_open)
             object.__setattr__(self, f.name, value)
         if self.latent_dim % 2:

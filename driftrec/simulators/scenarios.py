@@ -31,7 +31,7 @@ from driftrec.simulators.drift import (
 from driftrec.simulators.regimes import RegimeSchedule
 from driftrec.simulators.streams import SeedLike, check_seed
 from driftrec.simulators.world import World
-from driftrec.validation import check_choice, check_fraction, check_integer
+from driftrec.validation import check_choice, check_fraction, check_time
 
 __all__ = [
     "SCENARIOS",
@@ -55,7 +55,7 @@ class Scenario:
 
     def __post_init__(self) -> None:
         if self.regime_every is not None:
-            every = check_integer("regime_every", self.regime_every, minimum=1)
+            every = check_time("regime_every", self.regime_every)
             object.__setattr__(self, "regime_every", every)
 
 
@@ -125,7 +125,8 @@ def recurring(
                 "between two tastes); with mode='population' nobody's taste changes: drop "
                 "similarity or set mode='preferences'"
             )
-        return Scenario("recurring", (AlternatingPopulation(period, leak=leak or 0.0),))
+        process = AlternatingPopulation(period, leak=0.0 if leak is None else leak)
+        return Scenario("recurring", (process,))
     if leak is not None:
         raise ValueError(
             "leak applies to mode='population' only (the inactive group's remaining activity); "
@@ -149,9 +150,9 @@ def cohort_shift(
     fresh taste, ``new_cohort_fraction`` of the population, arrives at ``new_cohort_at``.
     ``target`` gives one activity multiplier per initial cohort (``num_cohorts`` values); the
     new cohort is not part of it."""
-    shift_at = check_integer("shift_at", shift_at, minimum=1)
-    shift_duration = check_integer("shift_duration", shift_duration, minimum=1)
-    new_cohort_at = check_integer("new_cohort_at", new_cohort_at, minimum=1)
+    shift_at = check_time("shift_at", shift_at)
+    shift_duration = check_time("shift_duration", shift_duration)
+    new_cohort_at = check_time("new_cohort_at", new_cohort_at)
     new_cohort_fraction = check_fraction(
         "new_cohort_fraction", new_cohort_fraction, open_above=True
     )
@@ -175,7 +176,7 @@ def catalog_churn(
     """Every ``every`` requests a ``fraction`` of the live items retire and as many new ones are
     released; at ``quality_shift_at`` the quality of ``quality_shift_fraction`` of the live items
     is redrawn. Half of the catalogue starts in reserve (``initial_item_fraction``)."""
-    quality_shift_at = check_integer("quality_shift_at", quality_shift_at, minimum=1)
+    quality_shift_at = check_time("quality_shift_at", quality_shift_at)
     quality_shift_fraction = check_fraction("quality_shift_fraction", quality_shift_fraction)
     return Scenario(
         "catalog_churn",

@@ -44,7 +44,7 @@ from driftrec.simulators.requests import (
 )
 from driftrec.simulators.retrieval import PooledRetrieval, Retrieval, sorted_unique
 from driftrec.simulators.streams import SeedLike, Streams, check_seed
-from driftrec.validation import check_flag, check_integer
+from driftrec.validation import check_flag, check_time
 
 __all__ = ["LoggedInteractions", "ProbeSet", "Requests", "Response", "World", "check_seed"]
 
@@ -110,7 +110,7 @@ class World:
         self.processes = tuple(processes)
         check_processes(config, self.processes)
         if regime_every is not None:
-            regime_every = check_integer("regime_every", regime_every, minimum=1)
+            regime_every = check_time("regime_every", regime_every)
         self.regime_every = regime_every
         self.rng = Streams.spawn() if streams is None else streams
         self.users = users
@@ -400,7 +400,7 @@ class World:
 
     def advance(self, t: int) -> tuple[DriftEvent, ...]:
         """Move the clock to ``t`` (no requests served), firing the drift scheduled up to it."""
-        t = check_integer("t", t, minimum=0)
+        t = check_time("t", t, minimum=0)
         if t < self.clock:
             raise ValueError(f"the clock only moves forward: now {self.clock}, asked for {t}")
         return self._advance(t)

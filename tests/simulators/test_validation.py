@@ -6,14 +6,16 @@ import math
 import numpy as np
 import pytest
 
-from driftrec.simulators import World, WorldConfig, build_world
+from driftrec.simulators import SessionBatch, World, WorldConfig, build_world
 from driftrec.simulators.drift import (
     AlternatingPopulation,
     CohortMixShift,
     GradualShift,
     SuddenShift,
 )
+from driftrec.simulators.drift.base import MAX_STEPS, step_times
 from driftrec.simulators.scenarios import resolve_world
+from driftrec.validation import MAX_TIME
 
 TINY = {"num_users": 300, "num_items": 300, "num_candidates": 20, "slate_size": 4}
 
@@ -38,11 +40,67 @@ def test_cohort_shift_target_has_one_value_per_initial_cohort_checked_up_front()
         ({"similarity": float("nan")}, ValueError, r"similarity must be finite"),
         ({"at": 1.5}, TypeError, r"at must be an integer, got 1.5"),
         ({"at": 0}, ValueError, r"at must be an integer >= 1"),
+        ({"at": 10**30}, ValueError, r"at is a time in requests and must be at most 10\*\*15"),
     ],
 )
 def test_bad_drift_parameters_fail_at_construction(params, error, message):
     with pytest.raises(error, match=message):
         resolve_world("sudden", **TINY, **params)
+
+
+@pytest.mark.parametrize(
+    ("scenario", "params", "message"),
+    [
+        # Each of these was accepted once and then overflowed in the middle of a run.
+        ("gradual", {"start": 10**30}, r"start is a time in requests"),
+        ("cohort_shift", {"shift_duration": 2**63}, r"shift_duration is a time in requests"),
+        ("cohort_shift", {"target": (1e308,) * 8}, r"target\[0\] must be in \[0, 1e\+06\]"),
+        ("feedback_loop", {"strength": 1e150}, r"strength must be in \[0, 1000\]"),
+        ("recurring", {"period": 10**16}, r"period is a time in requests"),
+    ],
+)
+def test_values_that_would_overflow_mid_run_fail_at_construction(scenario, params, message):
+    with pytest.raises(ValueError, match=message):
+        resolve_world(scenario, **TINY, **params)
+
+
+def test_the_largest_accepted_times_and_step_counts_run_to_the_end():
+    """At the bounds the checks admit, scheduled drift still fires on time: no int64 overflow
+    in the step schedule (MAX_TIME * MAX_STEPS would overflow) and none in the clock."""
+    start = MAX_TIME // 3
+    times = step_times(start, MAX_TIME - start, MAX_STEPS)
+    assert times.tolist() == [start + j * (MAX_TIME - start) // MAX_STEPS for j in range(10_001)]
+    for scenario, params in [
+        ("gradual", {"start": MAX_TIME - 10, "duration": 10}),
+        ("sudden", {"at": MAX_TIME}),
+        ("cohort_shift", {"shift_at": MAX_TIME - 9, "new_cohort_at": MAX_TIME}),
+    ]:
+        world = build_world(scenario, seed=0, **TINY, **params)
+        world.advance(MAX_TIME - 10)
+        assert world.advance(MAX_TIME)[-1].t == MAX_TIME
+    with pytest.raises(ValueError, match=r"t is a time in requests"):
+        world.advance(MAX_TIME + 1)
+    with pytest.raises(ValueError, match=r"steps must be an integer <= 10000"):
+        GradualShift(10, 100, steps=MAX_STEPS + 1)
+
+
+def test_the_extreme_accepted_world_settings_stay_finite():
+    """The widest spreads, heaviest activity tail and strongest feedback the checks admit give
+    finite utilities and rewards (beyond them the draws overflowed into NaN)."""
+    extremes = {"activity_alpha": 0.1, "cohort_spread": 1e3, "topic_spread": 1e3}
+    extremes |= {"feature_noise": 1e3, "arrival_horizon": MAX_TIME}
+    for scenario, params in [
+        ("stationary", extremes),
+        ("cohort_shift", {"shift_at": 10, "shift_duration": 20, "target": (1e6,) + (0.0,) * 7}),
+        ("feedback_loop", {"strength": 1e3}),
+    ]:
+        world = build_world(scenario, seed=0, **TINY, **params)
+        sessions = SessionBatch(world, 16)
+        for _ in range(30):
+            response = sessions.serve(np.zeros((16, 4), dtype=np.int64)).response
+            assert np.isfinite(response.expected_reward).all(), scenario
+            assert np.isfinite(response.oracle_expected_reward).all(), scenario
+            assert np.isfinite(sessions.requests.utilities).all(), scenario
 
 
 @pytest.mark.parametrize(
@@ -58,6 +116,11 @@ def test_bad_drift_parameters_fail_at_construction(params, error, message):
         ("num_users", 10.0, TypeError, r"num_users must be an integer, got 10.0"),
         ("num_users", True, TypeError, r"num_users must be an integer, got True"),
         ("choice_model", "probit", ValueError, r"choice_model must be one of"),
+        ("activity_alpha", 0.01, ValueError, r"activity_alpha must be in \[0.1, inf\)"),
+        ("cohort_spread", 1e308, ValueError, r"cohort_spread must be in \[0, 1000\]"),
+        ("topic_spread", 1e308, ValueError, r"topic_spread must be in \[0, 1000\]"),
+        ("feature_noise", 1e308, ValueError, r"feature_noise must be in \[0, 1000\]"),
+        ("arrival_horizon", 10**30, ValueError, r"arrival_horizon is a time in requests"),
     ],
 )
 def test_bad_world_settings_fail_at_construction(name, value, error, message):
@@ -92,6 +155,16 @@ def test_parameters_of_the_other_recurring_mode_are_errors_not_ignored():
     # each alone is fine
     resolve_world("recurring", mode="population", leak=0.1, **TINY)
     resolve_world("recurring", mode="preferences", similarity=0.5, **TINY)
+    # a falsy leak of the wrong type is not read as 0
+    for leak in ([], "", ()):
+        with pytest.raises(TypeError, match=r"leak must be a real number"):
+            resolve_world("recurring", mode="population", leak=leak, **TINY)
+
+
+def test_a_new_cohort_that_would_take_every_user_is_refused_up_front():
+    # One user: the new cohort takes at least one member, which leaves nobody at t=0.
+    with pytest.raises(ValueError, match=r"leaves nobody for the cohorts present before"):
+        resolve_world("cohort_shift", num_users=1, num_items=30, num_candidates=3, slate_size=1)
 
 
 def test_catalog_churn_without_a_reserve_is_refused():

@@ -29,7 +29,7 @@ import numpy as np
 
 from driftrec.simulators.config import WorldConfig
 from driftrec.simulators.population import ItemCatalogue, UserPopulation
-from driftrec.validation import check_integer, check_integer_tuple, check_real
+from driftrec.validation import check_integer, check_integer_tuple, check_real, check_time
 
 __all__ = [
     "PREFERENCE_KINDS",
@@ -47,6 +47,7 @@ __all__ = [
     "similarity_param",
     "step_indices",
     "step_times",
+    "steps_param",
     "time_param",
 ]
 
@@ -125,7 +126,19 @@ def similarity_param(process: Any) -> None:
 
 
 def time_param(process: object, name: str, minimum: int = 1) -> None:
-    set_param(process, name, check_integer(name, getattr(process, name), minimum=minimum))
+    """A clock or a duration in requests, at most :data:`driftrec.validation.MAX_TIME`."""
+    set_param(process, name, check_time(name, getattr(process, name), minimum=minimum))
+
+
+MAX_STEPS = 10_000
+"""The most steps a gradual change may take: each is a change of the world's state (a gradual
+shift's 10,000 steps rotate 8 cohorts in about 4 s in all)."""
+
+
+def steps_param(process: object, name: str = "steps") -> None:
+    """A number of steps of a gradual change: an integer in [1, :data:`MAX_STEPS`]."""
+    value = check_integer(name, getattr(process, name), minimum=1, maximum=MAX_STEPS)
+    set_param(process, name, value)
 
 
 def periodic_indices(t0: int, t1: int, start: int, every: int) -> range:
@@ -138,7 +151,11 @@ def periodic_indices(t0: int, t1: int, start: int, every: int) -> range:
 def step_times(start: int, duration: int, steps: int) -> np.ndarray:
     """(steps + 1,) clocks ``start + floor(j * duration / steps)``, j = 0..steps: evenly spread,
     the last exactly at ``start + duration`` whatever the divisibility."""
-    return start + (np.arange(steps + 1, dtype=np.int64) * duration) // steps
+    # j * duration // steps as j * q + j * r // steps (duration = q * steps + r): no product
+    # exceeds duration or steps**2, so nothing overflows int64 at any valid time.
+    q, r = divmod(duration, steps)
+    j = np.arange(steps + 1, dtype=np.int64)
+    return start + j * q + (j * r) // steps
 
 
 def step_indices(times: np.ndarray, t0: int, t1: int) -> list[int]:

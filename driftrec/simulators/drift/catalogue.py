@@ -100,7 +100,8 @@ class QualityShift(DriftProcess):
     def __post_init__(self) -> None:
         time_param(self, "at")
         set_param(self, "fraction", check_fraction("fraction", self.fraction))
-        set_param(self, "scale", check_real("scale", self.scale, low=0.0))
+        # Qualities are utilities (logits), bounded as the world's quality_scale is.
+        set_param(self, "scale", check_real("scale", self.scale, low=0.0, high=100.0))
 
     def advance(
         self,

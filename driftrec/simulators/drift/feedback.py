@@ -40,7 +40,9 @@ class FeedbackLoop(DriftProcess):
     touches: ClassVar[frozenset[str]] = frozenset({"users.theta"})
 
     def __post_init__(self) -> None:
-        set_param(self, "strength", check_real("strength", self.strength, low=0.0))
+        # Beyond about 100 each click replaces the user's taste by the item's vector; far beyond,
+        # the float32 update overflows.
+        set_param(self, "strength", check_real("strength", self.strength, low=0.0, high=1e3))
         time_param(self, "report_every")
 
     def prepare(

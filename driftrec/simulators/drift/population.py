@@ -18,6 +18,7 @@ from driftrec.simulators.drift.base import (
     set_param,
     step_indices,
     step_times,
+    steps_param,
     time_param,
 )
 from driftrec.simulators.population import ItemCatalogue, UserPopulation, unit_rows
@@ -179,9 +180,10 @@ class CohortMixShift(DriftProcess):
     def __post_init__(self) -> None:
         time_param(self, "start")
         time_param(self, "duration")
-        time_param(self, "steps")
+        steps_param(self)
         if self.target is not None:
-            target = check_real_tuple("target", self.target, low=0.0)
+            # Relative activities: a million to one is already one cohort making every request.
+            target = check_real_tuple("target", self.target, low=0.0, high=1e6)
             if not any(target):
                 raise ValueError(
                     "target multipliers are all 0: no cohort could make a request after the "
@@ -297,7 +299,7 @@ class NewCohort(DriftProcess):
         set_param(self, "fraction", check_fraction("fraction", self.fraction, open_above=True))
 
     def validate(self, config: WorldConfig, num_cohorts: int) -> None:
-        if round(self.fraction * config.num_users) >= config.num_users:
+        if max(1, round(self.fraction * config.num_users)) >= config.num_users:  # as prepare
             raise ValueError(
                 f"fraction={self.fraction} of num_users={config.num_users} leaves nobody for "
                 "the cohorts present before the new one arrives; lower fraction or raise num_users"

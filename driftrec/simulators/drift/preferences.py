@@ -30,6 +30,7 @@ from driftrec.simulators.drift.base import (
     similarity_param,
     step_indices,
     step_times,
+    steps_param,
     time_param,
 )
 from driftrec.simulators.population import ItemCatalogue, UserPopulation
@@ -149,7 +150,7 @@ class GradualShift(PreferenceDrift):
         time_param(self, "duration")
         similarity_param(self)
         cohorts_param(self)
-        time_param(self, "steps")
+        steps_param(self)
 
     def advance(
         self,
