@@ -73,12 +73,14 @@ NATIVE_KEYS = (
 )
 
 
-def scores_to_slates(scores: Any, slate_size: int) -> np.ndarray:
+def scores_to_slates(scores: Any, slate_size: int, num_candidates: int | None = None) -> np.ndarray:
     """The slate of the top-``slate_size`` candidates by descending score.
 
     Args:
         scores: (B, C) or (C,) finite real scores, one per candidate position.
         slate_size: k, 1 <= k <= C.
+        num_candidates: C, when the caller knows it (an environment's candidates): scores of
+            another length are refused instead of ranked.
 
     Returns:
         (B, k) or (k,) int64 candidate positions, best first; equal scores go to the lower
@@ -103,6 +105,11 @@ def scores_to_slates(scores: Any, slate_size: int) -> np.ndarray:
             f"position), got shape {arr.shape}"
         )
     c = arr.shape[-1]
+    if num_candidates is not None and c != num_candidates:
+        raise ValueError(
+            f"scores must have one entry per candidate, {num_candidates} in this environment, "
+            f"got shape {arr.shape}: check the size of the policy's output layer"
+        )
     if not 1 <= slate_size <= c:
         raise ValueError(
             f"slate_size must be in [1, {c}] (the number of candidates), got {slate_size}"
@@ -115,6 +122,20 @@ def scores_to_slates(scores: Any, slate_size: int) -> np.ndarray:
         )
     order = np.argsort(-arr.astype(np.float64), axis=-1, kind="stable")
     return order[..., :slate_size].astype(np.int64)
+
+
+def batch_scores_to_slates(
+    scores: Any, num_envs: int, num_candidates: int, slate_size: int
+) -> np.ndarray:
+    """:func:`scores_to_slates` of a vector environment's actions: scores of exactly the shape
+    (num_envs, C), else a ``ValueError`` that names it."""
+    shape = np.shape(scores)
+    if shape != (num_envs, num_candidates):
+        raise ValueError(
+            f"actions must be scores of shape (num_envs={num_envs}, C={num_candidates}), got "
+            f"{shape}"
+        )
+    return scores_to_slates(scores, slate_size, num_candidates)
 
 
 def score_action_space(num_candidates: int) -> spaces.Box:
@@ -292,15 +313,20 @@ class ScoreAction(gym.ActionWrapper):
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
-        candidates, self.slate_size = _slate_action(
+        self.num_candidates, self.slate_size = _slate_action(
             env.action_space,
             "ScoreAction wraps a driftrec environment whose action space is",
             "apply it before other action wrappers",
         )
-        self.action_space = score_action_space(candidates)
+        self.action_space = score_action_space(self.num_candidates)
 
     def action(self, action: Any) -> np.ndarray:
-        return scores_to_slates(action, self.slate_size)
+        if np.ndim(action) != 1:
+            raise ValueError(
+                f"the action must be scores of shape (C={self.num_candidates},), got shape "
+                f"{np.shape(action)}"
+            )
+        return scores_to_slates(action, self.slate_size, self.num_candidates)
 
 
 class CandidateObservation(gym.ObservationWrapper):
@@ -322,21 +348,16 @@ class VectorScoreAction(VectorActionWrapper):
 
     def __init__(self, env: VectorEnv) -> None:
         super().__init__(env)
-        candidates, self.slate_size = _slate_action(
+        self.num_candidates, self.slate_size = _slate_action(
             env.single_action_space,
             "VectorScoreAction wraps a driftrec vector environment whose single action space is",
             "apply it before other action wrappers",
         )
-        self.single_action_space = score_action_space(candidates)
+        self.single_action_space = score_action_space(self.num_candidates)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
 
     def actions(self, actions: Any) -> np.ndarray:
-        arr = np.asarray(actions)
-        if arr.ndim != 2 or arr.shape[0] != self.num_envs:
-            raise ValueError(
-                f"actions must be scores of shape (num_envs={self.num_envs}, C), got {arr.shape}"
-            )
-        return scores_to_slates(arr, self.slate_size)
+        return batch_scores_to_slates(actions, self.num_envs, self.num_candidates, self.slate_size)
 
 
 class VectorCandidateObservation(VectorWrapper):

@@ -44,11 +44,12 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv
 
 from driftrec.envs.vector import RecDriftVectorEnv
 from driftrec.rl.adapters import (
+    batch_scores_to_slates,
     candidate_observation_space,
     score_action_space,
-    scores_to_slates,
     to_candidate_layout,
 )
+from driftrec.validation import check_flag
 
 __all__ = ["SB3VecEnv"]
 
@@ -85,7 +86,7 @@ class SB3VecEnv(VecEnv):
         self.env = RecDriftVectorEnv(
             num_envs, scenario, autoreset_mode=AutoresetMode.SAME_STEP, **kwargs
         )
-        self.adapters = bool(adapters)
+        self.adapters = check_flag("adapters", adapters)
         native = self.env.single_observation_space
         obs_space, act_space = native, self.env.single_action_space
         if self.adapters:
@@ -116,7 +117,10 @@ class SB3VecEnv(VecEnv):
             raise RuntimeError("step_wait() without step_async(actions)")
         actions, self._actions = self._actions, None
         if self.adapters:
-            actions = scores_to_slates(actions, self.env.config.slate_size)
+            cfg = self.env.config
+            actions = batch_scores_to_slates(
+                actions, self.num_envs, cfg.num_candidates, cfg.slate_size
+            )
         obs, reward, terminated, truncated, info, final = self.env._step(actions, final_obs=True)
         keys = [key for key in info if key != "drift_events"]
         columns = [info[key].tolist() for key in keys]

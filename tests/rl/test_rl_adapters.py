@@ -227,10 +227,19 @@ def test_gymnasium_refuses_its_own_observation_wrapper_in_same_step_mode():
         )
 
 
-def test_vector_score_action_refuses_a_wrong_batch():
+def test_score_actions_of_the_wrong_shape_are_refused_not_ranked():
+    """A policy whose output layer has the wrong size must not train on wrong slates."""
     env = VectorScoreAction(RecDriftVectorEnv(4, **SMALL))
     env.reset(seed=0)
-    with pytest.raises(ValueError, match=r"num_envs=4, C"):
-        env.step(np.zeros((3, 6), np.float32))
+    for shape in [(3, 6), (4, 3), (4, 12), (4,)]:
+        with pytest.raises(ValueError, match=r"shape \(num_envs=4, C=6\), got"):
+            env.step(np.zeros(shape, np.float32))
+    single = ScoreAction(RecDriftEnv(**SMALL))
+    single.reset(seed=0)
+    for shape in [(4,), (12,)]:
+        with pytest.raises(ValueError, match=r"one entry per candidate, 6 in this environment"):
+            single.step(np.zeros(shape, np.float32))
+    with pytest.raises(ValueError, match=r"scores of shape \(C=6,\)"):
+        single.step(np.zeros((1, 6), np.float32))
     with pytest.raises(TypeError, match="MultiDiscrete"):
         ScoreAction(gym.make("CartPole-v1"))

@@ -40,6 +40,11 @@ def test_sb3_vec_env_with_adapters_is_the_native_one_through_the_adapters():
             np.testing.assert_array_equal(final["candidates"], expected["candidates"])
             terminal += 1
     assert terminal > 0
+    with pytest.raises(TypeError, match=r"adapters must be True or False"):
+        SB3VecEnv(4, **SMALL, adapters="yes")
+    adapted.step_async(np.zeros((4, 3), np.float32))  # an output layer of the wrong size
+    with pytest.raises(ValueError, match=r"scores of shape \(num_envs=4, C=6\), got \(4, 3\)"):
+        adapted.step_wait()
 
 
 SMALL_CONFIG = SB3VecEnv(1, **SMALL).env.config
