@@ -125,6 +125,11 @@ class RecDriftVectorEnv(VectorEnv):
         self.scenario = resolve_scenario(scenario, preset)
         self.autoreset_mode = _autoreset_mode(autoreset_mode)
         self.metadata = {**type(self).metadata, "autoreset_mode": self.autoreset_mode}
+        if kwargs.pop("render_mode", None) is not None:
+            raise ValueError(
+                "RecDriftVectorEnv does not render; render one RecDriftEnv instead "
+                "(render_mode='ansi' or 'rgb_array')"
+            )
         self.params = dict(kwargs)
         spec = resolve_world(self.scenario, **self.params)  # every check, nothing drawn
         self.twin = check_flag("twin", twin)
@@ -172,7 +177,7 @@ class RecDriftVectorEnv(VectorEnv):
     def _step(self, actions: Any, final_obs: bool = False):
         """``step``, and with ``final_obs`` the terminal observations of the sessions that ended
         (a dict of (n_ended, ...) arrays, rows in slot order), else None."""
-        sessions = self._require_sessions()
+        sessions = self._require_sessions("step()")
         slates = action_to_slates(actions, self.num_envs, self.config)
         world = sessions.world
         t = sessions.requests.t
@@ -216,7 +221,7 @@ class RecDriftVectorEnv(VectorEnv):
         length 1 only to take their first entry."""
         if self.num_envs != 1 or self.autoreset_mode != AutoresetMode.SAME_STEP:
             raise RuntimeError("_step_one serves one same-step session")
-        sessions = self._require_sessions()
+        sessions = self._require_sessions("step()")
         slates = action_to_slates(action, 1, self.config)
         world = sessions.world
         t = sessions.requests.t
@@ -245,12 +250,12 @@ class RecDriftVectorEnv(VectorEnv):
     @property
     def clock(self) -> int:
         """The world clock: requests served so far (the next request is served at it)."""
-        return self._require_sessions().requests.t
+        return self._require_sessions("reading the clock").requests.t
 
     def pending_requests(self) -> Requests:
         """Ground truth of the requests waiting for an action (users, candidates, their true
         utilities): for evaluation and rendering, never for learning agents."""
-        return self._require_sessions().requests
+        return self._require_sessions("pending_requests()").requests
 
     def oracle_action(self, snapshot: World | None = None) -> np.ndarray:
         """The privileged ground-truth channel: the exact best action (B, k) for the pending
@@ -261,7 +266,7 @@ class RecDriftVectorEnv(VectorEnv):
                 users and candidates under that earlier state of the world instead (what a
                 perfect model that stopped learning then would serve).
         """
-        sessions = self._require_sessions()
+        sessions = self._require_sessions("oracle_action()")
         requests = sessions.requests
         if snapshot is None:
             return slates_to_action(sessions.world.oracle(requests)[0])
@@ -271,11 +276,11 @@ class RecDriftVectorEnv(VectorEnv):
         """The privileged ground-truth channel, per candidate: (B, C) true utilities of the
         pending requests' candidates (what the oracle ranks; boredom included). For
         ground-truth baselines such as the diverse oracle; learning agents must not use it."""
-        return self._require_sessions().requests.utilities.copy()
+        return self._require_sessions("oracle_scores()").requests.utilities.copy()
 
     def ground_truth_snapshot(self) -> World:
         """An independent copy of the world as it is now, for :meth:`oracle_action`."""
-        return self._require_sessions().world.snapshot()
+        return self._require_sessions("ground_truth_snapshot()").world.snapshot()
 
     def log_interactions(
         self, n: int, policy: str | Any = "uniform", temperature: float = 1.0
@@ -285,11 +290,14 @@ class RecDriftVectorEnv(VectorEnv):
         data for pretraining (``agent.pretrain(env.log_interactions(n))``) and off-policy work.
         See :meth:`driftrec.simulators.World.log_interactions` for ``policy`` and
         ``temperature``. Observations have this environment's layout."""
-        return self._require_sessions().world.log_interactions(n, policy, temperature)
+        world = self._require_sessions("log_interactions()").world
+        return world.log_interactions(n, policy, temperature)
 
-    def _require_sessions(self) -> SessionBatch:
+    def _require_sessions(self, what: str) -> SessionBatch:
         if self.sessions is None:
-            raise gym.error.ResetNeeded("call reset() before step()")
+            raise gym.error.ResetNeeded(
+                f"call reset() before {what}: the world is drawn by the first reset"
+            )
         return self.sessions
 
 

@@ -232,8 +232,17 @@ def test_world_persists_across_reset_and_is_rebuilt_by_seed():
 
 
 def test_step_before_reset_is_an_error():
-    with pytest.raises(gym.error.ResetNeeded):
+    with pytest.raises(gym.error.ResetNeeded, match=r"call reset\(\) before step\(\)"):
         RecDriftVectorEnv(2, **SMALL).step(np.zeros((2, 5), np.int64))
+    # the ground-truth channels name themselves, not step()
+    with pytest.raises(gym.error.ResetNeeded, match=r"call reset\(\) before oracle_action\(\)"):
+        RecDriftEnv(**SMALL).oracle_action()
+
+
+def test_the_vector_env_refuses_a_render_mode_saying_why():
+    with pytest.raises(ValueError, match=r"RecDriftVectorEnv does not render; render one RecDrift"):
+        gym.make_vec("driftrec/Sudden-v0", num_envs=2, render_mode="ansi", **SMALL)
+    gym.make_vec("driftrec/Sudden-v0", num_envs=2, **SMALL).close()  # without one, fine
 
 
 def test_render_ansi():
