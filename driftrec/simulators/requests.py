@@ -25,7 +25,14 @@ LEAN_SINGLE_REQUEST = True
 where the batched code would make many tiny NumPy calls. Each such place computes exactly what
 the batched code computes for one row, to the bit, and consumes the same random numbers; the
 batched code is the definition. Tests switch this off to check that both give the same
-trajectories, and benchmarks to compare them."""
+trajectories (``tests/envs/test_envs.py``, over seven scenarios), and benchmarks to compare them.
+
+The scalar places are the calls of :func:`lean`: the action check (``envs.spaces``), the
+session step (``sessions``), utilities (``world``), click probabilities, the oracle's value,
+sums over slots and the click draw (``choice``), slot lookups (``requests``), consumption
+(``consumption``) and popularity upkeep (``retrieval``). The one-request retrieval plan
+(``retrieval._RowPlan``) is not one of them: it draws differently, and is tested on its own
+(``tests/simulators/test_world.py``)."""
 
 
 def lean(n: int) -> bool:
