@@ -44,6 +44,35 @@ __all__ = [
 
 _LABEL = re.compile(r"^[A-Za-z0-9_.-]+$")
 
+MAX_SEED = 2**63 - 1
+"""Seeds are stored as int64 (in the cell files and the report's tables)."""
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with NumPy scalars and arrays (from a parameter grid built in Python) turned
+    into Python values, recursively, so that the spec serialises (its fingerprint, spec.yaml)."""
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(item) for item in value)
+    return value
+
+
+class _FreeForm:
+    """Free-form fields (world settings, parameters, model and exploration specs) accept NumPy
+    values, stored as plain Python values."""
+
+    @field_validator("params", "world", "model", "exploration", mode="before", check_fields=False)
+    @classmethod
+    def _plain_values(cls, value: Any) -> Any:
+        return _plain(value)
+
 
 class SpecError(ValueError):
     """A bad experiment spec: the message names each bad field, its value and what is allowed."""
@@ -53,7 +82,7 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
-class ScenarioSpec(_Model):
+class ScenarioSpec(_FreeForm, _Model):
     """One scenario of the grid."""
 
     name: str
@@ -68,7 +97,7 @@ class ScenarioSpec(_Model):
         return self.label or self.name
 
 
-class AgentSpec(_Model):
+class AgentSpec(_FreeForm, _Model):
     """One agent of the grid."""
 
     name: str
@@ -122,12 +151,12 @@ class EvaluationSpec(_Model):
 class ResourcesSpec(_Model):
     """What each cell asks of a Ray cluster."""
 
-    num_cpus: float = Field(1.0, gt=0)
-    num_gpus: float = Field(0.0, ge=0)
+    num_cpus: float = Field(1.0, gt=0, allow_inf_nan=False)
+    num_gpus: float = Field(0.0, ge=0, allow_inf_nan=False)
     """Fractions share a GPU; a cell with a GPU puts its model on CUDA (the world stays NumPy)."""
 
 
-class ExperimentSpec(_Model):
+class ExperimentSpec(_FreeForm, _Model):
     """A grid of (scenario x agent x seed) cells and how to run and measure them."""
 
     name: str
@@ -155,8 +184,8 @@ class ExperimentSpec(_Model):
     @field_validator("seeds")
     @classmethod
     def _seeds(cls, value: list[int]) -> list[int]:
-        if any(s < 0 for s in value) or len(set(value)) != len(value):
-            raise ValueError(f"seeds must be distinct integers >= 0, got {value}")
+        if any(not 0 <= s <= MAX_SEED for s in value) or len(set(value)) != len(value):
+            raise ValueError(f"seeds must be distinct integers in [0, 2**63 - 1], got {value}")
         return value
 
     @model_validator(mode="after")
@@ -169,6 +198,24 @@ class ExperimentSpec(_Model):
             repeated = sorted({k for k in keys if keys.count(k) > 1})
             if repeated:
                 raise ValueError(f"{what}: {repeated} appear twice; give them distinct labels")
+        # A cell's id names its result file: labels with '__' in them could make two cells
+        # share one ('s' with 'a__b' and 's__a' with 'b').
+        ids: dict[str, tuple[str, str]] = {}
+        for scenario in self.scenarios:
+            for agent in self.agents:
+                pair = (scenario.key, agent.key)
+                other = ids.setdefault(f"{pair[0]}__{pair[1]}", pair)
+                if other != pair:
+                    raise ValueError(
+                        f"scenario {other[0]!r} with agent {other[1]!r} and scenario {pair[0]!r} "
+                        f"with agent {pair[1]!r} would share one result file "
+                        f"({pair[0]}__{pair[1]}__s<seed>.pkl); use labels without '__'"
+                    )
+        if self.horizon < self.num_envs:
+            raise ValueError(
+                f"horizon ({self.horizon}) must be at least num_envs ({self.num_envs}): a cell "
+                "serves whole batches of num_envs requests"
+            )
         return self
 
     # ------------------------------------------------------------------ grid
@@ -260,7 +307,8 @@ def load_spec(source: str | Path | Mapping[str, Any], *, deep: bool = True) -> E
     """Read and validate a spec from a YAML file, a YAML string or a mapping.
 
     Args:
-        source: a path to a ``.yaml`` file, YAML text, or an already parsed mapping.
+        source: a path to a YAML file (any existing file; a missing one is an error if its
+            name ends in ``.yaml`` / ``.yml``), YAML text, or an already parsed mapping.
         deep: also check scenario and agent names and parameters against the registries.
 
     Raises:
@@ -271,7 +319,7 @@ def load_spec(source: str | Path | Mapping[str, Any], *, deep: bool = True) -> E
     else:
         text = str(source)
         path = Path(text)
-        if "\n" not in text and path.suffix in (".yaml", ".yml"):
+        if "\n" not in text and (path.is_file() or path.suffix.lower() in (".yaml", ".yml")):
             if not path.is_file():
                 raise SpecError(f"spec file {text!r} does not exist")
             text = path.read_text()

@@ -32,6 +32,20 @@ from driftrec.experiments.spec import SpecError, load_spec
         ({"world": {"num_users": 0}}, r"num_users must be an integer >= 1"),
         ({"warm_start": {"requests": 0}}, r"warm_start\.requests"),
         ({"typo": 1}, r"typo: Extra inputs are not permitted"),
+        # each of these was accepted once and failed later, after the directory was written
+        ({"horizon": 100}, r"horizon \(100\) must be at least num_envs \(200\)"),
+        ({"seeds": [2**70]}, r"seeds must be distinct integers in \[0, 2\*\*63 - 1\]"),
+        ({"resources": {"num_cpus": math.inf}}, r"resources\.num_cpus: Input should be a finite"),
+        (
+            {
+                "scenarios": [
+                    {"name": "sudden", "params": {"at": 2_000}, "label": "s"},
+                    {"name": "stationary", "label": "s__a"},
+                ],
+                "agents": [{"name": "online", "label": "a__b"}, {"name": "random", "label": "b"}],
+            },
+            r"would share one result file \(s__a__b__s<seed>\.pkl\)",
+        ),
     ],
 )
 def test_a_bad_spec_names_the_field_and_writes_nothing(tiny, tmp_path, change, field):
@@ -51,6 +65,38 @@ def test_a_gpu_request_on_a_machine_without_gpus_fails_at_once_and_writes_nothin
     with pytest.raises(SpecError, match=r"resources\.num_gpus: .*no CUDA GPU"):
         run_experiment({**tiny, "resources": {"num_gpus": 0.5}}, out, runner="local")
     assert not out.exists()
+
+
+def test_numpy_values_from_a_python_grid_are_taken_as_plain_values(tiny):
+    """A grid built with NumPy in Python: the spec holds plain values, so its fingerprint and
+    spec.yaml (written before any cell runs) can be made; the same spec as from YAML."""
+    grid = {**tiny, "world": {**tiny["world"], "num_users": np.int64(500)}}
+    sudden = {"name": "sudden", "params": {"at": np.int32(2_000)}}
+    grid["scenarios"] = [sudden, tiny["scenarios"][1]]
+    spec = load_spec(grid, deep=False)
+    assert type(spec.world["num_users"]) is int
+    assert spec.fingerprint() == load_spec(tiny, deep=False).fingerprint()
+
+
+def test_a_spec_file_is_read_whatever_its_name_ends_with(tiny, tmp_path):
+    import yaml
+
+    for name in ("spec.YAML", "spec.txt", "spec"):
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(tiny))
+        assert load_spec(str(path), deep=False).name == "tiny"
+    with pytest.raises(SpecError, match=r"spec file .*missing\.yml' does not exist"):
+        load_spec(str(tmp_path / "missing.yml"))
+
+
+def test_result_files_are_as_readable_as_any_file_the_user_writes(tiny, tmp_path):
+    import os
+
+    out = ResultsDir(tmp_path / "out")
+    out.prepare(load_spec(tiny, deep=False))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (out.root / "spec.yaml").stat().st_mode & 0o777 == 0o666 & ~mask
 
 
 def test_cells_are_written_as_they_finish_and_a_rerun_resumes(tiny, tmp_path, monkeypatch):
