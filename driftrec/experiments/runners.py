@@ -34,7 +34,8 @@ records it), to test that dead workers' cells are retried."""
 
 def preflight(spec: ExperimentSpec, runner: str, address: str | None = None) -> None:
     """Check, before anything is written, that ``runner`` can run ``spec``: a known runner,
-    and GPUs where cells ask for them (on Ray this starts or joins the cluster to ask it)."""
+    and the CPUs and GPUs each cell asks for (on Ray this starts or joins the cluster to ask
+    it: a task asking for more than any node has would wait forever)."""
     if runner not in RUNNERS:
         raise SpecError(f"runner must be one of {list(RUNNERS)}, got {runner!r}")
     if runner == "local":
@@ -43,6 +44,14 @@ def preflight(spec: ExperimentSpec, runner: str, address: str | None = None) -> 
     import ray
 
     init_ray(address)
+    cpus = spec.resources.num_cpus
+    nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+    largest = max((resources.get("CPU", 0) for resources in nodes), default=0)
+    if cpus > largest:
+        raise SpecError(
+            f"resources.num_cpus: each cell asks for {cpus:g} CPUs but the largest node of the "
+            f"Ray cluster has {largest:g} (the cells would wait forever); lower it"
+        )
     gpus = spec.resources.num_gpus
     have = ray.cluster_resources().get("GPU", 0)
     if gpus > 0 and have < gpus:

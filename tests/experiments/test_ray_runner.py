@@ -1,5 +1,5 @@
-"""The Ray runner: the same numbers as in-process, a dead worker's cell retried, a GPU request
-on a cluster without GPUs refused at once. One local Ray session (2 CPUs) for the module."""
+"""The Ray runner: the same numbers as in-process, a dead worker's cell retried, a GPU or CPU
+request the cluster cannot meet refused at once. One local Ray session (2 CPUs) for the module."""
 
 from __future__ import annotations
 
@@ -67,4 +67,12 @@ def test_a_gpu_request_on_a_cluster_without_gpus_fails_at_once(ray_session, tiny
     out = tmp_path / "out"
     with pytest.raises(SpecError, match=r"resources\.num_gpus: .* the Ray cluster has 0"):
         run_experiment({**tiny, "resources": {"num_gpus": 1}}, out, runner="ray")
+    assert not out.exists()
+
+
+def test_more_cpus_per_cell_than_any_node_has_fails_at_once(ray_session, tiny, tmp_path):
+    """Such a task would wait forever (the run hung); 2 of 2 CPUs is fine."""
+    out = tmp_path / "out"
+    with pytest.raises(SpecError, match=r"resources\.num_cpus: .*largest node .* has 2 "):
+        run_experiment({**tiny, "resources": {"num_cpus": 3}}, out, runner="ray")
     assert not out.exists()
