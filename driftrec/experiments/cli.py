@@ -98,7 +98,7 @@ def _demo_params(args: argparse.Namespace, parser: argparse.ArgumentParser) -> d
     return {"at": at}
 
 
-def _prepare_out(out: Path, names: tuple[str, ...]) -> str | None:
+def prepare_out(out: Path, names: tuple[str, ...]) -> str | None:
     """Create directory ``out`` and check that the report files ``names`` can be written in it.
     Return why not (having removed the directories this created), or None."""
     # os.path, not Path, predicates: they answer False rather than raise on any OSError.
@@ -155,7 +155,7 @@ def _demo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except (ValueError, TypeError) as error:
         parser.error(str(error))
     out = Path(args.out)
-    problem = _prepare_out(out, REPORT_FILES)
+    problem = prepare_out(out, REPORT_FILES)
     if problem is not None:
         parser.error(f"argument --out: {problem}")
 

@@ -4,6 +4,8 @@ the agents part of ``list``."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +19,7 @@ def _one_line(error: BaseException) -> str:
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from driftrec.experiments.cli import prepare_out
     from driftrec.experiments.experiment import run_experiment
     from driftrec.experiments.spec import SpecError, load_spec
 
@@ -25,6 +28,10 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except SpecError as error:
         parser.error(_one_line(error))
     out = Path(args.out) if args.out else Path("results") / spec.name
+    created = not os.path.lexists(out)
+    problem = prepare_out(out, ())
+    if problem is not None:
+        parser.error(f"argument --out: {problem}")
     cells = len(spec.cells())
     print(
         f"driftrec run: {spec.name}: {len(spec.scenarios)} scenarios x {len(spec.agents)} agents "
@@ -36,7 +43,10 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         report = run_experiment(
             spec, out, runner=args.runner, address=args.address, progress=not args.quiet
         )
-    except SpecError as error:
+    except SpecError as error:  # refused before anything was written
+        if created:
+            with contextlib.suppress(OSError):
+                out.rmdir()  # only if still empty
         parser.error(_one_line(error))
     print(f"done in {time.perf_counter() - began:,.0f} s; tables, figures and summary.md in {out}")
     print(f"report: {report}")

@@ -84,6 +84,20 @@ def test_an_out_under_a_file_is_refused(capsys, tmp_path, no_run):
     assert (tmp_path / "file").read_text() == "x"
 
 
+def test_run_refuses_an_out_under_a_file_in_one_line(capsys, tmp_path, monkeypatch):
+    from driftrec.experiments import experiment
+
+    def run_experiment(*args, **kwargs):
+        raise AssertionError("the experiment ran")
+
+    monkeypatch.setattr(experiment, "run_experiment", run_experiment)
+    (tmp_path / "file").write_text("x")
+    out = tmp_path / "file" / "sub"
+    line = usage_error(capsys, ["run", "--runner", "local", "--out", str(out)])
+    assert line.startswith("driftrec run: error: argument --out: cannot create directory")
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]
+
+
 def test_an_out_that_is_a_file_is_refused(capsys, tmp_path, no_run):
     (tmp_path / "report").write_text("x")
     line = usage_error(capsys, ["demo", *SMALL, "--out", str(tmp_path / "report")])
