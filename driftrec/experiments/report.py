@@ -204,6 +204,20 @@ def _pareto(points: np.ndarray) -> np.ndarray:
     return np.array(keep, dtype=int)
 
 
+FRONT_LEGEND = "ringed, dashed: Pareto front"
+
+
+def _plot_front(ax: Any, points: np.ndarray) -> Any:
+    """Ring the Pareto front of ``points`` (n, 2) and join it with a dashed line; a front of
+    one point (an agent better than all others on both) is its ring alone. Returns the line."""
+    front = points[_pareto(points)]
+    front = front[np.argsort(front[:, 0])]
+    (line,) = ax.plot(
+        front[:, 0], front[:, 1], "k--", lw=1, marker="o", ms=11, mfc="none", mec="k", zorder=3
+    )
+    return line
+
+
 def _stability_figure(tables: Tables, path: Path) -> None:
     """Forgetting against recovery time, one panel per scenario, agents as points and the
     Pareto front among them (lower is better on both)."""
@@ -228,12 +242,8 @@ def _stability_figure(tables: Tables, path: Path) -> None:
         for _, row in sel.iterrows():
             ax.scatter(row.forgetting, row.recovery_time, color=colors[row.agent], s=45,
                        label=row.agent)  # fmt: skip
-        pts = sel[["forgetting", "recovery_time"]].to_numpy()
-        if len(pts) > 1:
-            front = pts[_pareto(pts)]
-            front = front[np.argsort(front[:, 0])]
-            ax.plot(front[:, 0], front[:, 1], "k--", lw=1)
-        ax.set_title(f"{scenario} (dashed: Pareto front)", fontsize=9)
+        _plot_front(ax, sel[["forgetting", "recovery_time"]].to_numpy())
+        ax.set_title(f"{scenario} ({FRONT_LEGEND})", fontsize=9)
         ax.set_xlabel("forgetting on probes (lower is better)", fontsize=8)
         ax.set_ylabel("recovery time, requests", fontsize=8)
         ax.legend(fontsize=7)
