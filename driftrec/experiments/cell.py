@@ -8,6 +8,10 @@ clicks), scoring the agent's greedy slates on every regime's probe set at the ev
 and at the end of every regime, and timing what acting and learning cost. For scheduled drift it
 also runs the same agent, same seed, on the no-drift twin world (curves only), so that recovery
 can be measured against what the agent would have done without the drift.
+
+A model that diverges (its scores become NaN or inf) does not stop the cell: from the first
+evaluation that sees it, its ranking metrics are NaN, ``CellResult.diverged_at`` records the
+clock, and a ``RuntimeWarning`` names the cell (a diverging update rule is a result of a grid).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import resource
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +61,11 @@ class CellResult:
             of per-request regret.
         seconds: wall time of the cell.
         node: the Ray node that ran it (None in-process).
+        diverged_at: the clock of the first probe evaluation at which the agent's scores were
+            not all finite (its model diverged after the evaluation before it), or None. The
+            ranking metrics of that evaluation and of every later one with non-finite scores
+            are NaN; curves and probe rewards are of the slates it served. A class default, so
+            that cell files written before the field existed load with None.
     """
 
     cell_id: str
@@ -76,6 +86,7 @@ class CellResult:
     sessions: dict[str, float]
     seconds: float
     node: str | None = None
+    diverged_at: int | None = None
 
 
 def _make_env(cell: Cell, twin: bool = False) -> Any:
@@ -219,8 +230,10 @@ def _run_cell(cell: Cell) -> CellResult:
     eval_t: list[int] = []
     greedy = getattr(agent, "greedy", None)
     scores = getattr(agent, "scores", None)
+    diverged_at: int | None = None
 
     def evaluate(clock: int) -> None:
+        nonlocal diverged_at
         eval_t.append(clock)
         if greedy is None or scores is None:
             probe_rows.append([np.nan] * len(probes))
@@ -229,9 +242,15 @@ def _run_cell(cell: Cell) -> CellResult:
         probe_rows.append([p.normalised_reward(greedy(p.observation)) for p in probes])
         regime = min(int(np.searchsorted(regime_ends, clock, side="right")), len(probes) - 1)
         current = probes[regime]
-        ranking_rows.append(
-            ranking_metrics(scores(current.observation), current.click_probability(), k)
-        )
+        agent_scores = scores(current.observation)
+        if np.isfinite(agent_scores).all():
+            ranking_rows.append(ranking_metrics(agent_scores, current.click_probability(), k))
+            return
+        # A diverged update rule is a result of the grid, not a crash: no ranking to measure
+        ranking_rows.append(dict.fromkeys(RANKING_KEYS, np.nan))
+        if diverged_at is None:
+            diverged_at = clock
+            _warn_diverged(cell, clock)
 
     curves, events, timing, sessions = _rollout(cell, env, obs, agent, steps, evaluate, eval_clocks)
     cost = {**timing, **_learning_cost(agent)}
@@ -259,6 +278,20 @@ def _run_cell(cell: Cell) -> CellResult:
         cost=cost,
         sessions=sessions,
         seconds=time.perf_counter() - began,
+        diverged_at=diverged_at,
+    )
+
+
+def _warn_diverged(cell: Cell, clock: int) -> None:
+    warm = clock == 0 and cell.spec.warm_start is not None
+    when = "during the warm start" if warm else "first seen at this probe evaluation"
+    warnings.warn(
+        f"cell {cell.id}: agent {cell.agent.key}'s scores became non-finite at t={clock:,} "
+        f"({when}): its model diverged. The cell goes on (its ranking metrics are NaN from "
+        "then on, its rewards those of the slates it serves) and the report lists it; lower "
+        "its learning rate (lr) for a stable run",
+        RuntimeWarning,
+        stacklevel=2,
     )
 
 

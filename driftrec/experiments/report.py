@@ -7,12 +7,14 @@ from __future__ import annotations
 import base64
 import html
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from driftrec.experiments.cell import CellResult
 from driftrec.experiments.results import ResultsDir, atomic_write
 from driftrec.experiments.summary import Tables, build_tables
 
@@ -38,6 +40,13 @@ SUMMARY_COLUMNS = [
         "requests until back to (1 - eps) of the pre-change level",
     ),
     ("censored", "censored", "", "events that never recovered before the next one / the end"),
+    (
+        "diverged",
+        "diverged",
+        "",
+        "seeds whose model diverged (non-finite scores; their ranking metrics are left out of "
+        "the means); shown when any did",
+    ),
     (
         "twin_recovery_time",
         "recovery (twin)",
@@ -286,7 +295,11 @@ def _fmt(value: Any, spec: str, ci: Any = None) -> str:
 
 
 def _summary_rows(summary: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    columns = [(key, label, spec) for key, label, spec, _ in SUMMARY_COLUMNS if key in summary]
+    columns = [
+        (key, label, spec)
+        for key, label, spec, _ in SUMMARY_COLUMNS
+        if key in summary and (key != "diverged" or _any_diverged(summary))
+    ]
     header = ["scenario", "agent", *[label for _, label, _ in columns]]
     rows = []
     for _, row in summary.iterrows():
@@ -297,10 +310,47 @@ def _summary_rows(summary: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def _any_diverged(summary: pd.DataFrame) -> bool:
+    return any(not str(count).startswith("0/") for count in summary["diverged"])
+
+
+DIVERGED_HEADER = ["cell", "scenario", "agent", "seed", "diverged at t"]
+
+
+def _diverged(results: list[CellResult]) -> list[list[str]]:
+    """A row per cell whose model diverged (:data:`DIVERGED_HEADER`), in the spec's order."""
+    return [
+        [r.cell_id, r.scenario, r.agent, str(r.seed), f"{r.diverged_at:,}"]
+        for r in results
+        if r.diverged_at is not None
+    ]
+
+
+def _diverged_text(count: int, total: int) -> str:
+    return (
+        f"{count} of {total} cells diverged: the agent's scores were non-finite (NaN or inf) "
+        "at the clock given (the first probe evaluation that saw it), so its update rule is "
+        "unstable at these settings (most often, a learning rate too high). Their rewards are "
+        "those of the slates the diverged model served; their ranking metrics are NaN from "
+        "then on and are left out of the means over seeds (the diverged column counts them)."
+    )
+
+
 def _markdown(
-    title: str, header: list[str], rows: list[list[str]], figures: dict[str, Path]
+    title: str,
+    header: list[str],
+    rows: list[list[str]],
+    figures: dict[str, Path],
+    diverged: list[list[str]],
+    total: int,
 ) -> str:
-    lines = [f"# {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [f"# {title}", ""]
+    if diverged:
+        lines += [f"> **Warning:** {_diverged_text(len(diverged), total)}", ""]
+        lines += ["| " + " | ".join(DIVERGED_HEADER) + " |", "|" + "---|" * len(DIVERGED_HEADER)]
+        lines += ["| " + " | ".join(r) + " |" for r in diverged]
+        lines += [""]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     lines += ["", "Means over seeds ± 95% t-interval half-widths; recovery times over the events"]
     lines += ["that recovered (the censored count says how many did not). See docs/metrics.md.", ""]
@@ -308,11 +358,29 @@ def _markdown(
     return "\n".join(lines) + "\n"
 
 
-def _html(title: str, header: list[str], rows: list[list[str]], figures: dict[str, Path]) -> str:
+def _html_table(header: list[str], rows: list[list[str]]) -> str:
     table = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
     table += "".join(
         "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows
     )
+    return f"<table>{table}</table>"
+
+
+def _html(
+    title: str,
+    header: list[str],
+    rows: list[list[str]],
+    figures: dict[str, Path],
+    diverged: list[list[str]],
+    total: int,
+) -> str:
+    warning = ""
+    if diverged:
+        warning = (
+            f'<div class="diverged"><p><b>Warning:</b> '
+            f"{html.escape(_diverged_text(len(diverged), total))}</p>"
+            f"{_html_table(DIVERGED_HEADER, diverged)}</div>"
+        )
     legend = "".join(
         f"<li><b>{html.escape(label)}</b>: {html.escape(text)}</li>"
         for _, label, _, text in SUMMARY_COLUMNS
@@ -326,11 +394,13 @@ def _html(title: str, header: list[str], rows: list[list[str]], figures: dict[st
         "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}"
         "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;"
         "padding:3px 7px;text-align:right}th{background:#f3f3f3}img{max-width:100%}"
+        ".diverged{border:2px solid #c0392b;background:#fdecea;padding:0 1em 1em;"
+        "margin-bottom:1.5em}"
     )
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>"
-        f"<table>{table}</table><p>Means over seeds ± 95% t-interval half-widths.</p>"
+        f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>{warning}"
+        f"{_html_table(header, rows)}<p>Means over seeds ± 95% t-interval half-widths.</p>"
         f"<ul>{legend}</ul>{images}</body></html>"
     )
 
@@ -358,7 +428,17 @@ def write_report(directory: str | Path) -> Path:
     _cost_figure(tables, figures["cost"])
     title = f"driftrec experiment: {spec.name} ({len(results)}/{len(spec.cells())} cells)"
     header, rows = _summary_rows(tables.summary)
-    atomic_write(root / "summary.md", _markdown(title, header, rows, figures).encode())
+    diverged = _diverged(results)
+    parts = (title, header, rows, figures, diverged, len(results))
+    atomic_write(root / "summary.md", _markdown(*parts).encode())
     report = root / "report.html"
-    atomic_write(report, _html(title, header, rows, figures).encode())
+    atomic_write(report, _html(*parts).encode())
+    if diverged:
+        # Said again here: a Ray worker's own warning does not reach this process
+        cells = ", ".join(f"{r[0]} (t={r[4]})" for r in diverged)
+        warnings.warn(
+            f"{_diverged_text(len(diverged), len(results))} Cells: {cells}. See {report}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return report

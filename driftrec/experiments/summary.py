@@ -46,9 +46,11 @@ class Tables:
     """A row per (cell, scheduled change): recovery time (or censored), dip, adaptation regret,
     against the pre-change level and, where the twin ran, against the twin."""
     cells: pd.DataFrame
-    """A row per cell: reward, forgetting metrics, ranking metrics, cost."""
+    """A row per cell: reward, forgetting metrics, ranking metrics, cost, and ``diverged_at``
+    (the clock from which the agent's scores were non-finite, or <NA>)."""
     summary: pd.DataFrame
-    """A row per (scenario, agent): each metric's mean over seeds and its 95% half-width."""
+    """A row per (scenario, agent): each metric's mean over seeds and its 95% half-width, and
+    ``diverged``: how many of its seeds' models diverged (``"1/3"``)."""
 
 
 def _ids(result: CellResult) -> dict[str, Any]:
@@ -164,14 +166,17 @@ def _cell_row(result: CellResult, spec: ExperimentSpec) -> dict[str, Any]:
         row |= dict.fromkeys(RANKING_KEYS, math.nan)
     row |= {f"cost_{key}": value for key, value in result.cost.items()}
     row["seconds"] = result.seconds
+    row["diverged_at"] = result.diverged_at
     return row
 
 
 def _summary(cells: pd.DataFrame, recovery: pd.DataFrame) -> pd.DataFrame:
     rows = []
-    metrics = [c for c in cells.columns if c not in KEYS]
+    metrics = [c for c in cells.columns if c not in (*KEYS, "diverged_at")]
     for (scenario, agent), group in cells.groupby(["scenario", "agent"], sort=False):
         row: dict[str, Any] = {"scenario": scenario, "agent": agent, "seeds": len(group)}
+        # A mean over seeds leaves a diverged seed's NaN ranking metrics out: this says so
+        row["diverged"] = f"{int(group.diverged_at.notna().sum())}/{len(group)}"
         for metric in metrics:
             row[metric], row[f"{metric}_ci"] = t_interval(group[metric].tolist())
         events = recovery[(recovery.scenario == scenario) & (recovery.agent == agent)]
@@ -218,6 +223,7 @@ def build_tables(results: Iterable[CellResult], spec: ExperimentSpec) -> Tables:
         recovery_rows.extend(_recovery_rows(r, spec))
         cell_rows.append(_cell_row(r, spec))
     cells = pd.DataFrame(cell_rows)
+    cells["diverged_at"] = cells["diverged_at"].astype("Int64")  # a clock, or <NA>
     recovery = pd.DataFrame(recovery_rows, columns=None if recovery_rows else [*KEYS, "event_t"])
     return Tables(
         curves=pd.concat(curves, ignore_index=True),

@@ -26,8 +26,13 @@ def _real_matrix(name: str, value: np.ndarray) -> np.ndarray:
     if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.number):
         raise TypeError(f"{name} must hold real numbers, got dtype {array.dtype}")
     array = array.astype(np.float64)
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name} must be finite")
+    finite = np.isfinite(array)
+    if not finite.all():
+        hint = " (a diverged model scores NaN)" if name == "scores" else ""
+        raise ValueError(
+            f"{name} must be finite, got {array.size - int(finite.sum())} NaN or inf of "
+            f"{array.size} values{hint}"
+        )
     return array
 
 
