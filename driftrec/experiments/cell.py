@@ -104,19 +104,21 @@ def _make_env(cell: Cell, twin: bool = False) -> Any:
 
 
 def _make_agent(cell: Cell, env: Any, device: str) -> Any:
-    from driftrec.agents import RL_AGENTS, make_agent
+    from driftrec.agents import make_agent
 
     agent = cell.agent
     kwargs: dict[str, Any] = {"model": agent.model, "exploration": agent.exploration}
-    if _is_learner(agent.name) or agent.name in RL_AGENTS:
+    if _is_learner(agent.name):
         kwargs["device"] = device
     return make_agent(agent.name, env, seed=cell.seed, **kwargs, **agent.params)
 
 
 def _is_learner(name: str) -> bool:
-    from driftrec.agents import STRATEGIES
+    """An agent that learns as it serves (a continual-learning strategy or an RL agent): it
+    has a model on ``device`` and, under ``twin: auto``, a no-drift twin run."""
+    from driftrec.agents import RL_AGENTS, STRATEGIES
 
-    return name in STRATEGIES
+    return name in STRATEGIES or name in RL_AGENTS
 
 
 def _device(cell: Cell) -> str:

@@ -30,11 +30,13 @@ __all__ = ["ResultsDir"]
 SPEC_FILE = "spec.yaml"
 CELLS = "cells"
 FORMAT_FILE = "FORMAT"
-CELL_FORMAT = 3
-"""The format of cell files: 3 is the world of CHANGELOG's issue-9 entry (another stream for
-batches of up to four requests, other last bits of every reward), whose numbers a format-2 cell
-does not reproduce; 2 added session return and length (``CellResult.sessions``); 1 (no
-``FORMAT`` file) is everything before."""
+CELL_FORMAT = 4
+"""The format of cell files: 4 runs the RL agents (SlateQ, top-k REINFORCE) on the no-drift
+twin under ``twin: auto`` as it runs the other learners (format-3 cells of RL agents have no
+twin curves); 3 is the world of CHANGELOG's issue-9 entry (another stream for batches of up to
+four requests, other last bits of every reward), whose numbers a format-2 cell does not
+reproduce; 2 added session return and length (``CellResult.sessions``); 1 (no ``FORMAT``
+file) is everything before."""
 
 
 def atomic_write(path: Path, data: bytes) -> None:

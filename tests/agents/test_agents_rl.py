@@ -274,6 +274,9 @@ def test_an_experiment_spec_names_the_rl_agents():
         assert result.horizon == 1_600 and np.isfinite(result.probe).all()
         assert result.cost["gradient_steps"] > 1_600 // 64  # pretraining and the stream
         assert np.isfinite(result.curves["normalised"].values).all()
+        # learners, so twin: auto runs them on the no-drift twin too (recovery against it)
+        assert result.twin_curves is not None
+        assert result.twin_curves["normalised"].end == result.horizon
 
 
 @pytest.mark.parametrize("name", RL_AGENTS)
