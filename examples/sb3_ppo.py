@@ -140,7 +140,14 @@ def parse_args(argv: list[str] | None = None) -> Args:
         else:
             kind = {"int": int, "float": float, "str": str}[str(f.type)]
             parser.add_argument(flag, type=kind, default=f.default, help=f"default {f.default}")
-    return Args(**vars(parser.parse_args(argv)))
+    args = Args(**vars(parser.parse_args(argv)))
+    iteration = args.num_envs * args.n_steps
+    if args.steps < iteration:
+        parser.error(
+            f"--steps must be at least one PPO iteration, --num-envs x --n-steps = {iteration} "
+            f"requests; got {args.steps}"
+        )
+    return args
 
 
 def main(argv: list[str] | None = None) -> list[tuple[int, float]]:

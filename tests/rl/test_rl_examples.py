@@ -31,6 +31,19 @@ def test_sb3_ppo_example_prints_a_figure_per_iteration():
     assert "PPO + CandidateScoringPolicy" not in out  # --quiet: no header
 
 
+def test_sb3_ppo_example_refuses_fewer_steps_than_one_iteration():
+    result = subprocess.run(
+        [sys.executable, "examples/sb3_ppo.py", "--steps", "100"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2  # an argparse usage error, before any training (was NaN)
+    assert "--steps must be at least one PPO iteration" in result.stderr
+    assert "--n-steps = 512 requests; got 100" in result.stderr
+
+
 @pytest.mark.slow
 def test_rl_throughput_benchmark_runs():
     out = run("benchmarks/rl_throughput.py", "--quick")
