@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,9 @@ __all__ = [
 ]
 
 _LABEL = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+MANY_REGIMES = 200
+"""More regimes than this within a cell's horizon draws a warning when the spec is checked."""
 
 MAX_SEED = 2**63 - 1
 """Seeds are stored as int64 (in the cell files and the report's tables)."""
@@ -258,6 +262,19 @@ class ExperimentSpec(_FreeForm, _Model):
                 )
             except (TypeError, ValueError) as error:
                 problems.append(f"scenarios.{i} ({scenario.key}): {error}")
+        for i, scenario_env in envs.items():
+            bounds = scenario_env.world_spec.regime_boundaries(self.horizon)
+            regimes = 1 + sum(0 < b < self.horizon for b in bounds)  # as the cell counts them
+            if regimes > MANY_REGIMES:
+                warnings.warn(
+                    f"scenarios.{i} ({self.scenarios[i].key}): {regimes:,} regimes within the "
+                    f"horizon of {self.horizon:,} requests; each gets a probe set of "
+                    f"{self.evaluation.probe_size} requests and an evaluation at its end, so "
+                    "cells will be slow and the per-regime figures crowded (a longer period or "
+                    "regime_every keeps them readable)",
+                    UserWarning,
+                    stacklevel=2,
+                )
         env = next(iter(envs.values()), None)
         if env is not None:
             env.reset(seed=0)  # agents such as the frozen oracle read the drawn world

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -76,6 +77,15 @@ def test_numpy_values_from_a_python_grid_are_taken_as_plain_values(tiny):
     spec = load_spec(grid, deep=False)
     assert type(spec.world["num_users"]) is int
     assert spec.fingerprint() == load_spec(tiny, deep=False).fingerprint()
+
+
+def test_a_spec_with_very_many_regimes_is_accepted_with_a_warning(tiny):
+    many = {**tiny, "scenarios": [{"name": "recurring", "params": {"period": 10}}]}
+    with pytest.warns(UserWarning, match=r"scenarios\.0 \(recurring\): 400 regimes within the"):
+        load_spec(many)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_spec(tiny)  # 3 regimes: nothing to say
 
 
 def test_a_spec_file_is_read_whatever_its_name_ends_with(tiny, tmp_path):
