@@ -188,6 +188,12 @@ class ActivitySampler:
         self._until = 0
         self._churned = 0
 
+    def changed(self) -> None:
+        """The users' activity, arrivals, presence or cohorts changed (a drift process that
+        declares it): rebuild every table at the next draw."""
+        self._table = self._cdf = None
+        self._table_key, self._key = b"", ()
+
     def churned(self, ids: np.ndarray) -> None:
         """Users ``ids`` (present until now) leave for good."""
         self._churned += 1

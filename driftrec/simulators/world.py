@@ -20,15 +20,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from driftrec.simulators.choice import (
-    ChoiceModel,
-    expected_reward,
-    make_choice_model,
-    sample_slots,
-)
+from driftrec.simulators.choice import ChoiceModel, expected_reward, make_choice_model, sample_slots
 from driftrec.simulators.config import WorldConfig
 from driftrec.simulators.consumption import consume, tire
-from driftrec.simulators.drift import DriftEvent, DriftProcess, check_processes
+from driftrec.simulators.drift import DriftEvent, DriftProcess, check_processes, rebuild_after
 from driftrec.simulators.logged import LoggedInteractions, LoggingPolicy, log_interactions
 from driftrec.simulators.population import ActivitySampler, ItemCatalogue, UserPopulation
 from driftrec.simulators.probes import ProbeSet, probe_set
@@ -389,6 +384,7 @@ class World:
         self.retrieval.record_clicks(i, self.clock)
         for process, memory in zip(self.processes, self.memory, strict=True):
             process.on_consumption(self.users, self.items, memory, u, i, self.rng["drift"])
+            rebuild_after(process, self.retrieval, self.activity)
 
     def churn(self, users: np.ndarray) -> None:
         """Users ``users`` leave for good."""
@@ -416,10 +412,10 @@ class World:
                 fired = process.advance(
                     self.users, self.items, memory, start, end, self.rng["drift"]
                 )
+                if fired:
+                    rebuild_after(process, self.retrieval, self.activity)
                 events.extend(fired)
-        if not events:
-            return ()
-        if any(e.items for e in events):
+        if any(e.items for e in events):  # items released or retired, whatever the touches
             self.retrieval.catalogue_changed()
         events.sort(key=lambda e: e.t)
         return tuple(events)

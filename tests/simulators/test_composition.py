@@ -1,9 +1,15 @@
 """The world is composed of injected parts: a fake choice model and a fake retriever drive a world
-end to end, through sessions and drift."""
+end to end, through sessions and drift; a user's own drift kinds take effect."""
+
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
+import pytest
 
 from driftrec.simulators import (
+    DriftEvent,
+    DriftProcess,
     ItemCatalogue,
     SessionBatch,
     Streams,
@@ -11,6 +17,7 @@ from driftrec.simulators import (
     UserPopulation,
     World,
     WorldConfig,
+    check_drift_process,
 )
 
 CONFIG = WorldConfig(num_users=300, num_items=200, num_candidates=6, slate_size=3)
@@ -86,3 +93,59 @@ def test_a_fake_choice_model_and_a_fake_retriever_drive_a_world_end_to_end():
     assert obs["candidate_ids"].shape == (8, 6)
     probe = world.probe_set(5)
     assert (probe.oracle_expected_reward == 1.0).all()
+
+
+@dataclass(frozen=True)
+class RetireTopic(DriftProcess):
+    """A user's own drift kind: at ``at`` every live item of ``topic`` retires. Its event does
+    not count the items (``DriftEvent.items``): it declares what it changes in ``touches``."""
+
+    at: int
+    topic: int = 0
+    kind: ClassVar[str] = "retire_topic"
+    touches: ClassVar[frozenset[str]] = frozenset({"items.retirement"})
+
+    def advance(self, users, items, memory, t0, t1, rng):
+        if not t0 < self.at <= t1:
+            return []
+        chosen = (items.topic == self.topic) & items.available(self.at)
+        items.retirement[chosen] = self.at
+        return [DriftEvent(self.at, self.kind, float(chosen.mean()))]
+
+    def boundaries(self, until):
+        return [self.at] if self.at <= until else []
+
+
+@dataclass(frozen=True)
+class QuietPowerUsers(DriftProcess):
+    """A user's own drift kind: at ``at`` the most active tenth of the users stop requesting."""
+
+    at: int
+    kind: ClassVar[str] = "quiet_power_users"
+    touches: ClassVar[frozenset[str]] = frozenset({"users.activity"})
+
+    def advance(self, users, items, memory, t0, t1, rng):
+        if not t0 < self.at <= t1:
+            return []
+        users.activity[users.activity >= np.quantile(users.activity, 0.9)] = 0.0
+        return [DriftEvent(self.at, self.kind, 0.1)]
+
+    def boundaries(self, until):
+        return [self.at] if self.at <= until else []
+
+
+@pytest.mark.parametrize("n", [1, 50])
+def test_a_custom_drift_that_retires_items_or_silences_users_takes_effect(n):
+    """The world rebuilds what it derives from the catalogue and from activity (retrieval
+    pools, the activity tables) when a process that declares such state in ``touches`` fires:
+    retired items were served on, and silenced users kept requesting."""
+    config = WorldConfig(num_users=600, num_items=500, num_candidates=20, slate_size=4)
+    for process in (RetireTopic(at=500, topic=3), QuietPowerUsers(at=500)):
+        check_drift_process(process)
+        world = World.draw(config, [process], seed=0)
+        sessions = SessionBatch(world, n)
+        while world.clock < 1_000:
+            sessions.serve(np.zeros((n, 4), dtype=np.int64))
+        requests = world.make_requests(world.sample_users(2_000))
+        assert world.items.available(world.clock)[requests.candidates].all()
+        assert (world.users.activity[requests.users] > 0).all()

@@ -23,6 +23,7 @@ from driftrec.simulators.drift.base import (
     DriftProcess,
     Memory,
     check_processes,
+    rebuild_after,
 )
 from driftrec.simulators.drift.catalogue import CatalogChurn, QualityShift
 from driftrec.simulators.drift.checks import check_drift_process
@@ -63,5 +64,6 @@ __all__ = [
     "check_processes",
     "cohort_request_shares",
     "random_plane_basis",
+    "rebuild_after",
     "rotation",
 ]

@@ -23,16 +23,21 @@ both.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from driftrec.simulators.config import WorldConfig
-from driftrec.simulators.population import ItemCatalogue, UserPopulation
+from driftrec.simulators.population import ActivitySampler, ItemCatalogue, UserPopulation
 from driftrec.validation import check_integer, check_integer_tuple, check_real, check_time
 
+if TYPE_CHECKING:
+    from driftrec.simulators.retrieval import Retrieval
+
 __all__ = [
+    "CATALOGUE_STATE",
     "PREFERENCE_KINDS",
+    "REQUESTER_STATE",
     "Dormant",
     "DriftEvent",
     "DriftProcess",
@@ -43,6 +48,7 @@ __all__ = [
     "cohorts_param",
     "periodic_indices",
     "preference_event",
+    "rebuild_after",
     "set_param",
     "similarity_param",
     "step_indices",
@@ -236,6 +242,25 @@ class DriftProcess:
         """The same process with its severity set to "no change" (every event's magnitude is
         then 0), or None if the kind has no such setting."""
         return None
+
+
+CATALOGUE_STATE = frozenset({"items.arrival", "items.retirement"})
+"""State that decides which items are live: a process that changes it makes the retriever
+rebuild its pools (after each advance that fires an event, and after each ``on_consumption``)."""
+
+REQUESTER_STATE = frozenset({"users.activity", "users.arrival", "users.alive", "users.cohort"})
+"""State that decides who makes requests: a process that changes it makes the world's
+activity sampler rebuild its tables (``users.cohort_activity`` is tracked by the sampler)."""
+
+
+def rebuild_after(process: DriftProcess, retrieval: Retrieval, activity: ActivitySampler) -> None:
+    """Tell the world's retriever and activity sampler that ``process`` may have changed what
+    they derive their state from, as its ``touches`` declares (which the drift contract
+    checks): the catalogue's live items, or who makes requests."""
+    if process.touches & CATALOGUE_STATE:
+        retrieval.catalogue_changed()
+    if process.touches & REQUESTER_STATE:
+        activity.changed()
 
 
 def check_processes(config: WorldConfig, processes: tuple[DriftProcess, ...]) -> None:
