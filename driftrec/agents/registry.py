@@ -157,8 +157,20 @@ class _PresetAgent:
         return _learning_agent(strategy, env_or_spaces, settings, learner)
 
 
-for _preset in STRATEGIES:
-    AGENTS.register(_preset)(_PresetAgent(_preset))
+def _agents() -> Registry:
+    """``AGENTS``, with the strategy presets as they are now: one registered with
+    ``@STRATEGIES.register()`` after this module was imported (a user's) joins it, one
+    unregistered leaves it."""
+    for preset in STRATEGIES:
+        if preset not in AGENTS:
+            AGENTS.register(preset)(_PresetAgent(preset))
+    for name in AGENTS.names():
+        if isinstance(AGENTS[name], _PresetAgent) and name not in STRATEGIES:
+            AGENTS.unregister(name)
+    return AGENTS
+
+
+_agents()
 
 
 @AGENTS.register("frozen_oracle")
@@ -238,14 +250,14 @@ RL_AGENTS = ("slateq", "topk_reinforce")
 def agent_names() -> list[str]:
     """Every agent name: ``random``, ``popularity``, ``oracle``, the strategy presets,
     ``frozen_oracle``, ``diverse_oracle``, ``slateq``, ``topk_reinforce``."""
-    return AGENTS.names()
+    return _agents().names()
 
 
 def agent_parameters(name: str) -> list[str]:
     """The keyword parameters ``make_agent(name, ...)`` accepts besides model, exploration,
     seed and device: a baseline's or an RL agent's own, or a preset's own (sorted) and the
     learner's (loss, optimiser, lr, l1, l2, micro_batch, batch_size)."""
-    return list(AGENTS.parameters(name))
+    return list(_agents().parameters(name))
 
 
 def make_agent(
@@ -305,7 +317,7 @@ def make_agent(
         raise TypeError(
             f"name must be an agent name (one of {AGENTS.names()}) or a Strategy, got {name!r}"
         )
-    builder = AGENTS[name]
+    builder = _agents()[name]
     if name not in STRATEGIES:  # a preset's builder checks its own and the learner's
         AGENTS.check_parameters(name, params)
     return builder(env_or_spaces, settings, **params)
