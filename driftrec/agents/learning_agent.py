@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -69,6 +69,8 @@ class LearningAgent(AgentBase):
         >>> agent.act(obs).shape
         (8, 4)
     """
+
+    learns: ClassVar[bool] = True
 
     def __init__(
         self,

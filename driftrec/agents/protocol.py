@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 from gymnasium import spaces
@@ -213,7 +213,18 @@ class Transition:
 
 @runtime_checkable
 class Agent(Protocol):
-    """What every agent does: answer a batch of requests, and observe what happened."""
+    """What every agent does: answer a batch of requests, and observe what happened.
+
+    What the experiment runner reads besides, when an agent has it (a user's agent too):
+
+    - ``greedy(obs) -> (B, k)`` slates without exploration or learning: scored on the probe
+      sets (forgetting, BWT, ACC); without it those are NaN.
+    - ``scores(obs) -> (B, C)`` a score per candidate: its ranking quality on the probe (AUC,
+      precision/recall/F1/NDCG@k); without it those are NaN.
+    - ``learns = True`` (a class attribute): the agent learns as it serves, so under
+      ``twin: auto`` it also runs on the no-drift twin (the continual-learning strategies and
+      the RL agents do).
+    """
 
     def act(self, obs: Observation) -> np.ndarray:
         """Slates for a batch of requests: (B, k) int64 positions into ``candidate_ids``."""
@@ -252,6 +263,9 @@ class Agent(Protocol):
 class AgentBase:
     """The one-sample convenience, defined by the batched methods (subclasses implement
     ``act`` and ``observe``)."""
+
+    learns: ClassVar[bool] = False
+    """Whether the agent learns as it serves (see :class:`Agent`); learning agents say True."""
 
     @property
     def pretrain_requests(self) -> int:

@@ -176,6 +176,7 @@ class RLAgentBase(AgentBase):
         device: ``"cpu"`` or ``"cuda"``.
     """
 
+    learns: ClassVar[bool] = True
     agent_name: ClassVar[str]
     """The agent's name in ``AGENTS`` (a saved state belongs to it)."""
     default_config: ClassVar[RLConfig]

@@ -237,11 +237,13 @@ def _run_cell(cell: Cell) -> CellResult:
     def evaluate(clock: int) -> None:
         nonlocal diverged_at
         eval_t.append(clock)
-        if greedy is None or scores is None:
+        if greedy is None:
             probe_rows.append([np.nan] * len(probes))
+        else:
+            probe_rows.append([p.normalised_reward(greedy(p.observation)) for p in probes])
+        if scores is None:
             ranking_rows.append(dict.fromkeys(RANKING_KEYS, np.nan))
             return
-        probe_rows.append([p.normalised_reward(greedy(p.observation)) for p in probes])
         regime = min(int(np.searchsorted(regime_ends, clock, side="right")), len(probes) - 1)
         current = probes[regime]
         agent_scores = scores(current.observation)
@@ -259,7 +261,7 @@ def _run_cell(cell: Cell) -> CellResult:
     cost["peak_rss_mb"] = _peak_rss_mb()
 
     twin_curves = None
-    if _wants_twin(cell, scheduled):
+    if _wants_twin(cell, scheduled, agent):
         twin_curves, _, _, _ = _rollout(cell, *_start(cell, True, device), steps)
 
     return CellResult(
@@ -302,10 +304,11 @@ def _measured(events: list[Any], scheduled: np.ndarray, horizon: int) -> np.ndar
     return np.array(sorted(set(scheduled.tolist()) | ends), dtype=np.int64)
 
 
-def _wants_twin(cell: Cell, scheduled: np.ndarray) -> bool:
+def _wants_twin(cell: Cell, scheduled: np.ndarray, agent: Any) -> bool:
     twin = cell.spec.evaluation.twin
-    if twin == "auto":
-        return bool(len(scheduled)) and _is_learner(cell.agent.name)
+    if twin == "auto":  # an agent says whether it learns (``learns``); built-ins by name
+        learns = getattr(agent, "learns", None)
+        return bool(len(scheduled)) and (_is_learner(cell.agent.name) or bool(learns))
     return bool(twin)
 
 

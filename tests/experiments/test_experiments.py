@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from driftrec.agents import AGENTS
+from driftrec.agents.protocol import AgentBase, task_sizes
 from driftrec.experiments import cell as cell_module
 from driftrec.experiments.experiment import QUICKSTART, run_experiment
 from driftrec.experiments.report import FIGURES
@@ -184,6 +186,59 @@ def test_probes_cover_every_regime_and_the_twin_runs_for_learners_on_scheduled_d
     assert result.twin_curves["normalised"].end == result.horizon
     baseline = cell_module.run_cell(cells["recurring__random__s0"])
     assert baseline.twin_curves is None and np.isnan(baseline.probe).all()
+
+
+class TopicCounter(AgentBase):
+    """A user's own learning agent: slates by how often each topic was clicked, with greedy
+    slates (no scores) and ``learns = True``."""
+
+    learns = True
+
+    def __init__(self, sizes, seed: int) -> None:
+        self.sizes = sizes
+        self.clicks = np.zeros(sizes.num_topics)
+        self.rng = np.random.default_rng(seed)
+
+    def greedy(self, obs):
+        ranked = np.argsort(-self.clicks[np.asarray(obs["candidate_topics"])], axis=1)
+        return ranked[:, : self.sizes.slate_size]
+
+    def act(self, obs):
+        noise = self.rng.random(np.shape(obs["candidate_topics"]))
+        ranked = np.argsort(-(self.clicks[np.asarray(obs["candidate_topics"])] + noise), axis=1)
+        return ranked[:, : self.sizes.slate_size]
+
+    def observe(self, transition):
+        slot = np.asarray(transition.info["click_slot"])
+        rows = np.flatnonzero(slot >= 0)
+        positions = transition.action[rows, slot[rows]]
+        topics = np.asarray(transition.obs["candidate_topics"])[rows, positions]
+        np.add.at(self.clicks, topics, 1.0)
+
+    def state_dict(self):
+        return {"clicks": self.clicks.copy()}
+
+    def load_state_dict(self, state):
+        self.clicks = state["clicks"].copy()
+
+
+def test_a_users_agent_is_probed_by_its_greedy_slates_and_twinned_because_it_learns(tiny):
+    """greedy without scores: probe rewards (forgetting, ACC) but no ranking metrics; a class
+    that says it learns gets the no-drift twin under twin: auto, as the built-in learners do."""
+
+    @AGENTS.register("topic_counter")
+    def topic_counter(env_or_spaces, settings, /):
+        """Most-clicked topics first."""
+        return TopicCounter(task_sizes(env_or_spaces), settings.seed)
+
+    try:
+        spec = load_spec({**tiny, "agents": [{"name": "topic_counter"}], "warm_start": None})
+        result = cell_module.run_cell(spec.cells()[0])  # sudden at 2,000 of 4,000
+    finally:
+        AGENTS.unregister("topic_counter")
+    assert np.isfinite(result.probe).all()
+    assert all(np.isnan(values).all() for values in result.ranking.values())
+    assert result.twin_curves is not None
 
 
 def test_every_agent_of_a_cell_starts_from_the_same_pretraining(tiny):
