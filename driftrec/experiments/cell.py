@@ -201,6 +201,7 @@ def run_cell(cell: Cell) -> CellResult:
     """Run one cell and measure it (see the module docstring)."""
     import torch
 
+    cell.spec.import_modules()  # a Ray worker registers the user's scenarios and agents too
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # same numbers in-process and in a Ray worker (which has one)
     try:

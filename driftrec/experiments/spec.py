@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import re
 import warnings
@@ -44,6 +45,7 @@ __all__ = [
 ]
 
 _LABEL = re.compile(r"^[A-Za-z0-9_.-]+$")
+_MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 MANY_REGIMES = 200
 """More regimes than this within a cell's horizon draws a warning when the spec is checked."""
@@ -165,6 +167,12 @@ class ExperimentSpec(_FreeForm, _Model):
 
     name: str
     """Results go to ``results/<name>/``."""
+    imports: list[str] = Field(default_factory=list)
+    """Python modules to import before the spec is checked and in every process that runs a
+    cell (Ray workers too): where your own scenarios, agents, strategies or models are
+    registered. Each must be importable where cells run: from the working directory or
+    ``PYTHONPATH`` (a local Ray cluster's workers share both); on a remote cluster, installed
+    on its nodes."""
     horizon: int = Field(ge=1)
     """Requests served per cell."""
     num_envs: int = Field(256, ge=1)
@@ -184,6 +192,26 @@ class ExperimentSpec(_FreeForm, _Model):
         if not _LABEL.match(value):
             raise ValueError("must be letters, digits, '_', '.' or '-' (it names a directory)")
         return value
+
+    @field_validator("imports")
+    @classmethod
+    def _imports(cls, value: list[str]) -> list[str]:
+        bad = [name for name in value if not _MODULE.match(name)]
+        if bad:
+            raise ValueError(f"imports must be dotted Python module names, got {bad}")
+        return value
+
+    def import_modules(self) -> None:
+        """Import the spec's ``imports`` (their registrations run); a :class:`SpecError` names
+        one that cannot be imported."""
+        for i, name in enumerate(self.imports):
+            try:
+                importlib.import_module(name)
+            except ImportError as error:
+                raise SpecError(
+                    f"bad experiment spec:\n  imports.{i}: cannot import {name!r}: {error} (it "
+                    "must be importable from the working directory or PYTHONPATH)"
+                ) from None
 
     @field_validator("seeds")
     @classmethod
@@ -238,8 +266,12 @@ class ExperimentSpec(_FreeForm, _Model):
         return self.evaluation.resolution or self.num_envs
 
     def fingerprint(self) -> str:
-        """A hash of everything that determines the results (the spec, canonical JSON)."""
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """A hash of everything that determines the results (the spec, canonical JSON; no
+        ``imports`` is left out, so specs written before the field keep their fingerprint)."""
+        data = self.model_dump(mode="json")
+        if not data["imports"]:
+            del data["imports"]
+        text = json.dumps(data, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def to_yaml(self) -> str:
@@ -253,6 +285,7 @@ class ExperimentSpec(_FreeForm, _Model):
         from driftrec.agents import make_agent
         from driftrec.envs import RecDriftVectorEnv
 
+        self.import_modules()
         problems = []
         envs = {}
         for i, scenario in enumerate(self.scenarios):

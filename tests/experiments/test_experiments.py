@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
+from user_plugins import user_spec, write_user_module
 
 from driftrec.agents import AGENTS
 from driftrec.agents.protocol import AgentBase, task_sizes
@@ -19,6 +21,7 @@ from driftrec.experiments.report import FIGURES
 from driftrec.experiments.results import ResultsDir
 from driftrec.experiments.runners import run_cells
 from driftrec.experiments.spec import SpecError, load_spec
+from driftrec.simulators import SCENARIOS
 
 
 @pytest.mark.parametrize(
@@ -220,6 +223,27 @@ class TopicCounter(AgentBase):
 
     def load_state_dict(self, state):
         self.clicks = state["clicks"].copy()
+
+
+def test_a_spec_imports_the_users_own_scenarios_and_agents(tiny, tmp_path, monkeypatch):
+    """``imports`` makes a user's registrations known where the spec is checked and where its
+    cells run: a scenario and an agent the package does not have."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = write_user_module(tmp_path, "local")
+    try:
+        report = run_experiment(
+            user_spec(tiny, module, "local"), tmp_path / "out", runner="local", progress=False
+        )
+        cells = {"local_shift__local_random__s0", "local_shift__online__s0"}
+        assert ResultsDir(report.parent).finished() == cells
+    finally:
+        SCENARIOS.unregister("local_shift")
+        AGENTS.unregister("local_random")
+        sys.modules.pop(module, None)
+    with pytest.raises(SpecError, match=r"imports\.0: cannot import 'no_such_plugins'"):
+        load_spec({**tiny, "imports": ["no_such_plugins"]})
+    with pytest.raises(SpecError, match=r"imports must be dotted Python module names"):
+        load_spec({**tiny, "imports": ["my-plugins"]})
 
 
 def test_a_users_agent_is_probed_by_its_greedy_slates_and_twinned_because_it_learns(tiny):

@@ -3,24 +3,37 @@ request the cluster cannot meet refused at once. One local Ray session (2 CPUs) 
 
 from __future__ import annotations
 
+import os
+import sys
+
 import pandas as pd
 import pytest
+from user_plugins import user_spec, write_user_module
 
+from driftrec.agents import AGENTS
 from driftrec.experiments.experiment import run_experiment
 from driftrec.experiments.results import ResultsDir
 from driftrec.experiments.runners import FAULT_ENV
 from driftrec.experiments.spec import SpecError
+from driftrec.simulators import SCENARIOS
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
 
 
 @pytest.fixture(scope="module")
-def ray_session(tmp_path_factory):
+def plugins(tmp_path_factory):
+    """A directory on the Ray workers' PYTHONPATH, for a user's module of registrations."""
+    return tmp_path_factory.mktemp("plugins")
+
+
+@pytest.fixture(scope="module")
+def ray_session(tmp_path_factory, plugins):
     import ray
 
     markers = tmp_path_factory.mktemp("killed")
     patch = pytest.MonkeyPatch()
     patch.setenv(FAULT_ENV, f"killed@{markers}")  # workers inherit it from the raylet
+    patch.setenv("PYTHONPATH", os.pathsep.join([str(plugins), os.environ.get("PYTHONPATH", "")]))
     patch.setenv("RAY_AUTH_MODE", "disabled")
     patch.setenv("RAY_USAGE_STATS_ENABLED", "0")
     ray.shutdown()
@@ -68,6 +81,27 @@ def test_a_gpu_request_on_a_cluster_without_gpus_fails_at_once(ray_session, tiny
     with pytest.raises(SpecError, match=r"resources\.num_gpus: .* the Ray cluster has 0"):
         run_experiment({**tiny, "resources": {"num_gpus": 1}}, out, runner="ray")
     assert not out.exists()
+
+
+def test_ray_workers_import_the_users_own_scenarios_and_agents(
+    ray_session, plugins, tiny, tmp_path, monkeypatch
+):
+    """The workers learn of a user's registrations through the spec's ``imports`` (they
+    failed with 'unknown scenario' after the driver had checked the spec and written the
+    directory)."""
+    monkeypatch.syspath_prepend(str(plugins))
+    module = write_user_module(plugins, "onray")
+    try:
+        report = run_experiment(
+            user_spec(tiny, module, "onray"), tmp_path / "out", runner="ray", progress=False
+        )
+    finally:
+        SCENARIOS.unregister("onray_shift")
+        AGENTS.unregister("onray_random")
+        sys.modules.pop(module, None)
+    directory = ResultsDir(report.parent)
+    assert directory.finished() == {"onray_shift__onray_random__s0", "onray_shift__online__s0"}
+    assert directory.read_cell("onray_shift__online__s0").node  # ran in a Ray worker
 
 
 def test_more_cpus_per_cell_than_any_node_has_fails_at_once(ray_session, tiny, tmp_path):
