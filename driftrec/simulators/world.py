@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -128,10 +128,12 @@ class World:
         regime_every: int | None = None,
         *,
         choice: ChoiceModel | None = None,
-        retrieval: Retrieval | None = None,
+        retrieval: Retrieval | Callable[[WorldConfig, ItemCatalogue], Retrieval] | None = None,
     ) -> World:
         """Draw a world from ``seed``: users, then items, from the world stream; the choice
-        model named by ``config.choice_model`` and :class:`PooledRetrieval` unless given.
+        model named by ``config.choice_model`` and :class:`PooledRetrieval` unless given
+        (``retrieval`` may be a retriever, or a callable that builds one from the config and
+        the drawn catalogue, as ``PooledRetrieval`` is built).
 
         The processes are validated against ``config`` before anything is drawn, so a bad
         parameter fails here, naming it.
@@ -146,7 +148,9 @@ class World:
         model: ChoiceModel = choice or make_choice_model(
             config.choice_model, config.slate_size, config.no_click_utility, config.position_bias
         )
-        retriever: Retrieval = retrieval or PooledRetrieval(config, items)
+        if retrieval is None or isinstance(retrieval, type) or not hasattr(retrieval, "retrieve"):
+            retrieval = (retrieval or PooledRetrieval)(config, items)  # a factory, or the default
+        retriever: Retrieval = retrieval  # type: ignore[assignment]
         return cls(config, users, items, model, retriever, processes, streams, regime_every)
 
     # ------------------------------------------------------------------ requests

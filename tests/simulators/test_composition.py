@@ -95,6 +95,33 @@ def test_a_fake_choice_model_and_a_fake_retriever_drive_a_world_end_to_end():
     assert (probe.oracle_expected_reward == 1.0).all()
 
 
+class TopicRetrieval:
+    """A retriever that needs the drawn catalogue: the first live items of one topic."""
+
+    def __init__(self, config: WorldConfig, items: ItemCatalogue) -> None:
+        self.items, self.count = items, config.num_candidates
+
+    def retrieve(self, n, clock, rng):
+        live = np.flatnonzero(self.items.available(clock) & (self.items.topic == 0))
+        return np.tile(live[: self.count], (n, 1))
+
+    def record_clicks(self, items, clock):
+        pass
+
+    def catalogue_changed(self):
+        pass
+
+
+def test_world_draw_builds_a_retriever_from_the_drawn_catalogue():
+    """``retrieval=`` may be a factory of (config, items), as PooledRetrieval is built: a
+    retriever that needs the catalogue cannot exist before World.draw draws it."""
+    world = World.draw(CONFIG, seed=0, retrieval=TopicRetrieval)
+    assert isinstance(world.retrieval, TopicRetrieval) and world.retrieval.items is world.items
+    requests = world.make_requests(world.sample_users(4))
+    assert (world.items.topic[requests.candidates] == 0).all()
+    world.respond(requests, world.oracle(requests)[0])
+
+
 @dataclass(frozen=True)
 class RetireTopic(DriftProcess):
     """A user's own drift kind: at ``at`` every live item of ``topic`` retires. Its event does
