@@ -21,6 +21,7 @@ from driftrec.agents.models.base import (
     Scorer,
     UserBatch,
     candidate_items,
+    init_module,
     shown_items,
     user_batch,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "TwoTower",
     "UserBatch",
     "candidate_items",
+    "init_module",
     "make_model",
     "model_parameters",
     "shown_items",
