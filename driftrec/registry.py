@@ -66,6 +66,16 @@ class Registry(Generic[T]):
         self.skip = skip
         self.sort_names = sort_names
         self._builders: dict[str, Callable[..., T]] = {}
+        self._listeners: list[Callable[[], None]] = []
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after every register and unregister (another registry that
+        mirrors this one's names keeps up: the agents mirror the strategy presets)."""
+        self._listeners.append(listener)
+
+    def _changed(self) -> None:
+        for listener in self._listeners:
+            listener()
 
     def register(
         self, name: str | None = None, *, replace: bool = False
@@ -82,6 +92,7 @@ class Registry(Generic[T]):
                     f"{self.kind} {key!r} is already registered; pass replace=True to override"
                 )
             self._builders[key] = builder
+            self._changed()
             return builder
 
         return decorate
@@ -90,6 +101,7 @@ class Registry(Generic[T]):
         """Remove entry ``name`` (for tests that register a toy entry)."""
         self.check_name(name)
         del self._builders[name]
+        self._changed()
 
     # ------------------------------------------------------------------ lookup
 

@@ -157,20 +157,21 @@ class _PresetAgent:
         return _learning_agent(strategy, env_or_spaces, settings, learner)
 
 
-def _agents() -> Registry:
-    """``AGENTS``, with the strategy presets as they are now: one registered with
+def _mirror_strategies() -> None:
+    """Keep ``AGENTS`` holding the strategy presets as they are: one registered with
     ``@STRATEGIES.register()`` after this module was imported (a user's) joins it, one
-    unregistered leaves it."""
+    unregistered leaves it, one replaced is rebuilt with its new parameters (run on every
+    change of ``STRATEGIES``; a preset named like another agent does not replace it)."""
     for preset in STRATEGIES:
-        if preset not in AGENTS:
-            AGENTS.register(preset)(_PresetAgent(preset))
+        if preset not in AGENTS or isinstance(AGENTS[preset], _PresetAgent):
+            AGENTS.register(preset, replace=True)(_PresetAgent(preset))
     for name in AGENTS.names():
         if isinstance(AGENTS[name], _PresetAgent) and name not in STRATEGIES:
             AGENTS.unregister(name)
-    return AGENTS
 
 
-_agents()
+_mirror_strategies()
+STRATEGIES.on_change(_mirror_strategies)
 
 
 @AGENTS.register("frozen_oracle")
@@ -250,14 +251,14 @@ RL_AGENTS = ("slateq", "topk_reinforce")
 def agent_names() -> list[str]:
     """Every agent name: ``random``, ``popularity``, ``oracle``, the strategy presets,
     ``frozen_oracle``, ``diverse_oracle``, ``slateq``, ``topk_reinforce``."""
-    return _agents().names()
+    return AGENTS.names()
 
 
 def agent_parameters(name: str) -> list[str]:
     """The keyword parameters ``make_agent(name, ...)`` accepts besides model, exploration,
     seed and device: a baseline's or an RL agent's own, or a preset's own (sorted) and the
     learner's (loss, optimiser, lr, l1, l2, micro_batch, batch_size)."""
-    return list(_agents().parameters(name))
+    return list(AGENTS.parameters(name))
 
 
 def make_agent(
@@ -317,7 +318,7 @@ def make_agent(
         raise TypeError(
             f"name must be an agent name (one of {AGENTS.names()}) or a Strategy, got {name!r}"
         )
-    builder = _agents()[name]
+    builder = AGENTS[name]
     if name not in STRATEGIES:  # a preset's builder checks its own and the learner's
         AGENTS.check_parameters(name, params)
     return builder(env_or_spaces, settings, **params)

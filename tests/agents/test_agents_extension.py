@@ -117,6 +117,7 @@ def test_a_registered_preset_is_an_agent_by_name_until_unregistered(registered_p
     agent = make_agent(registered_preset, env, seed=0, value=1.0, **LEARNER)
     assert agent.strategy.name == registered_preset
     assert registered_preset in agent_names() and "value" in agent_parameters(registered_preset)
+    assert registered_preset in AGENTS  # the registry itself, read directly, has it too
 
 
 def test_a_new_loss_term_moves_the_parameters_it_penalises(registered_preset):
@@ -248,6 +249,6 @@ def test_a_new_model_works_with_presets_that_copy_grow_and_restore_it(registered
 
 def test_registered_names_are_gone_after_the_tests():
     assert "items_only" not in MODELS and "pull_towards" not in STRATEGIES
-    assert "pull_towards" not in agent_names()
+    assert "pull_towards" not in agent_names() and "pull_towards" not in AGENTS
     baselines = {"random", "popularity", "oracle", "frozen_oracle", "diverse_oracle"}
     assert set(AGENTS) == set(STRATEGIES) | baselines | {"slateq", "topk_reinforce"}
