@@ -9,7 +9,7 @@ import html
 import math
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -336,14 +336,21 @@ def _diverged_text(count: int, total: int) -> str:
     )
 
 
-def _markdown(
-    title: str,
-    header: list[str],
-    rows: list[list[str]],
-    figures: dict[str, Path],
-    diverged: list[list[str]],
-    total: int,
-) -> str:
+class _Page(NamedTuple):
+    """What the Markdown and the HTML report show, in that order."""
+
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+    figures: dict[str, Path]
+    diverged: list[list[str]]
+    """Rows of :data:`DIVERGED_HEADER`, one per diverged cell."""
+    total: int
+    """Cells summarised."""
+
+
+def _markdown(page: _Page) -> str:
+    title, header, rows, figures, diverged, total = page
     lines = [f"# {title}", ""]
     if diverged:
         lines += [f"> **Warning:** {_diverged_text(len(diverged), total)}", ""]
@@ -366,14 +373,8 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table>{table}</table>"
 
 
-def _html(
-    title: str,
-    header: list[str],
-    rows: list[list[str]],
-    figures: dict[str, Path],
-    diverged: list[list[str]],
-    total: int,
-) -> str:
+def _html(page: _Page) -> str:
+    title, header, rows, figures, diverged, total = page
     warning = ""
     if diverged:
         warning = (
@@ -429,10 +430,10 @@ def write_report(directory: str | Path) -> Path:
     title = f"driftrec experiment: {spec.name} ({len(results)}/{len(spec.cells())} cells)"
     header, rows = _summary_rows(tables.summary)
     diverged = _diverged(results)
-    parts = (title, header, rows, figures, diverged, len(results))
-    atomic_write(root / "summary.md", _markdown(*parts).encode())
+    page = _Page(title, header, rows, figures, diverged, len(results))
+    atomic_write(root / "summary.md", _markdown(page).encode())
     report = root / "report.html"
-    atomic_write(report, _html(*parts).encode())
+    atomic_write(report, _html(page).encode())
     if diverged:
         # Said again here: a Ray worker's own warning does not reach this process
         cells = ", ".join(f"{r[0]} (t={r[4]})" for r in diverged)
