@@ -114,8 +114,9 @@ def _make_agent(cell: Cell, env: Any, device: str) -> Any:
 
 
 def _is_learner(name: str) -> bool:
-    """An agent that learns as it serves (a continual-learning strategy or an RL agent): it
-    has a model on ``device`` and, under ``twin: auto``, a no-drift twin run."""
+    """A built-in agent with a model (a continual-learning strategy or an RL agent): it is
+    built with the cell's ``device``. (Whether an agent gets the twin, it says itself:
+    ``learns``.)"""
     from driftrec.agents import RL_AGENTS, STRATEGIES
 
     return name in STRATEGIES or name in RL_AGENTS
@@ -307,9 +308,8 @@ def _measured(events: list[Any], scheduled: np.ndarray, horizon: int) -> np.ndar
 
 def _wants_twin(cell: Cell, scheduled: np.ndarray, agent: Any) -> bool:
     twin = cell.spec.evaluation.twin
-    if twin == "auto":  # an agent says whether it learns (``learns``); built-ins by name
-        learns = getattr(agent, "learns", None)
-        return bool(len(scheduled)) and (_is_learner(cell.agent.name) or bool(learns))
+    if twin == "auto":  # the agent says whether it learns as it serves
+        return bool(len(scheduled)) and bool(getattr(agent, "learns", False))
     return bool(twin)
 
 
