@@ -232,17 +232,17 @@ class ExperimentSpec(_FreeForm, _Model):
                 raise ValueError(f"{what}: {repeated} appear twice; give them distinct labels")
         # A cell's id names its result file: labels with '__' in them could make two cells
         # share one ('s' with 'a__b' and 's__a' with 'b').
-        ids: dict[str, tuple[str, str]] = {}
-        for scenario in self.scenarios:
-            for agent in self.agents:
-                pair = (scenario.key, agent.key)
-                other = ids.setdefault(f"{pair[0]}__{pair[1]}", pair)
-                if other != pair:
-                    raise ValueError(
-                        f"scenario {other[0]!r} with agent {other[1]!r} and scenario {pair[0]!r} "
-                        f"with agent {pair[1]!r} would share one result file "
-                        f"({pair[0]}__{pair[1]}__s<seed>.pkl); use labels without '__'"
-                    )
+        seed = self.seeds[0]
+        ids: dict[str, Cell] = {}
+        for cell in (Cell(self, s, a, seed) for s in self.scenarios for a in self.agents):
+            other = ids.setdefault(cell.id, cell)
+            if other is not cell:
+                raise ValueError(
+                    f"scenario {other.scenario.key!r} with agent {other.agent.key!r} and scenario "
+                    f"{cell.scenario.key!r} with agent {cell.agent.key!r} would share one result "
+                    f"file ({cell.id.removesuffix(f'__s{seed}')}__s<seed>.pkl); use labels "
+                    "without '__'"
+                )
         if self.horizon < self.num_envs:
             raise ValueError(
                 f"horizon ({self.horizon}) must be at least num_envs ({self.num_envs}): a cell "
