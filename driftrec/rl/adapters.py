@@ -135,7 +135,7 @@ def batch_scores_to_slates(
             f"actions must be scores of shape (num_envs={num_envs}, C={num_candidates}), got "
             f"{shape}"
         )
-    return scores_to_slates(scores, slate_size, num_candidates)
+    return scores_to_slates(scores, slate_size)  # the shape, C included, is checked
 
 
 def score_action_space(num_candidates: int) -> spaces.Box:
