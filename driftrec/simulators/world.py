@@ -192,8 +192,7 @@ class World:
         )
 
     def rescore(self, requests: Requests) -> Requests:
-        """The same users and candidates (and clock), scored under this world's state: for
-        another world's requests, e.g. on a :meth:`snapshot` of an earlier state."""
+        """The same requests scored under this world's state (another world's: a snapshot's)."""
         topics = self.items.topic.take(requests.candidates)
         return Requests(
             t=requests.t,
@@ -388,7 +387,8 @@ class World:
         self.retrieval.record_clicks(i, self.clock)
         for process, memory in zip(self.processes, self.memory, strict=True):
             process.on_consumption(self.users, self.items, memory, u, i, self.rng["drift"])
-            rebuild_after(process, self.retrieval, self.activity)
+            if process.rebuilds:
+                rebuild_after(process, self.retrieval, self.activity)
 
     def churn(self, users: np.ndarray) -> None:
         """Users ``users`` leave for good."""

@@ -170,6 +170,15 @@ def step_indices(times: np.ndarray, t0: int, t1: int) -> list[int]:
     return list(range(int(lo), int(hi)))
 
 
+CATALOGUE_STATE = frozenset({"items.arrival", "items.retirement"})
+"""State that decides which items are live: a process that changes it makes the retriever
+rebuild its pools (after each advance that fires an event, and after each ``on_consumption``)."""
+
+REQUESTER_STATE = frozenset({"users.activity", "users.arrival", "users.alive", "users.cohort"})
+"""State that decides who makes requests: a process that changes it makes the world's
+activity sampler rebuild its tables (``users.cohort_activity`` is tracked by the sampler)."""
+
+
 @dataclass(frozen=True)
 class DriftProcess:
     """Base of all drift processes: every hook is a no-op unless overridden."""
@@ -182,6 +191,14 @@ class DriftProcess:
     added_cohorts: ClassVar[int] = 0
     """Cohorts the process adds to the world when it is drawn (their ids follow the initial
     ones, in process order)."""
+    rebuilds: ClassVar[bool] = False
+    """Whether ``touches`` holds state the world derives its caches from
+    (:data:`CATALOGUE_STATE`, :data:`REQUESTER_STATE`): set from ``touches`` for every
+    subclass, so that serving asks once per process, not once per step."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.rebuilds = bool(cls.touches & (CATALOGUE_STATE | REQUESTER_STATE))
 
     def validate(self, config: WorldConfig, num_cohorts: int) -> None:
         """Check the parameters against the world they will act on (``num_cohorts`` counts the
@@ -242,15 +259,6 @@ class DriftProcess:
         """The same process with its severity set to "no change" (every event's magnitude is
         then 0), or None if the kind has no such setting."""
         return None
-
-
-CATALOGUE_STATE = frozenset({"items.arrival", "items.retirement"})
-"""State that decides which items are live: a process that changes it makes the retriever
-rebuild its pools (after each advance that fires an event, and after each ``on_consumption``)."""
-
-REQUESTER_STATE = frozenset({"users.activity", "users.arrival", "users.alive", "users.cohort"})
-"""State that decides who makes requests: a process that changes it makes the world's
-activity sampler rebuild its tables (``users.cohort_activity`` is tracked by the sampler)."""
 
 
 def rebuild_after(process: DriftProcess, retrieval: Retrieval, activity: ActivitySampler) -> None:
