@@ -22,7 +22,9 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import os
 import re
+import sys
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -203,7 +205,10 @@ class ExperimentSpec(_FreeForm, _Model):
 
     def import_modules(self) -> None:
         """Import the spec's ``imports`` (their registrations run); a :class:`SpecError` names
-        one that cannot be imported."""
+        one that cannot be imported. The working directory is searched first, as ``python -m``
+        and a local Ray cluster's workers do (the ``driftrec`` command's own path lacks it)."""
+        if self.imports and not {"", os.getcwd()} & set(sys.path):
+            sys.path.insert(0, os.getcwd())
         for i, name in enumerate(self.imports):
             try:
                 importlib.import_module(name)

@@ -185,3 +185,27 @@ def test_a_short_run_without_at_puts_the_shift_in_its_middle(tmp_path, capsys):
     assert main(["demo", "--envs", "32", "--steps", "20", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "demo.csv").is_file()
     assert "event: t=304 sudden" in capsys.readouterr().out  # (1 + 608) // 2: mid-report
+
+
+@pytest.mark.slow
+def test_the_installed_command_imports_a_users_module_from_the_working_directory(tiny, tmp_path):
+    """``imports:`` finds a module in the working directory under the ``driftrec`` command
+    too, whose own sys.path lacks it (``python -m`` would have hidden that)."""
+    import yaml
+    from user_plugins import user_spec, write_user_module
+
+    module = write_user_module(tmp_path, "cli")
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(user_spec(tiny, module, "cli")))
+    command = Path(sys.executable).with_name("driftrec")
+    run = subprocess.run(
+        [str(command), "run", "spec.yaml", "--runner", "local", "--out", "out", "--quiet"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in (tmp_path / "out" / "cells").glob("*.pkl")) == [
+        "cli_shift__cli_random__s0.pkl",
+        "cli_shift__online__s0.pkl",
+    ]
