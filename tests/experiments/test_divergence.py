@@ -16,7 +16,8 @@ import pytest
 
 from driftrec.experiments.cell import RANKING_KEYS, run_cell
 from driftrec.experiments.experiment import run_experiment
-from driftrec.experiments.report import FRONT_LEGEND, _stability_figure, _summary_rows
+from driftrec.experiments.figures import FRONT_LEGEND, _stability_figure
+from driftrec.experiments.report import _summary_rows
 from driftrec.experiments.results import ResultsDir
 from driftrec.experiments.spec import ExperimentSpec
 from driftrec.experiments.summary import Tables, build_tables

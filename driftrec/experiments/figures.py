@@ -1,0 +1,353 @@
+"""The report's figures (PNG), drawn from an experiment's tidy tables: the reward curves, recovery
+and dip after each drift event, the probe matrices, stability against plasticity, and quality
+against cost."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from driftrec.experiments.summary import Tables, t_interval
+
+__all__ = ["FIGURES", "FRONT_LEGEND", "write_figures"]
+
+FIGURES = ("reward", "recovery", "probes", "stability_plasticity", "cost")
+
+FRONT_LEGEND = "ringed, dashed: Pareto front"
+
+
+def write_figures(tables: Tables, directory: Path, window: int) -> dict[str, Path]:
+    """Draw every figure of :data:`FIGURES` into ``directory``; ``window`` is the recovery
+    window W (the earliest possible recovery time, marked on the recovery axes)."""
+    paths = {name: directory / f"{name}.png" for name in FIGURES}
+    _reward_figure(tables, paths["reward"])
+    _recovery_figure(tables, paths["recovery"], window)
+    _probe_figure(tables, paths["probes"])
+    _stability_figure(tables, paths["stability_plasticity"], window)
+    _cost_figure(tables, paths["cost"])
+    return paths
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"figure.dpi": 110, "axes.spines.top": False, "axes.spines.right": False})
+    return plt
+
+
+def _colors(agents: list[str] | Tables) -> dict[str, Any]:
+    """A colour per agent (of ``agents``, or of the tables' cells, in their order)."""
+    if isinstance(agents, Tables):
+        agents = list(dict.fromkeys(agents.cells.agent))
+    cmap = _plt().get_cmap("tab10")
+    return {a: cmap(i % 10) for i, a in enumerate(agents)}
+
+
+def _save(plt: Any, fig: Any, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _panels(plt: Any, count: int, size: tuple[float, float]) -> tuple[Any, list[Any]]:
+    """A figure of ``count`` panels, two per row, each ``size`` inches; spare panels hidden."""
+    cols = min(max(count, 1), 2)
+    rows = math.ceil(max(count, 1) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False)
+    for ax in axes.ravel()[count:]:
+        ax.set_visible(False)
+    return fig, list(axes.ravel()[:count])
+
+
+def _few_ticks(ax: Any) -> None:
+    """At most five ticks per axis, so that long tick labels do not run into each other."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(5))
+    ax.yaxis.set_major_locator(MaxNLocator(5))
+
+
+def _window_line(ax: Any, window: int) -> None:
+    """Mark W, the earliest recovery time (the first window wholly after the event), with an
+    entry in the legend; requests on the axis get thousands separators."""
+    from matplotlib.ticker import StrMethodFormatter
+
+    ax.axhline(window, color="0.45", lw=1.0, ls=":", zorder=0,
+               label=f"W = {window:,}: back within the first window")  # fmt: skip
+    ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+
+
+def _reward_figure(tables: Tables, path: Path) -> None:
+    plt = _plt()
+    curves = tables.curves
+    scenarios = list(dict.fromkeys(curves.scenario))
+    agents = list(dict.fromkeys(curves.agent))
+    colors = _colors(agents)
+    fig, axes = plt.subplots(len(scenarios), 1, figsize=(9, 2.8 * len(scenarios)), squeeze=False)
+    for ax, scenario in zip(axes[:, 0], scenarios, strict=True):
+        for agent in agents:
+            for world, style in (("world", "-"), ("twin", "--")):
+                rows = curves[(curves.scenario == scenario) & (curves.agent == agent)]
+                rows = rows[rows.world == world]
+                if rows.empty:
+                    continue
+                table = rows.pivot_table(index="t", columns="seed", values="normalised")
+                smooth = table.rolling(5, min_periods=1, center=True).mean()
+                mean, sd = smooth.mean(axis=1), smooth.std(axis=1).fillna(0)
+                half = 1.96 * sd / math.sqrt(max(table.shape[1], 1))
+                label = agent if world == "world" else None
+                ax.plot(mean.index, mean, style, color=colors[agent], lw=1.4, label=label)
+                if world == "world":
+                    ax.fill_between(
+                        mean.index, mean - half, mean + half, color=colors[agent], alpha=0.15
+                    )
+        events = tables.events[tables.events.scenario == scenario]
+        for t in sorted(set(events.t)):
+            ax.axvline(t, color="0.4", lw=0.8, ls=":")
+        ax.set_title(
+            f"{scenario}: normalised reward (dashed: no-drift twin; dotted: drift)", fontsize=10
+        )
+        ax.set_ylabel("expected / oracle")
+        ax.set_ylim(0, 1.02)
+    axes[-1, 0].set_xlabel("world clock (requests)")
+    axes[0, 0].legend(ncol=min(len(agents), 6), fontsize=8, loc="lower left")
+    _save(plt, fig, path)
+
+
+def _mean_and_half(values: pd.Series) -> tuple[float, float]:
+    """The mean of ``values`` (nan if none) and its 95% half-width (0 for fewer than two)."""
+    values = values.dropna()
+    if values.empty:
+        return math.nan, 0.0
+    mean, half = t_interval(values.tolist())
+    return mean, half if math.isfinite(half) else 0.0
+
+
+def _recovery_figure(tables: Tables, path: Path, window: int) -> None:
+    """Recovery time (above) and dip (below) per drift event and agent, means over seeds with
+    95% intervals. A bar hatched and faded is censored in some seeds: its height is the mean of
+    the seeds that recovered, or the time to the censoring point if none did."""
+    plt = _plt()
+    rec = tables.recovery
+    groups = list(dict.fromkeys(zip(rec.scenario, rec.event_t, strict=True))) if len(rec) else []
+    fig, axes = plt.subplots(2, 1, figsize=(max(7.0, 1.1 * len(groups) + 2.0), 6.4))
+    if not groups:
+        for ax in axes:
+            ax.text(0.5, 0.5, "no scheduled drift event", ha="center", transform=ax.transAxes)
+        _save(plt, fig, path)
+        return
+    agents = list(dict.fromkeys(rec.agent))
+    colors = _colors(tables)
+    width = 0.8 / len(agents)
+    for j, agent in enumerate(agents):
+        times, dips, censored = [], [], []
+        for scenario, t in groups:
+            sel = rec[(rec.scenario == scenario) & (rec.event_t == t) & (rec.agent == agent)]
+            done = sel[~sel.censored.astype(bool)]
+            times.append(
+                _mean_and_half(done.recovery_time)
+                if len(done)
+                else ((sel.censor_t.max() - t) if len(sel) else math.nan, 0.0)
+            )
+            censored.append(len(done) < len(sel))
+            dips.append(_mean_and_half(sel.dip))
+        x = np.arange(len(groups)) + j * width
+        for ax, values, floor in ((axes[0], times, window), (axes[1], dips, -math.inf)):
+            mean, half = np.array(values).T
+            # Recovery takes at least W: a wide interval of few seeds is not drawn below it.
+            below = np.clip(np.minimum(half, mean - floor), 0, None)
+            bars = ax.bar(x, mean, width, yerr=np.nan_to_num([below, half]),
+                          color=colors[agent], label=agent,
+                          error_kw={"elinewidth": 0.8, "ecolor": "0.3"})  # fmt: skip
+            if ax is axes[0]:
+                for bar, hatch in zip(bars, censored, strict=True):
+                    if hatch:
+                        bar.set_hatch("///")
+                        bar.set_alpha(0.5)
+    labels = [f"{s}\nt={t:,}" for s, t in groups]
+    titles = (
+        "recovery time after each drift event (hatched: censored in some seeds)",
+        "dip: pre-event level minus the lowest window after it",
+    )
+    for ax, title in zip(axes, titles, strict=True):
+        ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, labels, fontsize=7)
+        ax.set_title(title, fontsize=10)
+    axes[0].set_ylabel("requests")
+    _window_line(axes[0], window)
+    axes[0].set_ylim(bottom=0)
+    axes[1].axhline(0, color="0.5", lw=0.8)
+    axes[1].set_ylabel("normalised reward")
+    axes[0].legend(fontsize=7, ncol=min(len(agents), 6), loc="upper right")
+    _save(plt, fig, path)
+
+
+def _probe_limits(values: np.ndarray) -> tuple[float, float]:
+    """Colour limits shared by every probe matrix: the data's range widened to a multiple of
+    0.05 (differences of a few hundredths must show), within [0, 1]."""
+    finite = values[np.isfinite(values)]
+    if not finite.size:
+        return 0.0, 1.0
+    # Steps of 0.05, counted with a little slack: 0.6 / 0.05 is 11.999...
+    low = max(0.0, math.floor(finite.min() / 0.05 + 1e-9) * 0.05)
+    high = min(1.0, math.ceil(finite.max() / 0.05 - 1e-9) * 0.05)
+    return (low, high) if high > low else (max(0.0, low - 0.05), min(1.0, high + 0.05))
+
+
+def _probe_figure(tables: Tables, path: Path) -> None:
+    plt = _plt()
+    probes = tables.probes.dropna(subset=["normalised_reward"])
+    scenarios = list(dict.fromkeys(tables.cells.scenario))
+    agents = [a for a in dict.fromkeys(tables.cells.agent) if a in set(probes.agent)]
+    if not agents:
+        fig, ax = plt.subplots(figsize=(4, 2))
+        ax.text(0.5, 0.5, "no probed agent", ha="center")
+        _save(plt, fig, path)
+        return
+    vmin, vmax = _probe_limits(probes.normalised_reward.to_numpy(dtype=float))
+    fig, axes = plt.subplots(
+        len(scenarios), len(agents), figsize=(1.9 * len(agents) + 1.6, 1.9 * len(scenarios) + 0.6),
+        squeeze=False,
+    )  # fmt: skip
+    image = None
+    for i, scenario in enumerate(scenarios):
+        for j, agent in enumerate(agents):
+            ax = axes[i, j]
+            sel = probes[(probes.scenario == scenario) & (probes.agent == agent)]
+            matrix = sel.groupby(["eval_t", "regime"]).normalised_reward.mean().unstack()
+            image = ax.imshow(matrix.to_numpy(), aspect="auto", vmin=vmin, vmax=vmax,
+                              cmap="viridis")  # fmt: skip
+            ax.set_xticks(range(matrix.shape[1]))
+            rows = [0, len(matrix) - 1] if len(matrix) > 1 else [0]
+            ax.set_yticks(rows, [f"{matrix.index[r]:,}" for r in rows] if j == 0 else [],
+                          fontsize=6)  # fmt: skip
+            if i == 0:
+                ax.set_title(agent, fontsize=9)
+            if j == 0:
+                ax.set_ylabel(f"{scenario}\nevaluated at t", fontsize=8)
+            if i == len(scenarios) - 1:
+                ax.set_xlabel("probe regime", fontsize=8)
+    fig.suptitle(
+        "P[e, j]: normalised reward of the greedy slates on regime j's probe (1 = oracle), "
+        "at each evaluation (rows, top to bottom)",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.6, label="normalised reward")
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _pareto(points: np.ndarray) -> np.ndarray:
+    """Indices of the points no other point beats on both coordinates (lower is better)."""
+    keep = []
+    for i, p in enumerate(points):
+        dominated = np.any(np.all(points <= p, axis=1) & np.any(points < p, axis=1))
+        if not dominated:
+            keep.append(i)
+    return np.array(keep, dtype=int)
+
+
+def _plot_front(ax: Any, points: np.ndarray, higher_y_is_better: bool = False) -> Any:
+    """Ring the Pareto front of ``points`` (n, 2; lower x is better, and lower y unless
+    ``higher_y_is_better``) and join it with a dashed line; a front of one point (an agent
+    better than all others on both) is its ring alone. Returns the line."""
+    sign = np.array([1.0, -1.0 if higher_y_is_better else 1.0])
+    front = points[_pareto(points * sign)]
+    front = front[np.argsort(front[:, 0])]
+    (line,) = ax.plot(
+        front[:, 0], front[:, 1], "k--", lw=1, marker="o", ms=11, mfc="none", mec="k", zorder=3
+    )
+    return line
+
+
+def _censoring_distance(recovery: pd.DataFrame, scenario: str, agent: str) -> float:
+    """Mean requests from each drift event to its censoring point (the next event or the end),
+    for an agent that recovered from none: a lower bound on its recovery time."""
+    if recovery.empty or "censor_t" not in recovery:
+        return math.nan
+    sel = recovery[(recovery.scenario == scenario) & (recovery.agent == agent)]
+    return float((sel.censor_t - sel.event_t).mean()) if len(sel) else math.nan
+
+
+def _stability_figure(tables: Tables, path: Path, window: int | None = None) -> None:
+    """Forgetting against recovery time, one panel per scenario, agents as points and the
+    Pareto front among them (lower is better on both). An agent that recovered from no event
+    (every seed censored) is a hollow triangle at its censoring distance, off the front."""
+    plt = _plt()
+    summary = tables.summary
+    colors = _colors(tables)
+    points: dict[str, list[tuple[str, float, float, bool]]] = {}
+    if "recovery_time" in summary:
+        for _, row in summary.dropna(subset=["forgetting"]).iterrows():
+            censored = not math.isfinite(row.recovery_time)
+            time = (
+                _censoring_distance(tables.recovery, row.scenario, row.agent)
+                if censored
+                else row.recovery_time
+            )
+            if math.isfinite(time):
+                points.setdefault(row.scenario, []).append(
+                    (row.agent, row.forgetting, time, censored)
+                )
+    scenarios = list(points) or ["(none)"]
+    fig, axes = _panels(plt, len(scenarios), (5.2, 3.6))
+    for ax, scenario in zip(axes, scenarios, strict=True):
+        if scenario not in points:  # e.g. a grid without scheduled drift: nothing to plot
+            ax.text(0.5, 0.5, "needs probed agents and drift events", ha="center",
+                    transform=ax.transAxes)  # fmt: skip
+            continue
+        for agent, forgetting, time, censored in points[scenario]:
+            if censored:
+                ax.scatter(forgetting, time, marker="^", s=60, facecolors="none",
+                           edgecolors=colors[agent], linewidths=1.5,
+                           label=f"{agent}: never recovered (censored)")  # fmt: skip
+            else:
+                ax.scatter(forgetting, time, color=colors[agent], s=45, label=agent)
+        front = [(f, t) for _, f, t, censored in points[scenario] if not censored]
+        if front:
+            _plot_front(ax, np.array(front, dtype=float))
+        if window is not None:
+            _window_line(ax, window)
+        _few_ticks(ax)
+        ax.set_title(f"{scenario} ({FRONT_LEGEND})", fontsize=9)
+        ax.set_xlabel("forgetting on probes (lower is better)", fontsize=8)
+        ax.set_ylabel("recovery time, requests", fontsize=8)
+        ax.legend(fontsize=7)
+    fig.suptitle("stability vs plasticity", fontsize=10)
+    _save(plt, fig, path)
+
+
+def _cost_figure(tables: Tables, path: Path) -> None:
+    """Mean normalised reward against seconds acting and learning per cell, one panel per
+    scenario, agents as points with 95% intervals, and the Pareto front (cheaper and better)."""
+    plt = _plt()
+    summary = tables.summary
+    colors = _colors(tables)
+    zero = pd.Series(0.0, index=summary.index)
+    cost = summary.get("cost_learn_seconds", zero) + summary.get("cost_act_seconds", zero)
+    reward_ci = summary.get("reward_ci", zero).fillna(0.0)
+    scenarios = list(dict.fromkeys(summary.scenario))
+    fig, axes = _panels(plt, len(scenarios), (5.2, 3.6))
+    for ax, scenario in zip(axes, scenarios, strict=True):
+        sel = summary.scenario == scenario
+        for i in summary.index[sel]:
+            ax.errorbar(cost[i], summary.reward[i], yerr=reward_ci[i], fmt="o", ms=6,
+                        color=colors[summary.agent[i]], label=summary.agent[i])  # fmt: skip
+        points = np.column_stack([cost[sel], summary.reward[sel]]).astype(float)
+        finite = np.isfinite(points).all(axis=1)
+        if finite.any():
+            _plot_front(ax, points[finite], higher_y_is_better=True)
+        _few_ticks(ax)
+        ax.set_title(f"{scenario} ({FRONT_LEGEND})", fontsize=9)
+        ax.set_xlabel("seconds acting + learning per cell", fontsize=8)
+        ax.set_ylabel("mean normalised reward", fontsize=8)
+        ax.legend(fontsize=7)
+    fig.suptitle("quality vs cost (higher and further left is better)", fontsize=10)
+    _save(plt, fig, path)
