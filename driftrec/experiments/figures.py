@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from driftrec.experiments.summary import Tables, t_interval
 
@@ -77,14 +78,30 @@ def _few_ticks(ax: Any) -> None:
 def _window_line(ax: Any, window: int) -> None:
     """Mark W, the earliest recovery time (the first window wholly after the event), with an
     entry in the legend; requests on the axis get thousands separators."""
-    from matplotlib.ticker import StrMethodFormatter
-
     ax.axhline(window, color="0.45", lw=1.0, ls=":", zorder=0,
                label=f"W = {window:,}: back within the first window")  # fmt: skip
-    ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+    _thousands(ax.yaxis)
+
+
+def _thousands(axis: Any) -> None:
+    """Thousands separators on an axis of requests."""
+    from matplotlib.ticker import StrMethodFormatter
+
+    axis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+
+
+def _half_width(table: pd.DataFrame) -> pd.Series:
+    """95% Student t half-width of each row's mean over its columns (seeds); 0 for one seed,
+    which has no interval."""
+    n = table.shape[1]
+    if n < 2:
+        return pd.Series(0.0, index=table.index)
+    return stats.t.ppf(0.975, n - 1) * table.std(axis=1) / math.sqrt(n)
 
 
 def _reward_figure(tables: Tables, path: Path) -> None:
+    """Normalised reward over the clock per scenario: each agent's mean over seeds (curves
+    smoothed over 5 bins) with its 95% t-interval band, the no-drift twin dashed, drift dotted."""
     plt = _plt()
     curves = tables.curves
     scenarios = list(dict.fromkeys(curves.scenario))
@@ -100,8 +117,7 @@ def _reward_figure(tables: Tables, path: Path) -> None:
                     continue
                 table = rows.pivot_table(index="t", columns="seed", values="normalised")
                 smooth = table.rolling(5, min_periods=1, center=True).mean()
-                mean, sd = smooth.mean(axis=1), smooth.std(axis=1).fillna(0)
-                half = 1.96 * sd / math.sqrt(max(table.shape[1], 1))
+                mean, half = smooth.mean(axis=1), _half_width(smooth)
                 label = agent if world == "world" else None
                 ax.plot(mean.index, mean, style, color=colors[agent], lw=1.4, label=label)
                 if world == "world":
@@ -111,14 +127,32 @@ def _reward_figure(tables: Tables, path: Path) -> None:
         events = tables.events[tables.events.scenario == scenario]
         for t in sorted(set(events.t)):
             ax.axvline(t, color="0.4", lw=0.8, ls=":")
+        seeds = curves[curves.scenario == scenario].seed.nunique()
+        band = "band: 95% interval over seeds" if seeds > 1 else "one seed: no interval"
         ax.set_title(
-            f"{scenario}: normalised reward (dashed: no-drift twin; dotted: drift)", fontsize=10
+            f"{scenario}: normalised reward ({band}; dashed: no-drift twin; dotted: drift)",
+            fontsize=10,
         )
         ax.set_ylabel("expected / oracle")
-        ax.set_ylim(0, 1.02)
+        ax.set_ylim(*_reward_limits(curves.normalised[curves.scenario == scenario]))
+        _thousands(ax.xaxis)
     axes[-1, 0].set_xlabel("world clock (requests)")
-    axes[0, 0].legend(ncol=min(len(agents), 6), fontsize=8, loc="lower left")
-    _save(plt, fig, path)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, ncol=min(len(agents), 8), fontsize=8, loc="upper center",
+               frameon=False)  # fmt: skip
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _reward_limits(values: pd.Series) -> tuple[float, float]:
+    """The normalised-reward axis: the curves' range widened to tenths, within [0, 1.02] (a
+    change of a few hundredths must show; 0..1 squeezed every curve into a band)."""
+    finite = values[np.isfinite(values.to_numpy(dtype=float))]
+    if finite.empty:
+        return 0.0, 1.02
+    low = max(0.0, math.floor(finite.min() * 10 + 1e-9) / 10)
+    return low, min(1.02, max(low + 0.1, math.ceil(finite.max() * 10 - 1e-9) / 10))
 
 
 def _mean_and_half(values: pd.Series) -> tuple[float, float]:
@@ -132,8 +166,9 @@ def _mean_and_half(values: pd.Series) -> tuple[float, float]:
 
 def _recovery_figure(tables: Tables, path: Path, window: int) -> None:
     """Recovery time (above) and dip (below) per drift event and agent, means over seeds with
-    95% intervals. A bar hatched and faded is censored in some seeds: its height is the mean of
-    the seeds that recovered, or the time to the censoring point if none did."""
+    95% intervals. A bar hatched and faded is censored in some seeds: a censored seed counts at
+    its censoring distance, so the bar is a lower bound. Seeds whose censoring point leaves no
+    whole window after the event (nothing could be measured) are left out."""
     plt = _plt()
     rec = tables.recovery
     groups = list(dict.fromkeys(zip(rec.scenario, rec.event_t, strict=True))) if len(rec) else []
@@ -150,13 +185,10 @@ def _recovery_figure(tables: Tables, path: Path, window: int) -> None:
         times, dips, censored = [], [], []
         for scenario, t in groups:
             sel = rec[(rec.scenario == scenario) & (rec.event_t == t) & (rec.agent == agent)]
-            done = sel[~sel.censored.astype(bool)]
-            times.append(
-                _mean_and_half(done.recovery_time)
-                if len(done)
-                else ((sel.censor_t.max() - t) if len(sel) else math.nan, 0.0)
-            )
-            censored.append(len(done) < len(sel))
+            sel = sel[sel.censor_t - t >= window]
+            cut = sel.censored.eq(True)
+            times.append(_mean_and_half(sel.recovery_time.where(~cut, sel.censor_t - t)))
+            censored.append(bool(cut.any()))
             dips.append(_mean_and_half(sel.dip))
         x = np.arange(len(groups)) + j * width
         for ax, values, floor in ((axes[0], times, window), (axes[1], dips, -math.inf)):
@@ -173,7 +205,8 @@ def _recovery_figure(tables: Tables, path: Path, window: int) -> None:
                         bar.set_alpha(0.5)
     labels = [f"{s}\nt={t:,}" for s, t in groups]
     titles = (
-        "recovery time after each drift event (hatched: censored in some seeds)",
+        "recovery time after each drift event (hatched: censored in some seeds, counted at "
+        "the censoring point: a lower bound)",
         "dip: pre-event level minus the lowest window after it",
     )
     for ax, title in zip(axes, titles, strict=True):
@@ -267,35 +300,39 @@ def _plot_front(ax: Any, points: np.ndarray, higher_y_is_better: bool = False) -
     return line
 
 
-def _censoring_distance(recovery: pd.DataFrame, scenario: str, agent: str) -> float:
-    """Mean requests from each drift event to its censoring point (the next event or the end),
-    for an agent that recovered from none: a lower bound on its recovery time."""
+def _censoring(recovery: pd.DataFrame, scenario: str, agent: str) -> tuple[int, int, float]:
+    """Of an agent's measured drift events (all seeds): how many were censored, how many were
+    measured (recovered or censored), and the mean requests from a censored event to its
+    censoring point (the next event or the end; a lower bound on its recovery time)."""
     if recovery.empty or "censor_t" not in recovery:
-        return math.nan
+        return 0, 0, math.nan
     sel = recovery[(recovery.scenario == scenario) & (recovery.agent == agent)]
-    return float((sel.censor_t - sel.event_t).mean()) if len(sel) else math.nan
+    cut = sel.censored.eq(True)
+    measured = int(cut.sum() + np.isfinite(sel.recovery_time.to_numpy(dtype=float)).sum())
+    distance = float((sel.censor_t - sel.event_t)[cut].mean()) if cut.any() else math.nan
+    return int(cut.sum()), measured, distance
 
 
 def _stability_figure(tables: Tables, path: Path, window: int | None = None) -> None:
     """Forgetting against recovery time, one panel per scenario, agents as points and the
-    Pareto front among them (lower is better on both). An agent that recovered from no event
-    (every seed censored) is a hollow triangle at its censoring distance, off the front."""
+    Pareto front among them (lower is better on both). The front is drawn among the agents
+    that recovered from every event: one censored in some events is a hollow circle at its
+    mean over the events it recovered from, and one that recovered from none a hollow triangle
+    at its censoring distance."""
     plt = _plt()
     summary = tables.summary
     colors = _colors(tables)
-    points: dict[str, list[tuple[str, float, float, bool]]] = {}
+    points: dict[str, list[tuple[str, float, float, str]]] = {}
     if "recovery_time" in summary:
         for _, row in summary.dropna(subset=["forgetting"]).iterrows():
-            censored = not math.isfinite(row.recovery_time)
-            time = (
-                _censoring_distance(tables.recovery, row.scenario, row.agent)
-                if censored
-                else row.recovery_time
-            )
+            cut, measured, distance = _censoring(tables.recovery, row.scenario, row.agent)
+            time, label = row.recovery_time, row.agent
+            if not math.isfinite(time):
+                time, label = distance, f"{row.agent}: never recovered (censored)"
+            elif cut:
+                label = f"{row.agent} (censored {cut}/{measured})"
             if math.isfinite(time):
-                points.setdefault(row.scenario, []).append(
-                    (row.agent, row.forgetting, time, censored)
-                )
+                points.setdefault(row.scenario, []).append((row.agent, row.forgetting, time, label))
     scenarios = list(points) or ["(none)"]
     fig, axes = _panels(plt, len(scenarios), (5.2, 3.6))
     for ax, scenario in zip(axes, scenarios, strict=True):
@@ -303,20 +340,21 @@ def _stability_figure(tables: Tables, path: Path, window: int | None = None) -> 
             ax.text(0.5, 0.5, "needs probed agents and drift events", ha="center",
                     transform=ax.transAxes)  # fmt: skip
             continue
-        for agent, forgetting, time, censored in points[scenario]:
-            if censored:
-                ax.scatter(forgetting, time, marker="^", s=60, facecolors="none",
-                           edgecolors=colors[agent], linewidths=1.5,
-                           label=f"{agent}: never recovered (censored)")  # fmt: skip
+        front = []
+        for agent, forgetting, time, label in points[scenario]:
+            if label == agent:
+                ax.scatter(forgetting, time, color=colors[agent], s=45, label=label)
+                front.append((forgetting, time))
             else:
-                ax.scatter(forgetting, time, color=colors[agent], s=45, label=agent)
-        front = [(f, t) for _, f, t, censored in points[scenario] if not censored]
+                ax.scatter(forgetting, time, marker="^" if "never" in label else "o", s=60,
+                           facecolors="none", edgecolors=colors[agent], linewidths=1.5,
+                           label=label)  # fmt: skip
         if front:
             _plot_front(ax, np.array(front, dtype=float))
         if window is not None:
             _window_line(ax, window)
         _few_ticks(ax)
-        ax.set_title(f"{scenario} ({FRONT_LEGEND})", fontsize=9)
+        ax.set_title(f"{scenario} ({FRONT_LEGEND}; hollow: censored)", fontsize=9)
         ax.set_xlabel("forgetting on probes (lower is better)", fontsize=8)
         ax.set_ylabel("recovery time, requests", fontsize=8)
         ax.legend(fontsize=7)

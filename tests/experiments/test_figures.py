@@ -52,6 +52,8 @@ def test_an_agent_that_never_recovered_is_drawn_at_its_censoring_distance_off_th
             "agent": ["static"] * 2,
             "event_t": [30_000, 30_000],
             "censor_t": [60_000, 50_000],
+            "recovery_time": [math.nan, math.nan],
+            "censored": [True, True],
         }
     )
     _stability_figure(_tables(summary, recovery), tmp_path / "s.png", window=5_000)
@@ -134,3 +136,78 @@ def test_cost_figure_has_a_panel_per_scenario_and_rings_the_cheaper_and_better(t
     assert sudden.get_title().startswith("sudden") and gradual.get_title().startswith("gradual")
     (front,) = [line for line in sudden.get_lines() if line.get_linestyle() == "--"]
     np.testing.assert_allclose(front.get_xydata(), [[0.2, 0.5], [1.2, 0.6]])  # not ewc
+
+
+def test_an_agent_censored_in_some_events_is_hollow_and_off_the_front(tmp_path, drawn):
+    summary = pd.DataFrame(
+        {
+            "scenario": ["recurring"] * 2,
+            "agent": ["static", "online"],
+            "forgetting": [0.0, 0.02],
+            "recovery_time": [5_000.0, 9_000.0],  # static: the one event it recovered from
+        }
+    )
+    recovery = pd.DataFrame(
+        {
+            "scenario": ["recurring"] * 4,
+            "agent": ["static", "static", "online", "online"],
+            "event_t": [20_000, 40_000, 20_000, 40_000],
+            "censor_t": [40_000, 60_000, 40_000, 60_000],
+            "recovery_time": [math.nan, 5_000.0, 9_000.0, 9_000.0],
+            "censored": [True, False, False, False],
+        }
+    )
+    _stability_figure(_tables(summary, recovery), tmp_path / "s.png", window=5_000)
+    (ax,) = drawn[0].axes
+    labels = [c.get_label() for c in ax.collections]
+    assert labels == ["static (censored 1/2)", "online"]
+    (front,) = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert front.get_xydata().tolist() == [[0.02, 9_000.0]]  # static's 5,000 is not a win
+
+
+def test_a_recovery_bar_censored_in_some_seeds_is_a_lower_bound(tmp_path, drawn):
+    recovery = pd.DataFrame(
+        {
+            "scenario": ["sudden"] * 2,
+            "agent": ["online"] * 2,
+            "seed": [0, 1],
+            "event_t": [30_000] * 2,
+            "censor_t": [60_000] * 2,
+            "recovery_time": [6_000.0, math.nan],
+            "censored": [False, True],
+            "dip": [0.1, 0.2],
+        }
+    )
+    tables = _tables(recovery[["scenario", "agent"]].iloc[:1], recovery)
+    _recovery_figure(tables, tmp_path / "r.png", window=5_000)
+    (bar,) = drawn[0].axes[0].patches
+    assert bar.get_height() == pytest.approx((6_000 + 30_000) / 2)  # not 6,000: looked fast
+    assert bar.get_hatch() == "///"
+
+
+def test_the_reward_band_is_a_t_interval_over_seeds(tmp_path, drawn):
+    from driftrec.experiments.figures import _reward_figure
+
+    rows = [
+        {
+            "scenario": "sudden",
+            "agent": "online",
+            "seed": s,
+            "world": "world",
+            "t": t,
+            "normalised": v,
+        }
+        for s, values in enumerate(([0.5, 0.5], [0.7, 0.7]))
+        for t, v in zip((0, 100), values, strict=True)
+    ]
+    curves = pd.DataFrame(rows)
+    events = pd.DataFrame({"scenario": ["sudden"], "t": [50]})
+    cells = pd.DataFrame({"scenario": ["sudden"], "agent": ["online"]})
+    _reward_figure(Tables(curves, EMPTY, events, EMPTY, cells, EMPTY), tmp_path / "w.png")
+    (ax,) = drawn[0].axes
+    (band,) = ax.collections
+    lows = band.get_paths()[0].vertices[:, 1]
+    half = 12.706 * np.std([0.5, 0.7], ddof=1) / math.sqrt(2)  # t(0.975, 1) = 12.706
+    assert lows.min() == pytest.approx(0.6 - half, rel=1e-4)  # 1.96 sd / sqrt(n) was 6.5x narrower
+    assert "95% interval over seeds" in ax.get_title()
+    assert ax.get_ylim() == pytest.approx((0.5, 0.7))
