@@ -35,9 +35,16 @@ SUMMARY_COLUMNS = [
         "recovery_time",
         "recovery",
         ",.0f",
-        "requests until back to (1 - eps) of the pre-change level",
+        "requests until back to (1 - eps) of the pre-change level: each seed's mean over the "
+        "events it recovered from, then the mean over seeds",
     ),
-    ("censored", "censored", "", "events that never recovered before the next one / the end"),
+    (
+        "censored",
+        "censored",
+        "",
+        "events that never recovered before the next one / the end, of the measurable events "
+        "of all seeds (an event in the first W requests has no pre-change level: unmeasurable)",
+    ),
     (
         "diverged",
         "diverged",
@@ -49,10 +56,16 @@ SUMMARY_COLUMNS = [
         "twin_recovery_time",
         "recovery (twin)",
         ",.0f",
-        "requests until within eps of the no-drift twin",
+        "requests until within eps of the no-drift twin (averaged as recovery)",
     ),
     ("twin_censored", "censored (twin)", "", "as above, against the twin"),
-    ("dip", "dip", ".3f", "pre-change level minus the lowest window after it"),
+    (
+        "dip",
+        "dip",
+        ".3f",
+        "pre-change level minus the lowest window after it: each seed's mean over its "
+        "measurable events, then the mean over seeds",
+    ),
     ("forgetting", "forgetting", ".3f", "mean drop from the best to the final probe score"),
     ("bwt", "BWT", ".3f", "backward transfer on the probes"),
     ("acc", "ACC", ".3f", "final mean probe score over regimes"),
@@ -120,6 +133,15 @@ def _diverged_text(count: int, total: int) -> str:
     )
 
 
+FOOTER = (
+    "Means over seeds ± 95% t-interval half-widths (seeds are the replicates). Recovery and "
+    "dip are first averaged over each seed's drift events, recovery times over the events that "
+    "recovered (the censored count says how many did not: censored of measurable events, all "
+    "seeds pooled). See docs/metrics.md."
+)
+"""Under the summary table, in the Markdown and the HTML report alike."""
+
+
 class _Page(NamedTuple):
     """What the Markdown and the HTML report show, in that order."""
 
@@ -143,8 +165,7 @@ def _markdown(page: _Page) -> str:
         lines += [""]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
-    lines += ["", "Means over seeds ± 95% t-interval half-widths; recovery times over the events"]
-    lines += ["that recovered (the censored count says how many did not). See docs/metrics.md.", ""]
+    lines += ["", FOOTER, ""]
     lines += [f"![{name}](figures/{path.name})" for name, path in figures.items()]
     return "\n".join(lines) + "\n"
 
@@ -185,7 +206,7 @@ def _html(page: _Page) -> str:
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>{warning}"
-        f"{_html_table(header, rows)}<p>Means over seeds ± 95% t-interval half-widths.</p>"
+        f"{_html_table(header, rows)}<p>{html.escape(FOOTER)}</p>"
         f"<ul>{legend}</ul>{images}</body></html>"
     )
 

@@ -43,14 +43,18 @@ class Tables:
     events: pd.DataFrame
     """A row per (cell, drift event that fired)."""
     recovery: pd.DataFrame
-    """A row per (cell, scheduled change): recovery time (or censored), dip, adaptation regret,
-    against the pre-change level and, where the twin ran, against the twin."""
+    """A row per (cell, measured event): ``outcome`` ("recovered", "censored" or
+    "unmeasurable": within W of the start, no pre-event level), recovery time (nan unless
+    recovered), dip, adaptation regret, against the pre-change level and, where the twin ran,
+    against the twin (``twin_*``)."""
     cells: pd.DataFrame
     """A row per cell: reward, forgetting metrics, ranking metrics, cost, and ``diverged_at``
     (the clock from which the agent's scores were non-finite, or <NA>)."""
     summary: pd.DataFrame
-    """A row per (scenario, agent): each metric's mean over seeds and its 95% half-width, and
-    ``diverged``: how many of its seeds' models diverged (``"1/3"``)."""
+    """A row per (scenario, agent): each metric's mean over seeds and its 95% half-width
+    (event metrics averaged over each seed's events first); ``diverged``: how many of its
+    seeds' models diverged (``"1/3"``); ``censored`` / ``twin_censored``: censored of
+    measurable events; ``unmeasurable``: events without a pre-event window, of all events."""
 
 
 def _ids(result: CellResult) -> dict[str, Any]:
@@ -82,20 +86,19 @@ def _curve_rows(result: CellResult, which: str, curves: dict[str, Curve]) -> pd.
 
 
 def _recovery_rows(result: CellResult, spec: ExperimentSpec) -> list[dict[str, Any]]:
+    """A row per measured event: an event in the first W requests (no pre-event window) too,
+    its pre-event metrics nan and its ``outcome`` "unmeasurable", so that it is not lost."""
     ev = spec.evaluation
     rho, regret = result.curves["normalised"], result.curves["regret"]
-    events = [t for t in result.measured_events.tolist() if t - ev.window >= rho.start]
+    events = result.measured_events.tolist()
     if not events:
         return []
-    plain = recoveries(
-        rho,
-        events,
-        ev.window,
-        ev.eps,
-        horizon=result.horizon,
-        regret=regret,
-        regret_horizon=ev.regret_horizon,
-    )
+    common: dict[str, Any] = {
+        "horizon": result.horizon,
+        "regret": regret,
+        "regret_horizon": ev.regret_horizon,
+    }
+    plain = recoveries(rho, events, ev.window, ev.eps, early="nan", **common)
     twin = [None] * len(events)
     if result.twin_curves is not None:
         twin = recoveries(  # type: ignore[assignment]
@@ -103,24 +106,20 @@ def _recovery_rows(result: CellResult, spec: ExperimentSpec) -> list[dict[str, A
             events,
             ev.window,
             ev.eps,
-            horizon=result.horizon,
             reference=result.twin_curves["normalised"],
-            regret=regret,
-            regret_horizon=ev.regret_horizon,
             reference_regret=result.twin_curves["regret"],
+            **common,
         )
-    kinds: dict[int, tuple[str, float]] = {}
-    for event in result.events:
-        kinds.setdefault(event["t"], (event["kind"], event["magnitude"]))
     rows = []
     for r, w in zip(plain, twin, strict=True):
-        kind, magnitude = kinds.get(r.event_t, ("", math.nan))
+        kind, magnitude = _kind(result, r.event_t, spec.num_envs)
         row = {
             **_ids(result),
             "event_t": r.event_t,
             "kind": kind,
             "magnitude": magnitude,
             "censor_t": r.censor_t,
+            "outcome": r.outcome,
             "pre": r.pre,
             "recovery_time": math.nan if r.time is None else r.time,
             "censored": r.censored,
@@ -129,6 +128,7 @@ def _recovery_rows(result: CellResult, spec: ExperimentSpec) -> list[dict[str, A
         }
         if w is not None:
             row |= {
+                "twin_outcome": w.outcome,
                 "twin_recovery_time": math.nan if w.time is None else w.time,
                 "twin_censored": w.censored,
                 "twin_dip": w.dip,
@@ -136,6 +136,16 @@ def _recovery_rows(result: CellResult, spec: ExperimentSpec) -> list[dict[str, A
             }
         rows.append(row)
     return rows
+
+
+def _kind(result: CellResult, clock: int, batch: int) -> tuple[str, float]:
+    """The kind and magnitude of the drift event measured at ``clock``: the first event that
+    fired at it, else the last within the batch before it (a measured clock is an event's
+    rounded up to the batch grid), else ``("", nan)``."""
+    at = [e for e in result.events if e["t"] == clock]
+    if not at:
+        at = [e for e in result.events if clock - batch < e["t"] < clock][-1:]
+    return (at[0]["kind"], at[0]["magnitude"]) if at else ("", math.nan)
 
 
 def _cell_row(result: CellResult, spec: ExperimentSpec) -> dict[str, Any]:
@@ -170,6 +180,33 @@ def _cell_row(result: CellResult, spec: ExperimentSpec) -> dict[str, Any]:
     return row
 
 
+def _event_summary(events: pd.DataFrame, prefix: str) -> dict[str, Any]:
+    """Recovery time, dip, adaptation regret and the censored count of one (scenario, agent)
+    by one criterion (``prefix`` "" or "twin_"), from its rows of the recovery table.
+
+    Seeds are the independent replicates, not events (a seed's events share its model and
+    world): each metric is first averaged over a seed's events, then the mean and t-interval
+    run over seeds. A seed's recovery time is its mean over the events it recovered from (a
+    seed that recovered from none has none), its dip the mean over its measurable events, its
+    adaptation regret the mean over all its events. The counts pool events: ``censored`` is
+    censored / measurable events, ``unmeasurable`` unmeasurable / all events."""
+    outcome = events[f"{prefix}outcome"]
+    measurable = events[outcome != "unmeasurable"]
+    regret = "adaptation_regret" if not prefix else "twin_excess_regret"
+    row: dict[str, Any] = {}
+    for metric, rows in (
+        (f"{prefix}recovery_time", measurable),
+        (f"{prefix}dip", measurable),
+        (regret, events),
+    ):
+        per_seed = rows.groupby("seed", sort=False)[metric].mean()  # skips a seed's nans
+        row[metric], row[f"{metric}_ci"] = t_interval(per_seed.tolist())
+    row[f"{prefix}censored"] = f"{int((outcome == 'censored').sum())}/{len(measurable)}"
+    if not prefix:
+        row["unmeasurable"] = f"{len(events) - len(measurable)}/{len(events)}"
+    return row
+
+
 def _summary(cells: pd.DataFrame, recovery: pd.DataFrame) -> pd.DataFrame:
     rows = []
     metrics = [c for c in cells.columns if c not in (*KEYS, "diverged_at")]
@@ -179,20 +216,11 @@ def _summary(cells: pd.DataFrame, recovery: pd.DataFrame) -> pd.DataFrame:
         row["diverged"] = f"{int(group.diverged_at.notna().sum())}/{len(group)}"
         for metric in metrics:
             row[metric], row[f"{metric}_ci"] = t_interval(group[metric].tolist())
-        events = recovery[(recovery.scenario == scenario) & (recovery.agent == agent)]
-        for prefix in ("", "twin_"):
-            column = f"{prefix}recovery_time"
-            if column not in events or events[f"{prefix}censored"].isna().all():
-                continue
-            events = events[events[f"{prefix}censored"].notna()]
-            recovered = events[~events[f"{prefix}censored"].astype(bool)]
-            row[column], row[f"{column}_ci"] = t_interval(recovered[column].tolist())
-            row[f"{prefix}censored"] = f"{int(events[f'{prefix}censored'].sum())}/{len(events)}"
-            row[f"{prefix}dip"], row[f"{prefix}dip_ci"] = t_interval(
-                events[f"{prefix}dip"].tolist()
-            )
-            regret = "adaptation_regret" if not prefix else "twin_excess_regret"
-            row[regret], row[f"{regret}_ci"] = t_interval(events[regret].tolist())
+        if "outcome" in recovery:
+            events = recovery[(recovery.scenario == scenario) & (recovery.agent == agent)]
+            for prefix in ("", "twin_"):
+                if f"{prefix}outcome" in events and events[f"{prefix}outcome"].notna().any():
+                    row |= _event_summary(events[events[f"{prefix}outcome"].notna()], prefix)
         rows.append(row)
     return pd.DataFrame(rows)
 

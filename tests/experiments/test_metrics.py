@@ -1,15 +1,17 @@
 """The metrics of DESIGN section 6 on hand-computed cases (the arithmetic is in the comments;
-docs/metrics.md works through the same numbers)."""
+docs/metrics.md works through the same numbers), and how the summary aggregates them over seeds."""
 
 import itertools
 import math
 import pickle
+from html import unescape
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from driftrec.experiments.cell import RANKING_KEYS, CellResult
 from driftrec.experiments.metrics import (
     Curve,
     CurveRecorder,
@@ -26,6 +28,9 @@ from driftrec.experiments.metrics import (
     recovery,
     regime_matrix,
 )
+from driftrec.experiments.report import _html, _markdown, _Page
+from driftrec.experiments.spec import load_spec
+from driftrec.experiments.summary import build_tables, t_interval
 
 LOG2_3 = math.log2(3)  # the NDCG discount of rank 2 is 1 / log2(3)
 
@@ -131,6 +136,26 @@ def test_recovery_is_never_faster_than_the_window():
     assert recovery(rho, event_t=40, window=20).time == 20.0
 
 
+def test_a_window_exactly_at_the_threshold_has_recovered():
+    # eps = 0 on a flat curve: m(60) = 0.8 = (1 - 0) * pre, met with equality (>=, not >).
+    flat = Curve(EDGES, np.full(10, 0.8))
+    r = recovery(flat, event_t=40, window=20, eps=0.0)
+    assert (r.time, r.censored, r.dip) == (20.0, False, 0.0)
+    # Threshold 0.75 * 0.8 = 0.6 met exactly by [40, 60) = (0.5 + 0.7) / 2 (up to rounding).
+    rho = Curve(EDGES, np.array([0.8, 0.8, 0.8, 0.8, 0.5, 0.7, 0.0, 0.0, 0.0, 0.0]))
+    assert recovery(rho, event_t=40, window=20, eps=0.25).time == 20.0
+
+
+def test_an_explicit_end_is_the_last_candidate():
+    # Windows [40,60) = 0.45, [50,70) = 0.55, [60,80) = 0.7, [70,90) = 0.8 >= 0.76: recovered at
+    # t = 90. With end = 90 the candidate t = 90 counts (inclusive); with end = 80 it does not.
+    rho = Curve(EDGES, np.array([0.8, 0.8, 0.8, 0.8, 0.4, 0.5, 0.6, 0.8, 0.8, 0.8]))
+    at_end = recovery(rho, event_t=40, window=20, end=90)
+    assert (at_end.time, at_end.censored, at_end.censor_t) == (50.0, False, 90)
+    before = recovery(rho, event_t=40, window=20, end=80)
+    assert (before.time, before.censored, before.censor_t) == (None, True, 80)
+
+
 def test_recovery_censored_when_the_next_event_comes_first():
     r = recovery(RHO, event_t=40, window=20, eps=0.05, end=90)
     # Candidates 60, 70, 80, 90: window means 0.45, 0.55, 0.65, 0.74, all < 0.76.
@@ -159,8 +184,11 @@ def test_adaptation_regret():
     assert recovery(RHO, 40, 20, regret=REGRET).regret == pytest.approx(8.7)
     # H = 25: [40, 65) = 10 * 0.3 + 10 * 0.25 + 5 * 0.2 = 6.5 (a partial bin)
     assert recovery(RHO, 40, 20, regret=REGRET, regret_horizon=25).regret == pytest.approx(6.5)
-    # Censored at 90: H = 50, [40, 90) = 10 * (0.3 + 0.25 + 0.2 + 0.1 + 0.02) = 8.7
-    assert recovery(RHO, 40, 20, end=90, regret=REGRET).regret == pytest.approx(8.7)
+    # Censored at 90: H = 50, [40, 90) = 10 * (0.3 + 0.25 + 0.2 + 0.1 + 0.02) = 8.7. The regret
+    # on [90, 100) is 0.05 here, so a sum that ran on past the censoring point would be 9.2.
+    regret = Curve(EDGES, np.r_[REGRET.values[:9], 0.05])
+    assert recovery(RHO, 40, 20, regret=regret).regret == pytest.approx(9.2)
+    assert recovery(RHO, 40, 20, end=90, regret=regret).regret == pytest.approx(8.7)
     # H = 1000 runs past the curve: clipped to [40, 100)
     assert recovery(RHO, 40, 20, regret=REGRET, regret_horizon=1000).regret == pytest.approx(8.7)
 
@@ -249,6 +277,46 @@ def test_recoveries_censor_each_event_at_the_next():
         recoveries(RHO, [90, 40], window=20)
 
 
+def test_an_event_in_the_first_window_is_unmeasurable_not_dropped():
+    # Event at 10, W = 20: the pre-event window [-10, 10) starts before the curve.
+    r = recovery(RHO, event_t=10, window=20, regret=REGRET, early="nan")
+    assert (r.measurable, r.outcome, r.time, r.censored, r.censor_t) == (
+        False,
+        "unmeasurable",
+        None,
+        False,
+        100,
+    )
+    assert math.isnan(r.pre) and math.isnan(r.dip)
+    assert r.regret == pytest.approx(8.7)  # [10, 100): needs no pre-event level
+    # The twin criterion needs no pre-event window: candidates t = 30 .. 100, [10, 30) = 0.8
+    # against the twin's 0.8 at once: tau = W = 20.
+    twin = recovery(RHO, event_t=10, window=20, reference=Curve(EDGES, np.full(10, 0.8)))
+    assert (twin.measurable, twin.outcome, twin.time) == (True, "recovered", 20.0)
+    # recoveries passes early on; the event at 40 is measured as before
+    early, later = recoveries(RHO, [10, 40], window=20, early="nan")
+    assert (early.outcome, early.censor_t) == ("unmeasurable", 40)
+    assert (later.outcome, later.time) == ("recovered", 60.0)
+    assert recovery(RHO, 40, 20, end=90).outcome == "censored"
+    with pytest.raises(ValueError, match=r"\[-10, 10\) starts before .*\(early='nan'"):
+        recovery(RHO, event_t=10, window=20)
+    with pytest.raises(ValueError, match="early must be"):
+        recovery(RHO, event_t=40, window=20, early="skip")  # type: ignore[arg-type]
+
+
+def test_an_event_within_w_of_the_previous_recovers_to_a_degraded_level():
+    # docs/metrics.md's pitfall: events at 40 and 50, W = 20. The first is censored at 50 (no
+    # window fits); the second's pre-event window [30, 50) holds the first drop: pre = (0.8 +
+    # 0.4) / 2 = 0.6, threshold 0.57, [50, 70) = 0.55, [60, 80) = 0.65: "recovered" at 80.
+    first, second = recoveries(RHO, [40, 50], window=20)
+    assert (first.censored, first.censor_t) == (True, 50) and math.isnan(first.dip)
+    assert second.pre == pytest.approx(0.6) and second.time == 30.0
+    # Against a twin that stays at 0.8 the second event has not recovered by the end:
+    # [80, 100) = 0.79 >= 0.76 is its first window within eps of the twin: tau = 50.
+    flat = Curve(EDGES, np.full(10, 0.8))
+    assert recoveries(RHO, [40, 50], window=20, reference=flat)[1].time == 50.0
+
+
 # ---------------------------------------------------------------------------------------------
 # Forgetting on probes
 
@@ -281,6 +349,15 @@ def test_forgetting_maxes_over_every_earlier_regime_end():
     R = R3.copy()
     R[0, 1] = 0.95
     np.testing.assert_allclose(forgetting_per_regime(R), [0.2, 0.45])
+
+
+def test_forgetting_is_negative_when_the_final_agent_is_the_best_so_far():
+    # R[m-1, j] is each column's maximum: the max runs over l < m - 1 only, so
+    # f_0 = max(0.5, 0.6) - 0.7 = -0.1 and f_1 = max(0.3, 0.4) - 0.9 = -0.5 (a max that took in
+    # the final row would give 0 for both).
+    R = np.array([[0.5, 0.3, 0.2], [0.6, 0.4, 0.3], [0.7, 0.9, 0.8]])
+    np.testing.assert_allclose(forgetting_per_regime(R), [-0.1, -0.5])
+    assert forgetting(R) == pytest.approx(-0.3)
 
 
 def test_one_regime_gives_nan_not_an_error():
@@ -358,7 +435,7 @@ def test_average_ranks_share_ties():
 SCORES = np.array(
     [
         [0.9, 0.2, 0.7, 0.1],
-        [0.5, 0.5, 0.3, 0.3],  # ties: position 0 ranks before position 1
+        [0.5, 0.5, 0.5, 0.3],  # three tied at ranked positions 0, 1, 2, across the cut at k = 2
         [0.4, 0.3, 0.2, 0.1],
     ]
 )
@@ -372,23 +449,73 @@ RELEVANCE = np.array(
 
 
 def test_ranking_metrics_on_a_hand_case():
+    # docs/metrics.md's worked example.
     m = ranking_metrics(SCORES, RELEVANCE, k=2)
-    # Top-2: request 0 -> positions 0, 2 (1 hit of 2 relevant); request 1 -> 0, 1 (1 hit of 1);
-    # request 2 -> 0, 1 (no relevant item).
-    assert m["precision_at_k"] == pytest.approx((1 / 2 + 1 / 2 + 0 / 2) / 3)  # 1/3
-    assert m["recall_at_k"] == pytest.approx((1 / 2 + 1 / 1) / 2)  # 0.75 (request 2 left out)
-    # F1 from the two means: 2 * (1/3) * 0.75 / (1/3 + 0.75) = 6/13
-    assert m["f1_at_k"] == pytest.approx(6 / 13)
-    # NDCG@2, gains = relevance, discounts 1 and 1/log2(3):
+    # Top-2: request 0 -> positions 0, 2 (1 hit of 2 relevant); request 1 -> two of the three
+    # tied 0, 1, 2 at random: each is in the top-2 with probability 2/3, so 2/3 expected hits
+    # (its relevant position 1) of 1 relevant; request 2 -> 0, 1 (no relevant item).
+    assert m["precision_at_k"] == pytest.approx((1 / 2 + (2 / 3) / 2 + 0 / 2) / 3)  # 5/18
+    assert m["recall_at_k"] == pytest.approx((1 / 2 + 2 / 3) / 2)  # 7/12 (request 2 left out)
+    # F1 from the two means: 2 * (5/18) * (7/12) / (5/18 + 7/12) = 35/93
+    assert m["f1_at_k"] == pytest.approx(35 / 93)
+    # NDCG@2, gains = relevance, discounts 1 and 1/log2(3), 0 past k; a tied group's members
+    # each get the mean discount of the group's positions, (1 + 1/log2(3) + 0) / 3:
     ndcg = [
         (0.6 + 0.3 / LOG2_3) / (0.8 + 0.6 / LOG2_3),  # ranked 0.6, 0.3; ideal 0.8, 0.6
-        (0.2 + 0.9 / LOG2_3) / (0.9 + 0.4 / LOG2_3),  # ranked 0.2, 0.9 (stable tie)
+        (0.2 + 0.9 + 0.1) * (1 + 1 / LOG2_3) / 3 / (0.9 + 0.4 / LOG2_3),
         (0.1 + 0.2 / LOG2_3) / (0.4 + 0.3 / LOG2_3),  # graded: defined without relevant items
     ]
     assert m["ndcg_at_k"] == pytest.approx(np.mean(ndcg))
     # AUC over all 4 candidates: request 0, positives {0.9, 0.2} vs negatives {0.7, 0.1}: 3/4;
-    # request 1, positive 0.5 vs {0.5, 0.3, 0.3}: (0.5 + 1 + 1) / 3; request 2 has one class.
-    assert m["auc"] == pytest.approx((3 / 4 + 2.5 / 3) / 2)
+    # request 1, positive 0.5 vs {0.5, 0.5, 0.3}: (0.5 + 0.5 + 1) / 3; request 2 has one class.
+    assert m["auc"] == pytest.approx((3 / 4 + 2 / 3) / 2)
+
+
+def test_ties_inside_the_top_k_and_below_it_change_nothing_but_the_discounts():
+    # k = 3, scores 0.9 > 0.5 = 0.5 > 0.1 = 0.1 = 0.1: the pair at positions 1, 2 is wholly in
+    # the top-3 (credit 1 each, discount (d2 + d3) / 2); the triple at 3, 4, 5 wholly out.
+    scores = np.array([[0.5, 0.1, 0.9, 0.1, 0.5, 0.1]])
+    relevance = np.array([[0.0, 0.7, 0.2, 0.9, 0.6, 0.0]])
+    m = ranking_metrics(scores, relevance, k=3)
+    assert m["precision_at_k"] == pytest.approx(1 / 3)  # position 4 (0.6) of 0.6, 0.9, 0.7
+    assert m["recall_at_k"] == pytest.approx(1 / 3)
+    d2, d3 = 1 / LOG2_3, 1 / 2  # 1 / log2(4) = 1/2
+    dcg = 0.2 * 1 + (0.0 + 0.6) * (d2 + d3) / 2
+    assert m["ndcg_at_k"] == pytest.approx(dcg / (0.9 + 0.7 * d2 + 0.6 * d3))
+
+
+def test_a_tie_across_the_cut_shares_the_top_k_credit():
+    # k = 1 on constant scores (a collapsed model): each of the 4 is first with probability 1/4.
+    relevance = np.array([[0.9, 0.1, 0.1, 0.1], [0.1, 0.1, 0.1, 0.9]])
+    m = ranking_metrics(np.zeros((2, 4)), relevance, k=1)
+    assert m["precision_at_k"] == pytest.approx(1 / 4)  # 1/4 in each request, not 1 and 0
+    assert m["recall_at_k"] == pytest.approx(1 / 4)
+    assert m["f1_at_k"] == pytest.approx(1 / 4)
+    assert m["ndcg_at_k"] == pytest.approx((1.2 / 4) / 0.9)  # mean discount 1/4 per item
+
+
+def test_a_constant_scorer_scores_as_the_average_random_scorer_not_as_popularity():
+    # Candidates laid out popular block first (retrieval's order): relevance falls with
+    # position. A position tie-break would rank a constant scorer like popularity; the random
+    # tie-break gives exactly the mean over every strict order of the candidates.
+    rng = np.random.default_rng(0)
+    n, c, k = 40, 5, 2
+    relevance = np.sort(rng.random((n, c)), axis=1)[:, ::-1] * rng.uniform(0.6, 1.0, (n, 1))
+    constant = ranking_metrics(np.full((n, c), 0.3), relevance, k)
+    orders = [
+        ranking_metrics(np.broadcast_to(np.array(p, dtype=float), (n, c)), relevance, k)
+        for p in itertools.permutations(range(c))
+    ]
+    average = {key: np.mean([o[key] for o in orders]) for key in constant}
+    for key in ("precision_at_k", "recall_at_k", "ndcg_at_k"):
+        assert constant[key] == pytest.approx(average[key], rel=1e-12), key
+    # F1 is the harmonic mean of the mean precision and recall, not a mean of F1s
+    p, r = average["precision_at_k"], average["recall_at_k"]
+    assert constant["f1_at_k"] == pytest.approx(2 * p * r / (p + r), rel=1e-12)
+    popular = ranking_metrics(-np.arange(c, dtype=float)[None].repeat(n, 0), relevance, k)
+    assert popular["ndcg_at_k"] == pytest.approx(1.0)  # the ideal order here
+    assert constant["ndcg_at_k"] < popular["ndcg_at_k"] - 0.2
+    assert constant["precision_at_k"] < popular["precision_at_k"]
 
 
 def test_ranking_metrics_threshold_and_undefined_cases():
@@ -461,3 +588,158 @@ def test_curve_recorder_hand_case_contiguity_and_reset():
     recorder.update(0, np.ones(1), np.ones(1), np.ones(1))  # a new clock0 after reset
     assert recorder.result()["clicks"].edges.tolist() == [0, 1]
     assert repr(recorder) == "CurveRecorder(resolution=2)"
+
+
+# ---------------------------------------------------------------------------------------------
+# The summary over seeds (driftrec.experiments.summary)
+
+# Student t quantiles in closed form: t_{0.975, 1} = tan(0.475 pi) (Cauchy), and
+# t_{0.975, 2} = (2p - 1) / sqrt(2 p (1 - p)) at p = 0.975.
+T1 = math.tan(0.475 * math.pi)  # 12.7062...
+T2 = 0.95 / math.sqrt(2 * 0.975 * 0.025)  # 4.3027...
+
+
+def test_t_interval_by_hand():
+    mean, half = t_interval([0.4])
+    assert mean == 0.4 and math.isnan(half)  # one replicate: no interval
+    # n = 2: s = |a - b| / sqrt(2), half = t * s / sqrt(2) = t * |a - b| / 2
+    assert t_interval([25.0, 30.0]) == pytest.approx((27.5, T1 * 5 / 2))
+    # n = 3: mean 2, s = 1, half = t * 1 / sqrt(3); NaNs and Nones are dropped first
+    assert t_interval([1.0, math.nan, 2.0, None, 3.0]) == pytest.approx((2.0, T2 / math.sqrt(3)))
+    assert all(math.isnan(x) for x in t_interval([math.nan]))
+
+
+def _spec(seeds: list[int]):
+    return load_spec(
+        {
+            "name": "aggregation",
+            "horizon": 100,
+            "num_envs": 10,
+            "seeds": seeds,
+            "world": {"num_users": 20, "num_items": 20, "num_candidates": 5, "slate_size": 2},
+            "scenarios": [{"name": "sudden", "params": {"at": 40}}],
+            "agents": [{"name": "online"}],
+            "evaluation": {"window": 20, "eps": 0.05},
+        },
+        deep=False,
+    )
+
+
+def _cell(
+    seed: int,
+    rho: list[float],
+    events: list[int],
+    twin: Curve | None = None,
+    fired: list[int] | None = None,
+):
+    """A synthetic cell on EDGES with oracle 1 (regret = 1 - rho) and no probes; its drift
+    events are measured at ``events``, fired at ``fired`` (default: the same clocks)."""
+    values = np.array(rho)
+    curves = {"normalised": Curve(EDGES, values), "regret": Curve(EDGES, 1.0 - values)}
+    twin_curves = None
+    if twin is not None:
+        twin_curves = {"normalised": twin, "regret": Curve(EDGES, 1.0 - twin.values)}
+    return CellResult(
+        cell_id=f"sudden__online__s{seed}",
+        scenario="sudden",
+        agent="online",
+        seed=seed,
+        horizon=100,
+        curves=curves,
+        twin_curves=twin_curves,
+        events=[
+            {"t": t, "kind": "sudden", "magnitude": 1.0, "similarity": None}
+            for t in (events if fired is None else fired)
+        ],
+        regime_ends=np.array([100]),
+        measured_events=np.array(events, dtype=np.int64),
+        eval_t=np.zeros(0, dtype=np.int64),
+        probe=np.zeros((0, 1)),
+        probe_random=np.array([0.5]),
+        ranking={key: np.zeros(0) for key in RANKING_KEYS},
+        cost={"learn_seconds": 0.0},
+        sessions={"session_return": 1.0, "session_length": 1.0, "sessions": 1},
+        seconds=0.0,
+    )
+
+
+def test_the_summary_averages_each_seed_over_its_events_then_over_seeds():
+    # Events at 40 (censored at 70) and 70 (at the horizon 100), W = 20, eps = 0.05.
+    cells = [
+        # seed 0: event 40, pre 1, [40, 60) = 1: tau 20, dip 0; event 70, pre 1, [70, 90) =
+        # 0.75, [80, 100) = 1: tau 30, dip 0.25. Regret [40, 70) 0, [70, 100) 10 * 0.5 = 5.
+        _cell(0, [1, 1, 1, 1, 1, 1, 1, 0.5, 1, 1], [40, 70]),
+        # seed 1: event 40, [40, 60) = 0.55, [50, 70) = 1: tau 30, dip 0.45; event 70, pre 1,
+        # windows 0.5, 0.5: censored, dip 0.5. Regret 10 * 0.9 = 9 and 30 * 0.5 = 15.
+        _cell(1, [1, 1, 1, 1, 0.1, 1, 1, 0.5, 0.5, 0.5], [40, 70]),
+        # seed 2: event 40, windows 0.2, 0.2: censored, dip 0.8; event 70, pre 0.2, windows
+        # 0.1, 0.1 < 0.19: censored, dip 0.1. Regret 30 * 0.8 = 24 and 30 * 0.9 = 27.
+        _cell(2, [1, 1, 1, 1, 0.2, 0.2, 0.2, 0.1, 0.1, 0.1], [40, 70]),
+    ]
+    tables = build_tables(cells, _spec([0, 1, 2]))
+    outcomes = ["recovered", "recovered", "recovered", "censored", "censored", "censored"]
+    assert tables.recovery.outcome.tolist() == outcomes
+    (row,) = tables.summary.to_dict("records")
+    # Recovery: seed 0's mean (20 + 30) / 2 = 25, seed 1's 30, seed 2 recovered from none.
+    # Over the two seeds: 27.5 +- t_{0.975,1} * 5 / 2 (pooling the events, 26.7 over n = 3).
+    assert row["recovery_time"] == pytest.approx(27.5)
+    assert row["recovery_time_ci"] == pytest.approx(T1 * 5 / 2)
+    # Dip per seed: 0.125, 0.475, 0.45: mean 0.35, s^2 = (0.225^2 + 0.125^2 + 0.1^2) / 2
+    assert row["dip"] == pytest.approx(0.35)
+    assert row["dip_ci"] == pytest.approx(T2 * math.sqrt(0.076250 / 2) / math.sqrt(3))
+    # Adaptation regret per seed: 2.5, 12, 25.5: mean 40 / 3
+    assert row["adaptation_regret"] == pytest.approx(40 / 3)
+    spread = np.std([2.5, 12.0, 25.5], ddof=1)
+    assert row["adaptation_regret_ci"] == pytest.approx(T2 * spread / math.sqrt(3))
+    # Counts are of events, all seeds pooled
+    assert (row["censored"], row["unmeasurable"]) == ("3/6", "0/6")
+
+
+def test_an_early_event_has_a_row_and_is_counted_as_unmeasurable():
+    flat = Curve(EDGES, np.full(10, 0.8))
+    # seed 0: events at 10 (no pre-event window: W = 20) and 40 (RHO: tau 60), with a twin
+    # that stays at 0.8. seed 1: its only event is early.
+    cells = [
+        _cell(0, RHO.values.tolist(), [10, 40], twin=flat),
+        _cell(1, RHO.values.tolist(), [10]),
+    ]
+    tables = build_tables(cells, _spec([0, 1]))
+    rec = tables.recovery
+    assert rec[["seed", "event_t", "outcome"]].values.tolist() == [
+        [0, 10, "unmeasurable"],
+        [0, 40, "recovered"],
+        [1, 10, "unmeasurable"],
+    ]
+    early = rec.iloc[0]
+    assert math.isnan(early.pre) and math.isnan(early.recovery_time) and math.isnan(early.dip)
+    assert not early.censored and early.censor_t == 40
+    assert early.adaptation_regret == pytest.approx(10 * 0.2 * 3)  # [10, 40) at 1 - 0.8
+    # Against the twin the early event is measured: [10, 30) = 0.8 = the twin's: tau 20
+    assert (early.twin_outcome, early.twin_recovery_time) == ("recovered", 20.0)
+    assert math.isnan(rec.iloc[2].twin_recovery_time)  # seed 1 ran no twin
+    (row,) = tables.summary.to_dict("records")
+    # The plain criterion measured one event of three; seed 1 has no measurable event
+    assert (row["censored"], row["unmeasurable"]) == ("0/1", "2/3")
+    assert row["recovery_time"] == 60.0 and math.isnan(row["recovery_time_ci"])
+    # The twin criterion, seed 0 alone: (20 + 60) / 2
+    assert (row["twin_censored"], row["twin_recovery_time"]) == ("0/2", 40.0)
+    # Adaptation regret needs no pre-event level. Regret 1 - rho: 0.2 up to 40, then 0.6, 0.5,
+    # 0.4, 0.3, 0.22, 0.2: [40, 100) = 22.2. Seed 0: (6 + 22.2) / 2 = 14.1; seed 1: [10, 100)
+    # = 28.2. Over seeds: 21.15.
+    assert row["adaptation_regret"] == pytest.approx((14.1 + 28.2) / 2)
+
+
+def test_an_event_measured_at_the_next_batch_keeps_its_kind():
+    # Fired at 35 within a batch of num_envs = 10: measured from 40, the batch grid.
+    tables = build_tables([_cell(0, RHO.values.tolist(), [40], fired=[35])], _spec([0]))
+    assert tables.recovery[["event_t", "kind", "magnitude"]].values.tolist() == [
+        [40, "sudden", 1.0]
+    ]
+
+
+def test_both_report_footers_say_what_is_averaged_over_what():
+    page = _Page("t", ["scenario", "agent"], [["sudden", "online"]], {}, [], 1)
+    for text in (_markdown(page), _html(page)):
+        flat = " ".join(unescape(text).split())
+        assert "first averaged over each seed's drift events" in flat
+        assert "recovery times over the events that recovered" in flat

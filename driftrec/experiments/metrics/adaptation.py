@@ -16,7 +16,9 @@ point (the next event's clock or the horizon). With ``m(t)`` the mean of ``rho``
   ``dip = max (r(t) - m(t))``;
 
 the min / max running over the candidates up to the recovery clock (inclusive), or up to
-``end`` if censored. ``tau_k`` is the recovery clock minus ``t_k``. See ``docs/metrics.md``.
+``end`` if censored. ``tau_k`` is the recovery clock minus ``t_k``. An event less than ``W``
+after the curve's start has no pre-event level: it is *unmeasurable* by the pre-event criterion
+(the twin criterion needs none). See ``docs/metrics.md``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -60,6 +63,18 @@ class Recovery:
     regret: float
     """Adaptation regret over ``[t_k, t_k + H)`` (in excess of the twin's if its regret curve
     was given); nan if no regret curve was given or the range holds no request."""
+    measurable: bool = True
+    """False for an event the pre-event criterion cannot measure: its pre-event window
+    ``[t_k - W, t_k)`` starts before the curve (an event in the first ``W`` requests), so there
+    is no level to recover; ``pre`` and ``dip`` are then nan, ``time`` None and ``censored``
+    False (it neither recovered nor failed to). Always True against the twin."""
+
+    @property
+    def outcome(self) -> Literal["recovered", "censored", "unmeasurable"]:
+        """``"recovered"``, ``"censored"`` or ``"unmeasurable"`` (see :attr:`measurable`)."""
+        if not self.measurable:
+            return "unmeasurable"
+        return "censored" if self.censored else "recovered"
 
 
 def recovery(
@@ -73,6 +88,7 @@ def recovery(
     regret: Curve | None = None,
     regret_horizon: int | None = None,
     reference_regret: Curve | None = None,
+    early: Literal["raise", "nan"] = "raise",
 ) -> Recovery:
     """Recovery time, dip and adaptation regret of one drift event.
 
@@ -108,11 +124,15 @@ def recovery(
         regret: the agent's per-request regret ``g_t = o_t - e_t``.
         regret_horizon: ``H`` in requests (>= 1).
         reference_regret: the twin's regret curve (needs ``regret``).
+        early: without ``reference``, what an event whose pre-event window starts before
+            ``rho`` gets: ``"raise"`` a ValueError, or ``"nan"`` a :class:`Recovery` with
+            ``measurable`` False (``pre``, ``dip`` nan; ``time`` None; ``censored`` False; the
+            adaptation regret, which needs no pre-event level, as usual).
 
     Raises:
-        ValueError: a window outside its curve (the pre-event window, or a candidate window
-            outside ``reference``), ``end`` out of range, ``reference_regret`` without
-            ``regret``.
+        ValueError: a window outside its curve (the pre-event window unless ``early="nan"``,
+            or a candidate window outside ``reference``), ``end`` out of range,
+            ``reference_regret`` without ``regret``.
 
     Example:
         >>> rho = Curve(np.arange(0, 70, 10), [0.8, 0.8, 0.4, 0.6, 0.8, 0.8])
@@ -133,16 +153,30 @@ def recovery(
         raise ValueError(f"the event at {event_t} precedes the rho curve's start {rho.start}")
     if reference_regret is not None and regret is None:
         raise ValueError("reference_regret is the twin's regret: pass the agent's regret too")
+    if early not in ("raise", "nan"):
+        raise ValueError(f'early must be "raise" or "nan", got {early!r}')
+    adaptation_regret = _adaptation_regret(event_t, end, regret, regret_horizon, reference_regret)
+    if reference is None and event_t - window < rho.start:
+        if early == "raise":
+            raise ValueError(
+                f"the pre-event window [{event_t - window}, {event_t}) starts before the rho "
+                f"curve's start {rho.start} (early='nan' reports the event as unmeasurable)"
+            )
+        return Recovery(
+            event_t=event_t,
+            pre=math.nan,
+            time=None,
+            censored=False,
+            censor_t=end,
+            dip=math.nan,
+            regret=adaptation_regret,
+            measurable=False,
+        )
 
     edges = rho.edges
     candidates = edges[(edges >= event_t + window) & (edges <= end)]
     means = rho.window_means(candidates, window)
     if reference is None:
-        if event_t - window < rho.start:
-            raise ValueError(
-                f"the pre-event window [{event_t - window}, {event_t}) starts before the rho "
-                f"curve's start {rho.start}"
-            )
         pre = rho.mean(event_t - window, event_t)
         targets = np.full(len(candidates), (1.0 - eps) * pre)
         shortfalls = pre - means
@@ -169,7 +203,7 @@ def recovery(
         censored=not len(met),
         censor_t=end,
         dip=dip,
-        regret=_adaptation_regret(event_t, end, regret, regret_horizon, reference_regret),
+        regret=adaptation_regret,
     )
 
 
@@ -207,12 +241,16 @@ def recoveries(
     regret: Curve | None = None,
     regret_horizon: int | None = None,
     reference_regret: Curve | None = None,
+    early: Literal["raise", "nan"] = "raise",
 ) -> list[Recovery]:
     """:func:`recovery` of each event in ``event_ts`` (sorted clocks), each censored at the
     next strictly later event's clock, the last at ``horizon`` (default ``rho.end``).
 
     Events at the same clock (several drift kinds firing together) share one censoring
-    point: the next clock at which something else happens.
+    point: the next clock at which something else happens. ``early`` is :func:`recovery`'s,
+    for every event. An event less than ``window`` after the previous one has that one's
+    recovery inside its pre-event window: its ``pre`` is a degraded level, and only the twin
+    criterion (``reference``) measures it fairly (docs/metrics.md).
 
     Example:
         >>> rho = Curve(np.arange(0, 70, 10), [0.8, 0.8, 0.4, 0.6, 0.8, 0.8])
@@ -237,6 +275,7 @@ def recoveries(
                 regret=regret,
                 regret_horizon=regret_horizon,
                 reference_regret=reference_regret,
+                early=early,
             )
         )
     return results

@@ -45,6 +45,21 @@ def _binary(name: str, value: np.ndarray) -> np.ndarray:
     return array
 
 
+def _tie_groups(ordered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For rows already sorted (n, C): at each position, the first position of its run of equal
+    values and the position after its last, ``(first, stop)`` (n, C) int each, without a loop
+    over rows."""
+    n, c = ordered.shape
+    position = np.broadcast_to(np.arange(c), (n, c))
+    starts = np.ones((n, c), dtype=bool)
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    stops = np.ones((n, c), dtype=bool)
+    stops[:, :-1] = starts[:, 1:]
+    first = np.maximum.accumulate(np.where(starts, position, 0), axis=1)
+    last = np.minimum.accumulate(np.where(stops, position, c - 1)[:, ::-1], axis=1)[:, ::-1]
+    return first, last + 1
+
+
 def average_ranks(x: np.ndarray) -> np.ndarray:
     """(n, C) 1-based ranks of each row of ``x`` (n, C) in ascending order, tied values
     sharing the average of their ranks (as ``scipy.stats.rankdata``), without a loop over rows.
@@ -53,18 +68,10 @@ def average_ranks(x: np.ndarray) -> np.ndarray:
         >>> average_ranks(np.array([[0.5, 0.2, 0.5, 0.9]]))
         array([[2.5, 1. , 2.5, 4. ]])
     """
-    n, c = x.shape
     order = np.argsort(x, axis=1, kind="stable")
-    ordered = np.take_along_axis(x, order, axis=1)
-    position = np.broadcast_to(np.arange(c), (n, c))
-    starts = np.ones((n, c), dtype=bool)
-    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
-    stops = np.ones((n, c), dtype=bool)
-    stops[:, :-1] = starts[:, 1:]
-    first = np.maximum.accumulate(np.where(starts, position, 0), axis=1)
-    last = np.minimum.accumulate(np.where(stops, position, c - 1)[:, ::-1], axis=1)[:, ::-1]
-    ranks = np.empty((n, c))
-    np.put_along_axis(ranks, order, (first + last) / 2 + 1, axis=1)
+    first, stop = _tie_groups(np.take_along_axis(x, order, axis=1))
+    ranks = np.empty(x.shape)
+    np.put_along_axis(ranks, order, (first + stop - 1) / 2 + 1, axis=1)
     return ranks
 
 
@@ -108,10 +115,15 @@ def ranking_metrics(
 ) -> dict[str, float]:
     """AUC, precision@k, recall@k, F1@k and NDCG@k over ``n`` probe requests.
 
-    The top-k of a request are its ``k`` highest-scoring candidates, ties in score broken by
-    candidate position (the earlier position ranks first: a stable sort). Relevant means
-    ``relevance >= threshold``. Per request ``r`` with ``hits_r`` relevant items in the top-k
-    and ``rel_r`` relevant items among all ``C``:
+    The top-k of a request are its ``k`` highest-scoring candidates. Tied scores are broken
+    uniformly at random; precision, recall and NDCG are their exact expectations over those
+    tie-breaks (McSherry & Najork 2008), F1 follows from the first two: a tied group occupying
+    ranked positions ``[a, b)`` counts each of its members in the top-k with probability
+    ``|[a, b) & [0, k)| / (b - a)`` and gives each the mean of the discounts of positions
+    ``[a, b)`` (0 past ``k``). A constant scorer thus scores as the average random scorer,
+    whatever the candidates' order. Relevant means ``relevance >= threshold``. Per request
+    ``r`` with ``hits_r`` the (expected) relevant items in the top-k and ``rel_r`` the relevant
+    items among all ``C``:
 
     - ``precision_at_k``: ``hits_r / k``, mean over all requests;
     - ``recall_at_k``: ``hits_r / rel_r``, mean over the requests with ``rel_r >= 1``;
@@ -119,8 +131,9 @@ def ranking_metrics(
       ``2 P R / (P + R)`` (0 when both are 0), so it can be recomputed from the table; this is
       not the mean of per-request F1 scores;
     - ``ndcg_at_k``: graded, the gain of a candidate is its relevance (click probability):
-      ``DCG = sum_{j<k} rel_(j) / log2(j + 2)`` over the top-k in ranked order, ``IDCG`` the
-      same over the k largest relevances; ``DCG / IDCG``, mean over requests with ``IDCG > 0``;
+      ``DCG = sum_{j<k} rel_(j) / log2(j + 2)`` over the top-k in ranked order (its expectation
+      over tie-breaks), ``IDCG`` the same over the k largest relevances; ``DCG / IDCG``, mean
+      over requests with ``IDCG > 0``;
     - ``auc``: :func:`auc` of all ``C`` candidates of a request (not only the top-k) against
       the relevant labels, mean over the requests with both classes.
 
@@ -149,8 +162,18 @@ def ranking_metrics(
     threshold = check_real("threshold", threshold)
 
     labels = relevance >= threshold
-    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
-    hits = np.take_along_axis(labels, top, axis=1).sum(axis=1)
+    order = np.argsort(-scores, axis=1, kind="stable")
+    first, stop = _tie_groups(np.take_along_axis(scores, order, axis=1))
+    size = stop - first
+    # A member of the tied group at ranked positions [first, stop) holds each of them with
+    # probability 1 / size under a random tie-break: it is in the top k with probability
+    # |[first, stop) & [0, k)| / size, and its expected discount is the group's mean discount.
+    in_top = np.clip(np.minimum(stop, k) - first, 0, None) / size
+    discount = np.zeros(scores.shape[1])
+    discount[:k] = 1.0 / np.log2(np.arange(k) + 2.0)
+    cumulative = np.concatenate([[0.0], np.cumsum(discount)])
+    mean_discount = (cumulative[stop] - cumulative[first]) / size
+    hits = (np.take_along_axis(labels, order, axis=1) * in_top).sum(axis=1)
     relevant = labels.sum(axis=1)
 
     precision = float((hits / k).mean())
@@ -161,9 +184,8 @@ def ranking_metrics(
     else:
         f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
 
-    discount = 1.0 / np.log2(np.arange(k) + 2.0)
-    dcg = np.take_along_axis(relevance, top, axis=1) @ discount
-    idcg = -np.sort(-relevance, axis=1)[:, :k] @ discount
+    dcg = (np.take_along_axis(relevance, order, axis=1) * mean_discount).sum(axis=1)
+    idcg = -np.sort(-relevance, axis=1)[:, :k] @ discount[:k]
     ndcg = _mean(dcg[idcg > 0] / idcg[idcg > 0])
 
     both = has_relevant & (relevant < scores.shape[1])
