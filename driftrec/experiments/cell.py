@@ -16,11 +16,13 @@ clock, and a ``RuntimeWarning`` names the cell (a diverging update rule is a res
 
 from __future__ import annotations
 
-import resource
-import sys
+import gc
+import math
+import re
 import time
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,32 +31,70 @@ from gymnasium.vector import AutoresetMode
 from driftrec.experiments.metrics import Curve, CurveRecorder, SessionRecorder, ranking_metrics
 from driftrec.experiments.spec import Cell
 
-__all__ = ["RANKING_KEYS", "CellResult", "run_cell"]
+__all__ = ["COUNTERS", "RANKING_KEYS", "CellResult", "effective_clock", "run_cell"]
 
 RANKING_KEYS = ("auc", "precision_at_k", "recall_at_k", "f1_at_k", "ndcg_at_k")
+
+COUNTERS = ("gradient_steps", "examples_trained", "updates")
+"""Learning counters of ``agent.cost()`` that a cell reports for the stream alone: what the
+warm start's pretraining added is taken off (and reported as ``pretrain_<counter>``)."""
+
+
+def effective_clock(t: int, batch: int) -> int:
+    """The first clock whose request sees a change scheduled at ``t``: ``t`` rounded up to the
+    batch grid (the world fires what was scheduled inside a batch after serving it).
+
+    Example:
+        >>> [effective_clock(t, 100) for t in (1000, 1001, 1050, 1100)]
+        [1000, 1100, 1100, 1100]
+    """
+    return -(-int(t) // batch) * batch
 
 
 @dataclass
 class CellResult:
     """What one cell measured (everything a report needs; metrics are computed from it).
 
+    Clocks: the world serves a batch of ``num_envs`` requests at clocks ``c .. c+num_envs-1``
+    against its state at ``c``, then fires the drift scheduled in ``(c, c+num_envs]``
+    (``driftrec.simulators.world``): a change scheduled at ``t`` is first seen at
+    :func:`effective_clock` ``(t)``, ``t`` rounded up to the batch grid. The clocks of changes
+    here (``regime_ends``, ``measured_events``) are effective clocks, and a change whose
+    effective clock is at or after the horizon (seen by no request) is left out.
+
     Attributes:
         cell_id, scenario, agent, seed: which cell.
         horizon: requests served (a whole number of batches).
         curves: windowed curves of the drifting world (``CurveRecorder`` keys).
         twin_curves: the same on the no-drift twin, or None.
-        events: the drift events that fired, as dicts (t, kind, magnitude, similarity).
-        regime_ends: (m,) clock at which each regime ends (the last: the horizon).
-        measured_events: clocks after which recovery is measured: the scheduled changes that
-            start a regime, and the ends of spread-out changes (``gradual_end``,
-            ``cohort_shift_end``), where the full drift has arrived.
-        eval_t: (E,) clocks of the probe evaluations.
+        events: the drift events that fired, as dicts (t, kind, magnitude, similarity), ``t``
+            the clock the process scheduled the event at (not rounded to the batch grid).
+        regime_ends: (m,) effective clock at which each regime ends (the last: the horizon),
+            non-decreasing; only regimes that start before the horizon count (two changes
+            inside one batch leave a regime that ends where it starts).
+        measured_events: (n,) sorted distinct effective clocks from which recovery is
+            measured: those of the scheduled changes that start a regime, and of the ends of
+            spread-out changes (``gradual_end``, ``cohort_shift_end``), where the full drift
+            has arrived; each before the horizon.
+        eval_t: (E,) strictly increasing clocks of the probe evaluations (the agent as it is
+            before serving the request at that clock), on the batch grid: the cadence rounded
+            up to the grid, each regime's end and the horizon.
         probe: (E, m) P[e, j], mean normalised reward of the agent's greedy slates on regime
-            j's probe set at evaluation e (NaN for agents without greedy slates).
+            j's probe set at evaluation e (NaN for agents without greedy slates). Regime j's
+            probe is drawn from the world's state at the last request before its scheduled end.
         probe_random: (m,) b_j, the random policy's normalised reward on probe j.
         ranking: ranking metrics of the agent's scores on the probe of the regime in force at
             each evaluation, by key (:data:`RANKING_KEYS`): (E,) each.
-        cost: act and learn seconds, learning counters, peak resident memory.
+        cost: what the stream cost the agent (not the twin's run): ``act_seconds`` and
+            ``learn_seconds`` (in ``act``, ``observe``) and the :data:`COUNTERS` of
+            ``agent.cost()`` over the stream; the warm start's share apart
+            (``pretrain_seconds``, ``pretrain_gradient_steps``, ``pretrain_examples_trained``);
+            ``peak_stored_examples`` (the most ``stored_examples``, read after each batch);
+            ``peak_rss_mb``, the peak resident memory of the process from the cell's start to
+            the stream's end, MiB (Linux: the peak is reset at the start, then read; it counts
+            the interpreter, libraries and what earlier cells of the process still hold; NaN
+            where it cannot be reset, as on macOS: a process-wide peak only ever rises from
+            cell to cell). Other keys of ``agent.cost()`` as at the end, lists summed.
         sessions: ``session_return`` (mean observed reward per completed user session),
             ``session_length`` and ``sessions`` (completed), from
             :class:`~driftrec.experiments.metrics.SessionRecorder`: the long-term counterpart
@@ -131,18 +171,25 @@ def _device(cell: Cell) -> str:
     return "cpu"
 
 
-def _regimes(env: Any, horizon: int) -> tuple[np.ndarray, np.ndarray]:
-    """(regime ends (m,), scheduled changes that start a regime) within the horizon."""
+def _regimes(env: Any, horizon: int, batch: int) -> tuple[np.ndarray, list[int], np.ndarray]:
+    """The regimes that start before the horizon (on the batch grid): (their effective ends
+    (m,), the clock to draw each one's probe at (m,)), and the effective clocks of the
+    scheduled changes before the horizon."""
     bounds = [b for b in env.world_spec.regime_boundaries(horizon) if 0 < b < horizon]
-    scheduled = [b for b in env.world_spec.scheduled_changes(horizon) if 0 < b < horizon]
-    return np.array([*bounds, horizon], dtype=np.int64), np.array(scheduled, dtype=np.int64)
+    served = [effective_clock(b, batch) for b in bounds if effective_clock(b, batch) < horizon]
+    # A regime's probe shows its state just before its next change, served or not
+    probe_at = [end - 1 for end in [*bounds, horizon][: len(served) + 1]]
+    scheduled = {effective_clock(b, batch) for b in env.world_spec.scheduled_changes(horizon)}
+    changes = sorted(c for c in scheduled if 0 < c < horizon)
+    ends = np.array([*served, horizon], dtype=np.int64)
+    return ends, probe_at, np.array(changes, dtype=np.int64)
 
 
 def _eval_clocks(horizon: int, every: int, batch: int, regime_ends: np.ndarray) -> list[int]:
-    """Clocks (on the batch grid) at which the agent is scored on the probes: every ``every``
-    requests, the last step before each regime ends, and the end."""
-    clocks = set(range(0, horizon, every)) | {horizon}
-    clocks |= {int(end) // batch * batch for end in regime_ends}
+    """Clocks (on the batch grid, distinct) at which the agent is scored on the probes: every
+    ``every`` requests rounded up to the grid, the end of each regime, and the end."""
+    clocks = {effective_clock(c, batch) for c in range(0, horizon, every)} | {horizon}
+    clocks |= {int(end) for end in regime_ends}
     return sorted(c for c in clocks if 0 <= c <= horizon)
 
 
@@ -163,13 +210,22 @@ def _rollout(
     on_eval: Any = None,
     eval_clocks: list[int] = (),  # type: ignore[assignment]
 ) -> tuple[dict[str, Curve], list[Any], dict[str, float], dict[str, float]]:
-    """Serve ``steps`` batches from the reset ``env`` (first observation ``obs``): the curves,
-    the drift events, the act / learn seconds and the session figures."""
+    """Serve ``steps`` batches from the reset ``env`` (first observation ``obs``), after the
+    warm start: the curves, the drift events, the cost (``CellResult.cost`` but for the peak
+    memory) and the session figures. ``on_eval(clock)`` runs at most once a batch, before
+    the first batch at or after each of the sorted ``eval_clocks`` (and at the end for any
+    left)."""
     from driftrec.agents import Transition
 
     spec = cell.spec
+    pretrain_s = 0.0
     if spec.warm_start is not None and hasattr(agent, "pretrain"):
-        agent.pretrain(env.log_interactions(spec.warm_start.requests, spec.warm_start.policy))
+        logged = env.log_interactions(spec.warm_start.requests, spec.warm_start.policy)
+        start = time.perf_counter()
+        agent.pretrain(logged)
+        pretrain_s = time.perf_counter() - start
+    warm = _learning_cost(agent)  # the stream's counters start here
+    peak_stored = warm.get("stored_examples", 0.0)
     recorder = CurveRecorder(spec.resolution)
     sessions = SessionRecorder(spec.num_envs)
     events: list[Any] = []
@@ -177,10 +233,11 @@ def _rollout(
     pending = list(eval_clocks)
     for _ in range(steps):
         clock = env.clock
-        while pending and pending[0] <= clock:
+        if pending and pending[0] <= clock:
+            while pending and pending[0] <= clock:  # one evaluation for every clock it covers
+                pending.pop(0)
             if on_eval is not None:
                 on_eval(clock)
-            pending.pop(0)
         start = time.perf_counter()
         action = agent.act(obs)
         act_s += time.perf_counter() - start
@@ -188,14 +245,17 @@ def _rollout(
         start = time.perf_counter()
         agent.observe(Transition(obs, action, reward, next_obs, terminated, truncated, info))
         learn_s += time.perf_counter() - start
+        peak_stored = max(peak_stored, _learning_cost(agent).get("stored_examples", 0.0))
         recorder.update(clock, info["expected_reward"], info["oracle_expected_reward"], reward)
         sessions.update(reward, terminated, info.get("served"))
         events.extend(info["drift_events"][0])
         obs = next_obs
     if on_eval is not None and pending:
         on_eval(env.clock)
-    timing = {"act_seconds": act_s, "learn_seconds": learn_s}
-    return recorder.result(), events, timing, sessions.result()
+    cost = {"act_seconds": act_s, "learn_seconds": learn_s, "pretrain_seconds": pretrain_s}
+    cost |= _stream_cost(warm, _learning_cost(agent))
+    cost["peak_stored_examples"] = peak_stored
+    return recorder.result(), events, cost, sessions.result()
 
 
 def run_cell(cell: Cell) -> CellResult:
@@ -214,15 +274,16 @@ def run_cell(cell: Cell) -> CellResult:
 def _run_cell(cell: Cell) -> CellResult:
     spec = cell.spec
     began = time.perf_counter()
+    peak_reset = _reset_peak_rss()
     device = _device(cell)
     env, obs, agent = _start(cell, False, device)
     steps = spec.horizon // spec.num_envs
     horizon = steps * spec.num_envs
-    regime_ends, scheduled = _regimes(env, horizon)
+    regime_ends, probe_at, scheduled = _regimes(env, horizon, spec.num_envs)
     probes = []
     future = env.ground_truth_snapshot()
-    for end in regime_ends:
-        future.advance(max(int(end) - 1, future.clock))
+    for clock in probe_at:
+        future.advance(max(clock, future.clock))
         probes.append(future.probe_set(spec.evaluation.probe_size))
     baseline = np.array(
         [np.mean(p.random_expected_reward / p.oracle_expected_reward) for p in probes]
@@ -258,9 +319,8 @@ def _run_cell(cell: Cell) -> CellResult:
             diverged_at = clock
             _warn_diverged(cell, clock)
 
-    curves, events, timing, sessions = _rollout(cell, env, obs, agent, steps, evaluate, eval_clocks)
-    cost = {**timing, **_learning_cost(agent)}
-    cost["peak_rss_mb"] = _peak_rss_mb()
+    curves, events, cost, sessions = _rollout(cell, env, obs, agent, steps, evaluate, eval_clocks)
+    cost["peak_rss_mb"] = _peak_rss_mb(peak_reset)
 
     twin_curves = None
     if _wants_twin(cell, scheduled, agent):
@@ -276,7 +336,7 @@ def _run_cell(cell: Cell) -> CellResult:
         twin_curves=twin_curves,
         events=[_event(e) for e in events],
         regime_ends=regime_ends,
-        measured_events=_measured(events, scheduled, horizon),
+        measured_events=_measured(events, scheduled, horizon, spec.num_envs),
         eval_t=np.array(eval_t, dtype=np.int64),
         probe=np.array(probe_rows, dtype=np.float64).reshape(len(eval_t), len(probes)),
         probe_random=baseline,
@@ -301,14 +361,18 @@ def _warn_diverged(cell: Cell, clock: int) -> None:
     )
 
 
-def _measured(events: list[Any], scheduled: np.ndarray, horizon: int) -> np.ndarray:
-    ends = {int(e.t) for e in events if e.kind.endswith("_end") and 0 < e.t < horizon}
+def _measured(events: list[Any], scheduled: np.ndarray, horizon: int, batch: int) -> np.ndarray:
+    """``CellResult.measured_events``: the effective clocks of the scheduled changes
+    (``scheduled``, already effective) and of the ends of spread-out changes, before the
+    horizon."""
+    ends = {effective_clock(e.t, batch) for e in events if e.kind.endswith("_end") and e.t > 0}
+    ends = {t for t in ends if t < horizon}
     return np.array(sorted(set(scheduled.tolist()) | ends), dtype=np.int64)
 
 
 def _wants_twin(cell: Cell, scheduled: np.ndarray, agent: Any) -> bool:
     twin = cell.spec.evaluation.twin
-    if twin == "auto":  # the agent says whether it learns as it serves
+    if twin == "auto":  # a change some request sees; the agent says whether it learns
         return bool(len(scheduled)) and bool(getattr(agent, "learns", False))
     return bool(twin)
 
@@ -323,6 +387,7 @@ def _event(event: Any) -> dict[str, Any]:
 
 
 def _learning_cost(agent: Any) -> dict[str, float]:
+    """``agent.cost()`` as floats (lists summed, other values left out)."""
     get = getattr(agent, "cost", None)
     if get is None:
         return {"gradient_steps": 0.0, "examples_trained": 0.0, "stored_examples": 0.0}
@@ -340,7 +405,43 @@ def _learning_cost(agent: Any) -> dict[str, float]:
     return out
 
 
-def _peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MiB (Linux reports KiB, macOS bytes)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (2**20 if sys.platform == "darwin" else 2**10)
+def _stream_cost(warm: dict[str, float], end: dict[str, float]) -> dict[str, float]:
+    """The learning cost of the stream: the :data:`COUNTERS` at the ``end`` less their value
+    after the warm start (``warm``, reported as ``pretrain_<counter>`` for steps and
+    examples); the other values as at the end (``stored_examples`` left to the peak)."""
+    out = {}
+    for key, value in end.items():
+        if key in COUNTERS:
+            out[key] = value - warm.get(key, 0.0)
+        elif key != "stored_examples":
+            out[key] = value
+    for key in ("gradient_steps", "examples_trained"):
+        out[f"pretrain_{key}"] = warm.get(key, 0.0)
+    return out
+
+
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+_STATUS = Path("/proc/self/status")
+_VM_HWM = re.compile(r"^VmHWM:\s*(\d+)\s*kB", re.MULTILINE)
+
+
+def _reset_peak_rss() -> bool:
+    """Reset this process's peak resident memory to its current one (Linux >= 4.0: ``5`` to
+    ``/proc/self/clear_refs``) after a garbage collection (earlier cells' garbage is not this
+    cell's); False where that is impossible (not Linux, or not allowed)."""
+    gc.collect()
+    try:
+        _CLEAR_REFS.write_text("5")
+        return _VM_HWM.search(_STATUS.read_text()) is not None
+    except OSError:
+        return False
+
+
+def _peak_rss_mb(reset: bool) -> float:
+    """Peak resident memory since :func:`_reset_peak_rss` (``VmHWM``), MiB; NaN if it was not
+    reset (``ru_maxrss``, the maximum since the process started, carries earlier cells' peaks)."""
+    try:
+        found = _VM_HWM.search(_STATUS.read_text()) if reset else None
+    except OSError:
+        found = None
+    return math.nan if found is None else int(found.group(1)) / 1024

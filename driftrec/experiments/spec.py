@@ -144,7 +144,8 @@ class EvaluationSpec(_Model):
     """Recovery tolerance: back to (1 - eps) of the pre-shift (or twin) level."""
     every: int = Field(10_000, ge=1)
     """Probe cadence: greedy slates are scored on every regime's probe set this often (and at
-    the end of every regime)."""
+    the end of every regime), between batches: each multiple of ``every`` is rounded up to the
+    batch grid, so it must be at least ``num_envs`` (at most one evaluation per batch)."""
     probe_size: int = Field(500, ge=10)
     """Requests per probe set."""
     regret_horizon: int | None = Field(None, ge=1)
@@ -253,6 +254,14 @@ class ExperimentSpec(_FreeForm, _Model):
                 f"horizon ({self.horizon}) must be at least num_envs ({self.num_envs}): a cell "
                 "serves whole batches of num_envs requests"
             )
+        every = self.evaluation.every
+        if every < self.num_envs:
+            raise ValueError(
+                f"evaluation.every ({every}) must be at least num_envs ({self.num_envs}): the "
+                "agent is scored on the probes between batches of num_envs requests, at most "
+                f"once a batch; set evaluation.every to {self.num_envs} (every batch) or more, "
+                "or lower num_envs"
+            )
         return self
 
     # ------------------------------------------------------------------ grid
@@ -302,7 +311,7 @@ class ExperimentSpec(_FreeForm, _Model):
                 problems.append(f"scenarios.{i} ({scenario.key}): {error}")
         for i, scenario_env in envs.items():
             bounds = scenario_env.world_spec.regime_boundaries(self.horizon)
-            regimes = 1 + sum(0 < b < self.horizon for b in bounds)  # as the cell counts them
+            regimes = 1 + sum(0 < b < self.horizon for b in bounds)  # the cell probes <= these
             if regimes > MANY_REGIMES:
                 warnings.warn(
                     f"scenarios.{i} ({self.scenarios[i].key}): {regimes:,} regimes within the "
