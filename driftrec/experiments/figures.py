@@ -167,8 +167,8 @@ def _mean_and_half(values: pd.Series) -> tuple[float, float]:
 def _recovery_figure(tables: Tables, path: Path, window: int) -> None:
     """Recovery time (above) and dip (below) per drift event and agent, means over seeds with
     95% intervals. A bar hatched and faded is censored in some seeds: a censored seed counts at
-    its censoring distance, so the bar is a lower bound. Seeds whose censoring point leaves no
-    whole window after the event (nothing could be measured) are left out."""
+    its censoring distance, so the bar is a lower bound. Unmeasurable seeds (an event in the
+    first W requests: no pre-event level) have no recovery time and no dip, and are left out."""
     plt = _plt()
     rec = tables.recovery
     groups = list(dict.fromkeys(zip(rec.scenario, rec.event_t, strict=True))) if len(rec) else []
@@ -185,7 +185,6 @@ def _recovery_figure(tables: Tables, path: Path, window: int) -> None:
         times, dips, censored = [], [], []
         for scenario, t in groups:
             sel = rec[(rec.scenario == scenario) & (rec.event_t == t) & (rec.agent == agent)]
-            sel = sel[sel.censor_t - t >= window]
             cut = sel.censored.eq(True)
             times.append(_mean_and_half(sel.recovery_time.where(~cut, sel.censor_t - t)))
             censored.append(bool(cut.any()))

@@ -46,6 +46,13 @@ SUMMARY_COLUMNS = [
         "of all seeds (an event in the first W requests has no pre-change level: unmeasurable)",
     ),
     (
+        "unmeasurable",
+        "unmeasurable",
+        "",
+        "events in the first W requests: no pre-change level, so no recovery or dip against it "
+        "(the twin columns still measure them); shown when any",
+    ),
+    (
         "diverged",
         "diverged",
         "",
@@ -95,7 +102,7 @@ def _summary_rows(summary: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     columns = [
         (key, label, spec)
         for key, label, spec, _ in SUMMARY_COLUMNS
-        if key in summary and (key != "diverged" or _any_diverged(summary))
+        if key in summary and (key not in SHOWN_WHEN_ANY or _any(summary[key]))
     ]
     header = ["scenario", "agent", *[label for _, label, _ in columns]]
     rows = []
@@ -107,8 +114,12 @@ def _summary_rows(summary: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def _any_diverged(summary: pd.DataFrame) -> bool:
-    return any(not str(count).startswith("0/") for count in summary["diverged"])
+SHOWN_WHEN_ANY = ("unmeasurable", "diverged")
+"""Count columns ("k/n") the table shows only when some row counts one."""
+
+
+def _any(counts: pd.Series) -> bool:
+    return any(not str(count).startswith("0/") for count in counts)
 
 
 DIVERGED_HEADER = ["cell", "scenario", "agent", "seed", "diverged at t"]

@@ -211,3 +211,23 @@ def test_the_reward_band_is_a_t_interval_over_seeds(tmp_path, drawn):
     assert lows.min() == pytest.approx(0.6 - half, rel=1e-4)  # 1.96 sd / sqrt(n) was 6.5x narrower
     assert "95% interval over seeds" in ax.get_title()
     assert ax.get_ylim() == pytest.approx((0.5, 0.7))
+
+
+@pytest.mark.parametrize(("counts", "shown"), [(["0/3", "0/3"], False), (["0/3", "1/3"], True)])
+def test_the_table_shows_unmeasurable_events_when_there_are_any(counts, shown):
+    from driftrec.experiments.report import _summary_rows
+
+    summary = pd.DataFrame(
+        {
+            "scenario": ["sudden", "early"],
+            "agent": ["online", "online"],
+            "censored": ["0/3", "0/2"],
+            "unmeasurable": counts,
+            "diverged": ["0/3", "0/3"],
+        }
+    )
+    header, rows = _summary_rows(summary)
+    assert ("unmeasurable" in header) is shown
+    assert "diverged" not in header
+    if shown:
+        assert rows[1][header.index("unmeasurable")] == "1/3"
