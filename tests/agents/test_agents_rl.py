@@ -272,7 +272,8 @@ def test_an_experiment_spec_names_the_rl_agents():
     for cell in spec.cells():
         result = cell_module.run_cell(cell)
         assert result.horizon == 1_600 and np.isfinite(result.probe).all()
-        assert result.cost["gradient_steps"] > 1_600 // 64  # pretraining and the stream
+        # the stream's steps (the warm start's are cost["pretrain_gradient_steps"])
+        assert result.cost["gradient_steps"] > 1_600 // 64
         assert np.isfinite(result.curves["normalised"].values).all()
         # learners, so twin: auto runs them on the no-drift twin too (recovery against it)
         assert result.twin_curves is not None
