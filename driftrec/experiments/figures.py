@@ -67,6 +67,15 @@ def _panels(plt: Any, count: int, size: tuple[float, float]) -> tuple[Any, list[
     return fig, list(axes.ravel()[:count])
 
 
+def _label_panel(ax: Any, title: str, xlabel: str, ylabel: str) -> None:
+    """Title, axis labels, legend and at most five ticks per axis for one scatter panel."""
+    _few_ticks(ax)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.legend(fontsize=7)
+
+
 def _few_ticks(ax: Any) -> None:
     """At most five ticks per axis, so that long tick labels do not run into each other."""
     from matplotlib.ticker import MaxNLocator
@@ -352,11 +361,8 @@ def _stability_figure(tables: Tables, path: Path, window: int | None = None) -> 
             _plot_front(ax, np.array(front, dtype=float))
         if window is not None:
             _window_line(ax, window)
-        _few_ticks(ax)
-        ax.set_title(f"{scenario} ({FRONT_LEGEND}; hollow: censored)", fontsize=9)
-        ax.set_xlabel("forgetting on probes (lower is better)", fontsize=8)
-        ax.set_ylabel("recovery time, requests", fontsize=8)
-        ax.legend(fontsize=7)
+        title = f"{scenario} ({FRONT_LEGEND}; hollow: censored)"
+        _label_panel(ax, title, "forgetting on probes (lower is better)", "recovery time, requests")
     fig.suptitle("stability vs plasticity", fontsize=10)
     _save(plt, fig, path)
 
@@ -381,10 +387,7 @@ def _cost_figure(tables: Tables, path: Path) -> None:
         finite = np.isfinite(points).all(axis=1)
         if finite.any():
             _plot_front(ax, points[finite], higher_y_is_better=True)
-        _few_ticks(ax)
-        ax.set_title(f"{scenario} ({FRONT_LEGEND})", fontsize=9)
-        ax.set_xlabel("seconds acting + learning per cell", fontsize=8)
-        ax.set_ylabel("mean normalised reward", fontsize=8)
-        ax.legend(fontsize=7)
+        _label_panel(ax, f"{scenario} ({FRONT_LEGEND})", "seconds acting + learning per cell",
+                     "mean normalised reward")  # fmt: skip
     fig.suptitle("quality vs cost (higher and further left is better)", fontsize=10)
     _save(plt, fig, path)
