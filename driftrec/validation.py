@@ -18,7 +18,11 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "MAX_LR",
+    "MAX_SIZE",
     "MAX_TIME",
+    "MAX_WEIGHT",
+    "MAX_WIDTH",
     "check_choice",
     "check_flag",
     "check_fraction",
@@ -35,6 +39,22 @@ MAX_TIME = 10**15
 """The latest clock a world reaches or a parameter names (a thousand million million requests,
 31 years at a million per second): far beyond any run, and small enough that sums of times stay
 exact in int64 and float64 alike."""
+
+MAX_SIZE = 10**8
+"""The most examples, requests or rows a buffer, window or id table may be configured to hold:
+a hundred million, beyond any in-memory run (a replay buffer of that many slates is tens of
+GiB). Larger is a typo that would otherwise fail in the allocator, mid-run, without a name."""
+
+MAX_WIDTH = 4096
+"""The widest embedding, layer or layer count a model may be configured with."""
+
+MAX_LR = 10.0
+"""The largest learning rate: a step of 10 already moves a parameter further than any useful
+update; beyond it float32 steps overflow to inf and the model turns NaN."""
+
+MAX_WEIGHT = 1e6
+"""The largest weight of a loss term (EWC's or distillation's strength, an entropy bonus):
+a million times the click loss; beyond it the term's float32 value and gradients overflow."""
 
 
 def _describe(value: Any) -> str:
@@ -56,13 +76,16 @@ def check_flag(name: str, value: Any) -> bool:
     return bool(value)
 
 
-def check_optional_integer(name: str, value: Any, *, minimum: int) -> int | None:
-    """None, or an integer >= ``minimum`` (see :func:`check_integer`), as a Python value."""
+def check_optional_integer(
+    name: str, value: Any, *, minimum: int, maximum: int | None = None
+) -> int | None:
+    """None, or an integer in ``[minimum, maximum]`` (see :func:`check_integer`), as a Python
+    value."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be None or an integer >= {minimum}, got {_describe(value)}")
-    return check_integer(name, value, minimum=minimum)
+    return check_integer(name, value, minimum=minimum, maximum=maximum)
 
 
 def check_names(

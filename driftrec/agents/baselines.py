@@ -13,7 +13,7 @@ from driftrec.agents.examples import as_tensor
 from driftrec.agents.exploration import random_slates
 from driftrec.agents.models.tables import grown_rows
 from driftrec.agents.protocol import AgentBase, Observation, TaskSizes, Transition
-from driftrec.validation import check_integer
+from driftrec.validation import MAX_SIZE, check_integer
 
 __all__ = ["PopularityAgent", "RandomAgent"]
 
@@ -57,17 +57,20 @@ class PopularityAgent(AgentBase):
     Args:
         sizes: the task's sizes (click counts are kept per item id: ``num_items`` of them to
             start with, more if larger ids appear).
-        window: requests the counts cover.
+        window: requests the counts cover, in [1, 10**8] (``MAX_SIZE``); the record of the
+            window's clicks grows with the requests seen, up to ``window`` entries.
         seed: seeds the tie-breaking stream.
     """
 
     def __init__(self, sizes: TaskSizes, window: int = 10_000, seed: int = 0) -> None:
         self.sizes = sizes
-        self.window = window = check_integer("window", window, minimum=1)
+        self.window = window = check_integer("window", window, minimum=1, maximum=MAX_SIZE)
         seed = check_integer("seed", seed, minimum=0)
         self.rng = np.random.default_rng(np.random.SeedSequence(seed))
         self.counts = np.zeros(sizes.num_items, dtype=np.int64)
-        self.ring = np.full(window, -1, dtype=np.int64)  # clicked item per request, -1 none
+        # Clicked item per request, -1 none: a ring of ``window`` entries once full, grown
+        # geometrically until then (head == entries written until it first wraps).
+        self.ring = np.full(min(window, 1024), -1, dtype=np.int64)
         self.head = 0
 
     def __repr__(self) -> str:
@@ -105,6 +108,9 @@ class PopularityAgent(AgentBase):
         if len(clicked) > self.window:
             clicked = clicked[-self.window :]
         n = len(clicked)
+        if len(self.ring) < min(self.window, self.head + n):
+            size = min(self.window, max(self.head + n, 2 * len(self.ring)))
+            self.ring = np.concatenate([self.ring, np.full(size - len(self.ring), -1, np.int64)])
         idx = (self.head + np.arange(n)) % self.window
         leaving = self.ring[idx]
         self.counts -= np.bincount(leaving[leaving >= 0], minlength=m)

@@ -1,7 +1,9 @@
 """Stores of past examples: a recent window, everything seen, a bounded reservoir, and none.
 
 Stores are plain containers: the trainer adds to them, data sources read from them. Each keeps
-preallocated numpy columns, so adding a micro-batch is a few array copies and no Python loop.
+numpy columns grown geometrically as it fills (up to its capacity, at most ``MAX_SIZE`` = 10**8
+examples), so adding a micro-batch is a few array copies and no Python loop, and a large
+capacity costs memory only as examples arrive.
 """
 
 from __future__ import annotations
@@ -12,9 +14,28 @@ import numpy as np
 import torch
 
 from driftrec.agents.examples import SlateExamples
-from driftrec.validation import check_integer, check_optional_integer
+from driftrec.validation import MAX_SIZE, check_integer, check_optional_integer
 
 __all__ = ["CumulativeStore", "NoStore", "RecentWindow", "ReplayBuffer"]
+
+_FIRST_ROWS = 1024
+"""Rows a store allocates first (or its capacity, if smaller)."""
+
+
+def _room(
+    data: SlateExamples | None, rows: SlateExamples, used: int, need: int, capacity: int
+) -> SlateExamples:
+    """Storage for at least ``min(need, capacity)`` rows shaped like ``rows``: ``data`` if it
+    is large enough, else a copy of its first ``used`` rows in columns grown geometrically (at
+    least double, at most ``capacity``)."""
+    have = 0 if data is None else len(data)
+    need = min(need, capacity)
+    if data is not None and need <= have:
+        return data
+    grown = SlateExamples.empty_like(rows, min(capacity, max(need, 2 * have, _FIRST_ROWS)))
+    if data is not None and used:
+        grown.put(slice(0, used), data.take(slice(0, used)))
+    return grown
 
 
 def _saved(data: SlateExamples | None) -> dict[str, torch.Tensor] | None:
@@ -42,10 +63,11 @@ class NoStore:
 
 
 class RecentWindow:
-    """The last ``capacity`` examples (a ring buffer), oldest first when read."""
+    """The last ``capacity`` examples (a ring buffer, ``capacity`` in [1, 10**8]), oldest
+    first when read."""
 
     def __init__(self, capacity: int) -> None:
-        self.capacity = check_integer("capacity", capacity, minimum=1)
+        self.capacity = check_integer("capacity", capacity, minimum=1, maximum=MAX_SIZE)
         self.data: SlateExamples | None = None
         self.size = 0
         self.head = 0  # next slot to write
@@ -57,8 +79,8 @@ class RecentWindow:
         """Append ``rows`` (``rng`` is unused: the common store signature)."""
         if len(rows) >= self.capacity:
             rows = rows.take(slice(len(rows) - self.capacity, None))
-        if self.data is None:
-            self.data = SlateExamples.empty_like(rows, self.capacity)
+        # Until the ring first wraps, head == size and rows go to [head, head + n).
+        self.data = _room(self.data, rows, self.size, self.head + len(rows), self.capacity)
         idx = (self.head + np.arange(len(rows))) % self.capacity
         self.data.put(idx, rows)
         self.head = int((self.head + len(rows)) % self.capacity)
@@ -81,10 +103,11 @@ class RecentWindow:
 
 
 class CumulativeStore:
-    """Every example seen (growing by doubling), optionally only the last ``max_size``."""
+    """Every example seen (growing by doubling), optionally only the last ``max_size`` (in
+    [1, 10**8])."""
 
     def __init__(self, max_size: int | None = None) -> None:
-        self.max_size = check_optional_integer("max_size", max_size, minimum=1)
+        self.max_size = check_optional_integer("max_size", max_size, minimum=1, maximum=MAX_SIZE)
         self.data: SlateExamples | None = None
         self.size = 0
 
@@ -132,11 +155,11 @@ class ReplayBuffer:
 
     After ``n`` examples have been offered, each of them is in the buffer with probability
     ``min(1, capacity / n)``, whatever the order they came in: memory is bounded, and old
-    regimes keep their share.
+    regimes keep their share. ``capacity`` is in [1, 10**8].
     """
 
     def __init__(self, capacity: int) -> None:
-        self.capacity = check_integer("capacity", capacity, minimum=1)
+        self.capacity = check_integer("capacity", capacity, minimum=1, maximum=MAX_SIZE)
         self.data: SlateExamples | None = None
         self.size = 0
         self.seen = 0
@@ -147,8 +170,8 @@ class ReplayBuffer:
     def add(self, rows: SlateExamples, rng: np.random.Generator) -> None:
         """Offer ``rows`` to the reservoir."""
         n = len(rows)
-        if self.data is None:
-            self.data = SlateExamples.empty_like(rows, self.capacity)
+        # Slots fill in order until the buffer is full; only then are rows replaced.
+        self.data = _room(self.data, rows, self.size, self.size + n, self.capacity)
         free = min(self.capacity - self.size, n)
         if free:
             self.data.put(slice(self.size, self.size + free), rows.take(slice(0, free)))

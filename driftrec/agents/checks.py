@@ -59,6 +59,8 @@ class LoggedData(Protocol):
 
 
 _ID_KEYS = ("user_id", "history", "candidate_ids", "candidate_topics")
+_MAX_REWARD = float(np.finfo(np.float32).max)
+"""Rewards are learned from in float32: a larger one would become inf."""
 _FEATURE_KEYS = ("user_features", "candidate_features")
 
 
@@ -223,9 +225,14 @@ def check_feedback(
     """Check observed feedback on ``slates`` (B, k) (-1 at empty slots) of a checked
     observation batch, and keep the rows that were ``served`` (all if None).
 
-    Checks: ``reward`` (B,) real and finite; ``click_slot`` (B,) integer, each in [-1, k) and,
-    if >= 0, a slot that showed an item; ``served`` (B,) bool. Rows not served are checked for
-    shapes and finite reward only (their action was ignored: nothing about them is learned).
+    Checks: ``reward`` (B,) real, finite, >= 0 and within float32's range (docs/world.md: a
+    click pays 1, or the clicked item's engagement value, which is positive; no click pays 0);
+    ``click_slot`` (B,) integer, each in [-1, k) and, if >= 0, a slot that showed an item, and
+    the reward 0 where it is -1; ``served`` (B,) bool. Rows not served are checked for shapes
+    and reward only (their action was ignored: nothing about them is learned).
+
+    A click with reward 0 is accepted: an agent does not know whether the world pays clicks or
+    engagement, and a sampled engagement can underflow to 0 in float32.
 
     Raises:
         TypeError / ValueError naming the field and the rows at fault.
@@ -238,11 +245,25 @@ def check_feedback(
         )
     if reward.dtype.kind not in "fiu":
         raise TypeError(f"{caller}: reward must hold real numbers, got dtype {reward.dtype}")
-    reward = np.asarray(reward, dtype=np.float32)
-    if not np.isfinite(reward).all():
+    wide = np.asarray(reward, dtype=np.float64)
+    if not np.isfinite(wide).all():
         raise ValueError(
-            f"{caller}: reward must be finite, got NaN or inf at rows {_rows(~np.isfinite(reward))}"
+            f"{caller}: reward must be finite, got NaN or inf at rows {_rows(~np.isfinite(wide))}"
         )
+    negative = wide < 0
+    if negative.any():
+        raise ValueError(
+            f"{caller}: reward must be >= 0 (a click pays 1, or the clicked item's engagement "
+            f"value, which is positive; no click pays 0: docs/world.md), got "
+            f"{wide[negative][:5].tolist()} at rows {_rows(negative)}"
+        )
+    too_large = wide > _MAX_REWARD
+    if too_large.any():
+        raise ValueError(
+            f"{caller}: reward is out of range: it must be at most {_MAX_REWARD:.3g} (float32's "
+            f"largest value), got {wide[too_large][:5].tolist()} at rows {_rows(too_large)}"
+        )
+    reward = wide.astype(np.float32)
     slot = np.asarray(click_slot)
     if slot.shape != (b,):
         raise ValueError(
@@ -271,6 +292,14 @@ def check_feedback(
             raise ValueError(
                 f"{caller}: {click_name} must be in [-1, {k}) (a slot of the slate, -1 for "
                 f"none), got {slot[out_of_range][:5].tolist()} at rows {_rows(out_of_range)}"
+            )
+        paid = (slot < 0) & (reward != 0)
+        if keep is not None:
+            paid &= keep
+        if paid.any():
+            raise ValueError(
+                f"{caller}: reward must be 0 where {click_name} is -1 (no click pays 0: "
+                f"docs/world.md), got {reward[paid][:5].tolist()} at rows {_rows(paid)}"
             )
         hit = np.flatnonzero(slot >= 0 if keep is None else (slot >= 0) & keep)
         empty = slates[hit, slot[hit]] < 0

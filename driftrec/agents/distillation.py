@@ -14,9 +14,15 @@ from driftrec.agents.models.base import Recommender, frozen_copy
 from driftrec.agents.models.tables import match_rows
 from driftrec.agents.scopes import ParameterScope
 from driftrec.agents.terms import LossFunction
-from driftrec.validation import check_integer, check_real
+from driftrec.validation import MAX_WEIGHT, check_real, check_time
 
-__all__ = ["Distillation"]
+__all__ = ["MAX_TEMPERATURE", "MIN_TEMPERATURE", "Distillation"]
+
+MIN_TEMPERATURE = 1e-3
+MAX_TEMPERATURE = 1e3
+"""Distillation temperatures run from 1e-3 to 1e3 (Hinton et al. use 1 to 20): at 1e-3 a score
+of 1e5 becomes 1e8, still far inside float32. Far outside the range the scaled scores or
+``T^2`` overflow (``temperature=1e-300`` made the term NaN, ``1e308`` raised OverflowError)."""
 
 
 @dataclass(frozen=True)
@@ -35,9 +41,9 @@ class Distillation:
     from the start.
 
     Args:
-        strength: weight of the term.
-        temperature: T.
-        every: requests between teacher refreshes.
+        strength: weight of the term, in [0, 1e6] (``MAX_WEIGHT``).
+        temperature: T, in [1e-3, 1e3].
+        every: requests between teacher refreshes, in [1, 10**15].
     """
 
     strength: float = 1.0
@@ -45,10 +51,13 @@ class Distillation:
     every: int = 5_000
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "strength", check_real("strength", self.strength, low=0.0))
-        temperature = check_real("temperature", self.temperature, low=0.0, low_open=True)
+        strength = check_real("strength", self.strength, low=0.0, high=MAX_WEIGHT)
+        object.__setattr__(self, "strength", strength)
+        temperature = check_real(
+            "temperature", self.temperature, low=MIN_TEMPERATURE, high=MAX_TEMPERATURE
+        )
         object.__setattr__(self, "temperature", temperature)
-        object.__setattr__(self, "every", check_integer("every", self.every, minimum=1))
+        object.__setattr__(self, "every", check_time("every", self.every))
 
     needs_candidates: ClassVar[bool] = True
     """The trainer attaches the fresh micro-batch's candidate lists to every batch."""

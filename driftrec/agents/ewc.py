@@ -14,7 +14,14 @@ from driftrec.agents.losses import TrainingBatch, training_batch
 from driftrec.agents.models.base import Recommender
 from driftrec.agents.scopes import ParameterScope
 from driftrec.agents.terms import LossFunction, penalised_values
-from driftrec.validation import check_fraction, check_integer, check_real
+from driftrec.validation import (
+    MAX_SIZE,
+    MAX_WEIGHT,
+    check_fraction,
+    check_integer,
+    check_real,
+    check_time,
+)
 
 Memory = dict[str, dict[str, Tensor]]
 """EWC's memory: ``{"anchor": {name: theta*}, "fisher": {name: F}}``."""
@@ -38,12 +45,15 @@ class EWC:
     value: no pull on rows that did not exist at the last consolidation, exactly as for rows of
     a large table that no consolidation had seen.
 
+    Cost: the estimate is one backward pass per mini-batch of ``batch_size`` over the
+    ``fisher_samples`` requests kept for it (:meth:`consolidation_cost`).
+
     Args:
-        strength: lambda.
-        decay: gamma, how much of the old Fisher is kept at each consolidation.
-        every: requests between consolidations.
-        fisher_samples: requests the Fisher is estimated on.
-        batch_size: requests per mini-batch of the estimate.
+        strength: lambda, in [0, 1e6] (``MAX_WEIGHT``).
+        decay: gamma, how much of the old Fisher is kept at each consolidation, in [0, 1].
+        every: requests between consolidations, in [1, 10**15].
+        fisher_samples: requests the Fisher is estimated on, in [1, 10**8] (``MAX_SIZE``).
+        batch_size: requests per mini-batch of the estimate, in [1, 10**8].
     """
 
     strength: float = 10.0
@@ -53,11 +63,14 @@ class EWC:
     batch_size: int = 256
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "strength", check_real("strength", self.strength, low=0.0))
+        strength = check_real("strength", self.strength, low=0.0, high=MAX_WEIGHT)
+        object.__setattr__(self, "strength", strength)
         decay = check_fraction("decay", self.decay, closed_below=True)
         object.__setattr__(self, "decay", decay)
-        for name in ("every", "fisher_samples", "batch_size"):
-            object.__setattr__(self, name, check_integer(name, getattr(self, name), minimum=1))
+        object.__setattr__(self, "every", check_time("every", self.every))
+        for name in ("fisher_samples", "batch_size"):
+            value = check_integer(name, getattr(self, name), minimum=1, maximum=MAX_SIZE)
+            object.__setattr__(self, name, value)
 
     needs_candidates: ClassVar[bool] = False
 
@@ -69,6 +82,13 @@ class EWC:
     def consolidation_examples(self) -> int:
         """The Fisher is estimated on the last ``fisher_samples`` requests."""
         return self.fisher_samples
+
+    def consolidation_cost(self, examples: int) -> tuple[int, int]:
+        """(backward passes, examples passed) of one consolidation on ``examples`` recent
+        requests (at most ``fisher_samples`` are read): the Fisher estimate's work, which a
+        cost report counts with the gradient steps and the examples trained on."""
+        n = min(int(examples), self.fisher_samples)
+        return -(-n // self.batch_size), n
 
     def penalty(
         self,

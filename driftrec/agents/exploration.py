@@ -78,6 +78,11 @@ class Exploration(Protocol):
         ...
 
 
+MIN_TEMPERATURE, MAX_TEMPERATURE = 1e-6, 1e6
+"""The range of the softmax policy's temperature (see :class:`Softmax`)."""
+MAX_SCALE, MIN_PRIOR, MAX_PRIOR = 1e3, 1e-3, 1e6
+"""The ranges of Thompson sampling's ``scale`` and ``prior`` (see :class:`Thompson`)."""
+
 EXPLORATIONS: Registry[Exploration] = Registry("exploration")
 """Exploration names and their classes (keyword arguments are their fields)."""
 
@@ -140,21 +145,31 @@ class EpsilonGreedy(_NeedsNothing):
 class Softmax(_NeedsNothing):
     """A slate sampled without replacement from the Plackett-Luce (Boltzmann) distribution over
     scores / ``temperature``, by the Gumbel-top-k trick (Kool, van Hoof & Welling 2019,
-    "Stochastic beams and where to find them", ICML)."""
+    "Stochastic beams and where to find them", ICML).
+
+    ``temperature`` is in [1e-6, 1e6]. The keys are computed in float64 from the scores minus
+    each row's best, so that no key overflows: as the temperature falls the slate tends to the
+    greedy one (at 1e-6 the first slot is the greedy one wherever the best score leads the next
+    by more than 4e-5, the span of the Gumbel noise times the temperature), and as it rises to a
+    uniformly random slate.
+    """
 
     temperature: float = 0.1
 
     def __post_init__(self) -> None:
-        temperature = check_real("temperature", self.temperature, low=0.0, low_open=True)
+        temperature = check_real(
+            "temperature", self.temperature, low=MIN_TEMPERATURE, high=MAX_TEMPERATURE
+        )
         object.__setattr__(self, "temperature", temperature)
 
     def select(
         self, ranker: Ranker, users: UserBatch, items: ItemBatch, k: int, rng: np.random.Generator
     ) -> np.ndarray:
-        scores = ranker.score(users, items)
-        gumbel = -np.log(-np.log(rng.random(tuple(scores.shape))))
-        noise = torch.from_numpy(gumbel.astype(np.float32)).to(scores.device)
-        return top_k(scores / self.temperature + noise, k)
+        scores = ranker.score(users, items).detach().to("cpu", torch.float64).numpy()
+        gumbel = -np.log(-np.log(rng.random(scores.shape)))
+        best = scores.max(axis=1, keepdims=True) if scores.size else 0.0
+        keys = (scores - best) / self.temperature + gumbel
+        return top_k(torch.from_numpy(keys), k)
 
 
 @EXPLORATIONS.register("thompson")
@@ -178,8 +193,10 @@ class Thompson:
 
     def __post_init__(self) -> None:
         check_choice("posterior", self.posterior, ("last_layer", "ensemble"))
-        object.__setattr__(self, "scale", check_real("scale", self.scale, low=0.0))
-        object.__setattr__(self, "prior", check_real("prior", self.prior, low=0.0, low_open=True))
+        scale = check_real("scale", self.scale, low=0.0, high=MAX_SCALE)
+        object.__setattr__(self, "scale", scale)
+        prior = check_real("prior", self.prior, low=MIN_PRIOR, high=MAX_PRIOR)
+        object.__setattr__(self, "prior", prior)
 
     @property
     def needs_user_counts(self) -> bool:

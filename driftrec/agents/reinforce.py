@@ -24,7 +24,7 @@ from driftrec.agents.models.base import candidate_items, user_batch
 from driftrec.agents.protocol import OBSERVATION_KEYS, Observation, TaskSizes, Transition
 from driftrec.agents.sessions import RunningSessions, SessionStep, check_session_step
 from driftrec.agents.trainable import RLAgentBase, RLConfig, id_rows
-from driftrec.validation import check_flag, check_integer, check_real
+from driftrec.validation import MAX_SIZE, MAX_WEIGHT, check_flag, check_integer, check_real
 
 __all__ = ["TopKReinforceAgent", "discounted_returns", "topk_multiplier"]
 
@@ -89,10 +89,10 @@ class TopKReinforceAgent(RLAgentBase):
         model_params: its parameters.
         gamma: discount of the session return, in [0, 1].
         topk_correction: apply the top-K multiplier.
-        weight_cap: cap c on the importance ratio, > 0.
-        entropy: weight of the entropy bonus, >= 0.
+        weight_cap: cap c on the importance ratio, in (0, 1e6].
+        entropy: weight of the entropy bonus, in [0, 1e6] (``MAX_WEIGHT``).
         max_session: requests after which a session's steps are learned from even if it has not
-            ended (its returns then stop there).
+            ended (its returns then stop there), in [1, 10**8].
         config: learning rate, optimiser and session steps per gradient step (default: Adam,
             lr 0.05, 32 steps).
         seed: seeds the policy's initial values and the sampling stream.
@@ -127,9 +127,11 @@ class TopKReinforceAgent(RLAgentBase):
         )
         self.gamma = check_real("gamma", gamma, low=0.0, high=1.0)
         self.topk_correction = check_flag("topk_correction", topk_correction)
-        self.weight_cap = check_real("weight_cap", weight_cap, low=0.0, low_open=True)
-        self.entropy = check_real("entropy", entropy, low=0.0)
-        self.max_session = check_integer("max_session", max_session, minimum=1)
+        self.weight_cap = check_real(
+            "weight_cap", weight_cap, low=0.0, low_open=True, high=MAX_WEIGHT
+        )
+        self.entropy = check_real("entropy", entropy, low=0.0, high=MAX_WEIGHT)
+        self.max_session = check_integer("max_session", max_session, minimum=1, maximum=MAX_SIZE)
         (self.policy,), self.rng = self._seeded(1)
         self.acted: dict[str, np.ndarray] | None = None
         """The last ``act``: its ``candidate_ids``, ``action`` and ``log_probs`` (B, C)."""

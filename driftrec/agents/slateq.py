@@ -31,7 +31,13 @@ from driftrec.agents.models.base import (
 from driftrec.agents.protocol import Observation, TaskSizes, Transition
 from driftrec.agents.sessions import check_session_step
 from driftrec.agents.trainable import RLAgentBase, RLConfig, id_rows
-from driftrec.validation import check_choice, check_fraction, check_integer, check_real
+from driftrec.validation import (
+    MAX_SIZE,
+    check_choice,
+    check_fraction,
+    check_integer,
+    check_real,
+)
 
 __all__ = ["SLATE_METHODS", "SlateQAgent", "optimise_slates", "slate_value"]
 
@@ -52,7 +58,9 @@ def _attractions(logits: Tensor, slot_bias: Tensor) -> tuple[Tensor, Tensor, Ten
 def slate_value(
     logits: Tensor, q: Tensor, q_none: Tensor, slot_bias: Tensor, slates: Tensor
 ) -> Tensor:
-    """``Q(s, A)`` (n,) of ``slates`` (n, k) positions under the MNL choice model.
+    """``Q(s, A)`` (n,) of ``slates`` (n, k) positions under the MNL choice model: the values
+    weighted by the choice probabilities, a softmax over the slate's logits plus the no-click
+    logit 0 (stable for logits of any size, where ``exp`` would overflow or underflow to 0/0).
 
     Args:
         logits: (n, C) click logits of the candidates (the no-click logit is 0).
@@ -61,34 +69,38 @@ def slate_value(
         slot_bias: (k,) additive slot effects on the click logit.
         slates: (n, k) candidate positions.
     """
-    v, w, v_none = _attractions(logits, slot_bias)
-    weight = v.gather(1, slates) * w
-    numerator = (weight * q.gather(1, slates)).sum(1) + v_none * q_none
-    return numerator / (weight.sum(1) + v_none)
+    shown = logits.gather(1, slates) + slot_bias
+    choice = torch.softmax(torch.cat([shown, torch.zeros_like(shown[:, :1])], dim=1), dim=1)
+    return (choice[:, :-1] * q.gather(1, slates)).sum(1) + choice[:, -1] * q_none
 
 
 def optimise_slates(
     logits: Tensor, q: Tensor, q_none: Tensor, slot_bias: Tensor, k: int, method: str
 ) -> Tensor:
     """Slates (n, k) int64 maximising :func:`slate_value` by ``method`` (see
-    :data:`SLATE_METHODS`). Ties go to the earlier candidate."""
-    v, w, v_none = _attractions(logits, slot_bias)
+    :data:`SLATE_METHODS`). Ties go to the earlier candidate.
+
+    The greedy method keeps each row's slate value ``V`` and the log of its MNL normaliser
+    ``L`` (no-click included); adding a candidate of log weight ``a`` and value ``q`` gives
+    ``sigmoid(L - a) V + sigmoid(a - L) q``: no ``exp`` of a logit, so no overflow."""
     if method == "top_k":
+        v, _, _ = _attractions(logits, slot_bias)
         return torch.topk(v * q, k, dim=1).indices
     n, c = q.shape
-    numerator = v_none * q_none * torch.ones(n, dtype=q.dtype, device=q.device)
-    denominator = v_none * torch.ones_like(numerator)
+    value = q_none * torch.ones(n, dtype=q.dtype, device=q.device)
+    log_norm = torch.zeros(n, dtype=q.dtype, device=q.device)
     taken = torch.zeros((n, c), dtype=torch.bool, device=q.device)
     slates = torch.empty((n, k), dtype=torch.int64, device=q.device)
     rows = torch.arange(n, device=q.device)
     for slot in range(k):
-        weight = v * w[slot]
-        value = (numerator[:, None] + weight * q) / (denominator[:, None] + weight)
-        best = value.masked_fill(taken, float("-inf")).argmax(dim=1)
+        a = logits + slot_bias[slot]
+        keep = torch.sigmoid(log_norm[:, None] - a)
+        candidate = keep * value[:, None] + (1.0 - keep) * q
+        best = candidate.masked_fill(taken, float("-inf")).argmax(dim=1)
         slates[:, slot] = best
         taken[rows, best] = True
-        numerator = numerator + weight[rows, best] * q[rows, best]
-        denominator = denominator + weight[rows, best]
+        value = candidate[rows, best]
+        log_norm = torch.logaddexp(log_norm, a[rows, best])
     return slates
 
 
@@ -119,7 +131,7 @@ class SlateQAgent(RLAgentBase):
         gamma: discount in [0, 1).
         slate_method: ``"greedy"`` or ``"top_k"``.
         epsilon: probability of a random slate, in [0, 1].
-        target_every: gradient steps between syncs of the target value model.
+        target_every: gradient steps between syncs of the target value model, in [1, 10**8].
         config: learning rate, optimiser and requests per gradient step (default: Adam, lr
             0.01, 64 requests).
         seed: seeds the models' initial values and the exploration stream.
@@ -154,7 +166,7 @@ class SlateQAgent(RLAgentBase):
         self.gamma = check_real("gamma", gamma, low=0.0, high=1.0, high_open=True)
         self.slate_method = check_choice("slate_method", slate_method, SLATE_METHODS)
         self.epsilon = check_fraction("epsilon", epsilon, closed_below=True)
-        self.target_every = check_integer("target_every", target_every, minimum=1)
+        self.target_every = check_integer("target_every", target_every, minimum=1, maximum=MAX_SIZE)
         (self.choice, self.value), self.rng = self._seeded(2)
         self.none_value = nn.Parameter(torch.zeros((), device=self.device))
         self.none_optimiser = _scalar_optimiser(self.none_value, self.config)

@@ -28,13 +28,14 @@ from driftrec.agents.models.tables import grow_tables, id_tables_of, match_rows,
 from driftrec.agents.optimisers import OPTIMISERS, SplitOptimiser, check_optimiser
 from driftrec.agents.protocol import AgentBase, TaskSizes
 from driftrec.agents.scopes import sparse_tables
-from driftrec.validation import check_integer, check_real
+from driftrec.validation import MAX_LR, MAX_SIZE, check_integer, check_real
 
 __all__ = [
     "OPTIMISERS",
     "RLAgentBase",
     "RLConfig",
     "TrainableModel",
+    "available_devices",
     "check_device",
     "check_exploration",
     "id_rows",
@@ -55,14 +56,39 @@ def id_rows(*batches: Mapping[str, np.ndarray]) -> tuple[int, int]:
     return users, items
 
 
+def available_devices() -> list[str]:
+    """The devices this process can put a model on: ``cpu``, and ``cuda:0`` ... ``cuda:N-1``
+    when torch sees N CUDA GPUs."""
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return ["cpu", *(f"cuda:{i}" for i in range(gpus))]
+
+
 def check_device(device: Any) -> torch.device:
-    """``device`` as a ``torch.device``, or a ``ValueError`` that names it."""
+    """``device`` as a ``torch.device`` this process can use (``cpu``, ``cuda`` or ``cuda:i``
+    when torch sees that GPU), or a ``ValueError`` that names it and lists the devices
+    available here. Checked at construction: ``cuda`` on a CPU-only torch, ``mps`` or
+    ``meta`` would otherwise fail on the first tensor, with torch's own message.
+
+    Example:
+        >>> check_device("cpu")
+        device(type='cpu')
+    """
+    available = available_devices()
     try:
-        return torch.device(device)
+        parsed = torch.device(device)
     except (RuntimeError, TypeError) as error:
         raise ValueError(
-            f"device must be 'cpu', 'cuda' or a torch.device, got {device!r}"
+            f"device must be one of {available} (or a torch.device), got {device!r}"
         ) from error
+    usable = (parsed.type == "cpu" and parsed.index in (None, 0)) or (
+        parsed.type == "cuda" and len(available) > 1 and (parsed.index or 0) < len(available) - 1
+    )
+    if not usable:
+        raise ValueError(
+            f"device {device!r} is not available here: device must be one of {available}"
+            + ("" if len(available) > 1 else " (torch sees no CUDA GPU)")
+        )
+    return parsed
 
 
 @dataclass(frozen=True)
@@ -70,16 +96,17 @@ class RLConfig:
     """The learning settings shared by the RL agents (checked here; errors name the field)."""
 
     lr: float = 0.01
-    """Learning rate of every model the agent trains."""
+    """Learning rate of every model the agent trains, in (0, 10] (``MAX_LR``)."""
     optimiser: str = "adam"
     """``adam`` (lazy Adam on id tables, Adam elsewhere) or ``sgd``."""
     batch_size: int = 64
-    """Requests gathered before a gradient step."""
+    """Requests gathered before a gradient step, in [1, 10**8] (``MAX_SIZE``)."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "lr", check_real("lr", self.lr, low=0.0, low_open=True))
+        lr = check_real("lr", self.lr, low=0.0, low_open=True, high=MAX_LR)
+        object.__setattr__(self, "lr", lr)
         check_optimiser(self.optimiser)
-        batch = check_integer("batch_size", self.batch_size, minimum=1)
+        batch = check_integer("batch_size", self.batch_size, minimum=1, maximum=MAX_SIZE)
         object.__setattr__(self, "batch_size", batch)
 
 

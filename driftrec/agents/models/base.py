@@ -29,7 +29,7 @@ from driftrec.agents.examples import SlateExamples
 from driftrec.agents.models.tables import IdTable, resize_to_state
 from driftrec.agents.protocol import Observation, TaskSizes
 from driftrec.registry import Registry
-from driftrec.validation import check_integer
+from driftrec.validation import MAX_SIZE, MAX_WIDTH, check_integer
 
 __all__ = [
     "MODELS",
@@ -284,13 +284,17 @@ def check_model_sizes(
     sizes: TaskSizes, *, initial_rows: Any, adapter_dim: Any, **dims: Any
 ) -> dict[str, int]:
     """The integer configuration of a model, checked: each of ``dims`` (widths, layer counts)
-    >= 1, ``adapter_dim`` >= 0 (0: no adapters), ``initial_rows`` >= 1; ``sizes`` must be a
-    :class:`TaskSizes`. Returns them as Python ints, by name."""
+    in [1, 4096] (``MAX_WIDTH``), ``adapter_dim`` in [0, 4096] (0: no adapters),
+    ``initial_rows`` in [1, 10**8] (``MAX_SIZE``); ``sizes`` must be a :class:`TaskSizes`.
+    Returns them as Python ints, by name."""
     if not isinstance(sizes, TaskSizes):
         raise TypeError(f"sizes must be TaskSizes (driftrec.agents.task_sizes(env)), got {sizes!r}")
-    out = {name: check_integer(name, value, minimum=1) for name, value in dims.items()}
-    out["adapter_dim"] = check_integer("adapter_dim", adapter_dim, minimum=0)
-    out["initial_rows"] = check_integer("initial_rows", initial_rows, minimum=1)
+    out = {
+        name: check_integer(name, value, minimum=1, maximum=MAX_WIDTH)
+        for name, value in dims.items()
+    }
+    out["adapter_dim"] = check_integer("adapter_dim", adapter_dim, minimum=0, maximum=MAX_WIDTH)
+    out["initial_rows"] = check_integer("initial_rows", initial_rows, minimum=1, maximum=MAX_SIZE)
     return out
 
 

@@ -23,6 +23,9 @@ from driftrec.validation import check_real
 
 __all__ = ["MatrixFactorisation"]
 
+MAX_INIT_STD = 10.0
+"""The largest standard deviation of the initial factors (see ``init_std``)."""
+
 
 @MODELS.register("mf")
 class MatrixFactorisation(FactorisedModel):
@@ -35,8 +38,10 @@ class MatrixFactorisation(FactorisedModel):
     Args:
         sizes: task sizes; ``num_users`` and ``num_items`` are the id tables' capacity hints
             (any non-negative id works: the tables grow, see ``driftrec.agents.models.base``).
-        dim: number of latent factors d.
-        init_std: standard deviation of the initial factors.
+        dim: number of latent factors d, in [1, 4096] (every width of every model is).
+        init_std: standard deviation of the initial factors, in [0, 10] (a score sums ``dim``
+            products of two factors: at 10 and the widest ``dim`` it is about 4e5, inside
+            float32; ``init_std=1e30`` overflowed before any learning).
         adapter_dim: bottleneck of the residual adapters on p_u and q_i (0: no adapters; the
             ``adapters`` scope needs them).
         initial_rows: rows each id table starts with (its capacity hint if smaller).
@@ -59,7 +64,7 @@ class MatrixFactorisation(FactorisedModel):
         dim, adapter_dim, initial_rows = (
             checked[k] for k in ("dim", "adapter_dim", "initial_rows")
         )
-        init_std = check_real("init_std", init_std, low=0.0)
+        init_std = check_real("init_std", init_std, low=0.0, high=MAX_INIT_STD)
         super().__init__()
         self.sizes, self.dim, self.init_std = sizes, dim, init_std
         self.initial_rows = initial_rows
