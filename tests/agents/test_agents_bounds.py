@@ -10,7 +10,7 @@ import pytest
 import torch
 from agent_helpers import make_env
 
-from driftrec.agents import EWC, Softmax, Transition, make_agent
+from driftrec.agents import EWC, Distillation, Softmax, Transition, make_agent
 from driftrec.agents.buffers import CumulativeStore, RecentWindow, ReplayBuffer
 from driftrec.agents.examples import SlateExamples
 from driftrec.agents.models.base import ItemBatch, UserBatch
@@ -95,6 +95,7 @@ def test_ewc_declares_the_cost_of_its_fisher_estimate():
     assert ewc.consolidation_cost(1000) == (4, 100)  # 100 requests in 4 backward passes
     assert ewc.consolidation_cost(10) == (1, 10)
     assert ewc.consolidation_cost(0) == (0, 0)
+    assert Distillation().consolidation_cost(1000) == (0, 0)  # a copy of the model, no pass
 
 
 # ---------------------------------------------------------------- sizes (finding 2)
