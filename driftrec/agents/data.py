@@ -17,7 +17,23 @@ from driftrec.agents.buffers import CumulativeStore, NoStore, RecentWindow, Repl
 from driftrec.agents.examples import SlateExamples
 from driftrec.validation import check_integer, check_optional_integer, check_real
 
-__all__ = ["Cumulative", "DataSource", "FreshData", "Replay", "Store", "Window"]
+__all__ = ["MAX_EXAMPLES", "Cumulative", "DataSource", "FreshData", "Replay", "Store", "Window"]
+
+MAX_EXAMPLES = 10**8
+"""The most requests a store may be asked to hold (a window's size, a history's or a
+reservoir's capacity): far beyond any run's memory, and small enough to refuse a typo
+(10**15 raised MemoryError at the first observed batch)."""
+MAX_RATIO = 100.0
+"""The largest replay ratio (replayed examples per fresh one)."""
+
+
+def _size(name: str, value: Any) -> int:
+    value = check_integer(name, value, minimum=1)
+    if value > MAX_EXAMPLES:
+        raise ValueError(
+            f"{name} must be an integer in [1, 10**8] (requests held in memory), got {value:.3g}"
+        )
+    return value
 
 
 class Store(Protocol):
@@ -65,12 +81,25 @@ class FreshData:
 
 @dataclass(frozen=True)
 class Window:
-    """The last ``size`` requests (including the fresh micro-batch)."""
+    """The last ``size`` requests (including the fresh micro-batch), ``size`` in [1, 10**8].
+
+    An update runs after a full micro-batch, so a window smaller than the micro-batch would
+    train on the whole micro-batch: the trainer refuses it (:meth:`check_micro_batch`)."""
 
     size: int
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "size", check_integer("size", self.size, minimum=1))
+        object.__setattr__(self, "size", _size("size", self.size))
+
+    def check_micro_batch(self, micro_batch: int) -> None:
+        """Refuse a window smaller than the micro-batch it would always be outgrown by."""
+        if self.size < micro_batch:
+            raise ValueError(
+                f"a window of {self.size} requests is smaller than the micro-batch "
+                f"({micro_batch}): every update trains on a whole micro-batch; use a window "
+                f"(window, train_on or warmup) of at least micro_batch={micro_batch}, or a "
+                f"smaller micro_batch"
+            )
 
     def make_store(self) -> RecentWindow:
         return RecentWindow(self.size)
@@ -84,12 +113,14 @@ class Window:
 
 @dataclass(frozen=True)
 class Cumulative:
-    """Everything observed so far (only the last ``max_size`` if set, to bound memory)."""
+    """Everything observed on the stream so far (only the last ``max_size``, at most 10**8, if
+    set, to bound memory); logged data given to ``pretrain`` is not part of it."""
 
     max_size: int | None = None
 
     def __post_init__(self) -> None:
         max_size = check_optional_integer("max_size", self.max_size, minimum=1)
+        max_size = None if max_size is None else _size("max_size", max_size)
         object.__setattr__(self, "max_size", max_size)
 
     def make_store(self) -> CumulativeStore:
@@ -105,14 +136,16 @@ class Cumulative:
 @dataclass(frozen=True)
 class Replay:
     """The fresh micro-batch plus ``ratio`` times as many examples drawn from a reservoir
-    :class:`~driftrec.agents.buffers.ReplayBuffer` of ``capacity`` past requests."""
+    :class:`~driftrec.agents.buffers.ReplayBuffer` of ``capacity`` past requests (``capacity``
+    in [1, 10**8], ``ratio`` in [0, 100])."""
 
     capacity: int = 10_000
     ratio: float = 1.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "capacity", check_integer("capacity", self.capacity, minimum=1))
-        object.__setattr__(self, "ratio", check_real("ratio", self.ratio, low=0.0))
+        object.__setattr__(self, "capacity", _size("capacity", self.capacity))
+        ratio = check_real("ratio", self.ratio, low=0.0, high=MAX_RATIO)
+        object.__setattr__(self, "ratio", ratio)
 
     def make_store(self) -> ReplayBuffer:
         return ReplayBuffer(self.capacity)

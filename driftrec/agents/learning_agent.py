@@ -111,6 +111,7 @@ class LearningAgent(AgentBase):
         self.sizes = sizes
         self.strategy = strategy
         self.model_name = model
+        self.model_params = dict(model_params or {})
         self.learner = learner or LearnerConfig()
         self.exploration = exploration or Greedy()
         self.device = check_device(device)
@@ -261,11 +262,13 @@ class LearningAgent(AgentBase):
         return self.trainer.cost()
 
     def _signature(self) -> dict[str, Any]:
-        # Plain values (the strategy's repr is a complete description of its frozen
-        # configuration), so that the state loads with torch.load's weights_only=True.
+        # Plain values (the strategy's and learner's reprs are complete descriptions of their
+        # frozen configuration), so that the state loads with torch.load's weights_only=True.
         return {
             "strategy": repr(self.strategy),
+            "learner": repr(self.learner),
             "model": self.model_name,
+            "model_params": {key: repr(value) for key, value in sorted(self.model_params.items())},
             "sizes": dataclasses.asdict(self.sizes),
         }
 
@@ -284,13 +287,36 @@ class LearningAgent(AgentBase):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict` (also one read back by ``torch.load``); the agent then
-        continues bit-identically."""
-        if state["signature"] != self._signature():
-            raise ValueError(
-                f"this state belongs to {state['signature']}, not to {self._signature()}: "
-                "build the agent with the same strategy, model and environment sizes"
+        continues bit-identically.
+
+        Everything is checked before anything changes (the signature: strategy, learner,
+        model name, model parameters and sizes; the model's tensors and their shapes; the
+        optimiser's parts): a state that does not fit raises ValueError saying what differs,
+        and leaves the agent exactly as it was (a load that fails further in is rolled
+        back)."""
+        mine, theirs = self._signature(), state.get("signature")
+        if theirs != mine:
+            differ = sorted(
+                key for key in {*mine, *(theirs or {})} if (theirs or {}).get(key) != mine.get(key)
             )
+            details = "; ".join(
+                f"{key}: saved {(theirs or {}).get(key)!r}, this agent {mine.get(key)!r}"
+                for key in differ
+            )
+            raise ValueError(
+                f"this state belongs to another agent ({details}): build the agent with the "
+                "same strategy, learner, model, model parameters and environment sizes"
+            )
+        self.trainer.check_state(state["trainer"])
         state = copy.deepcopy(state)
+        before = self.state_dict()
+        try:
+            self._load(state)
+        except Exception as error:
+            self._load(before)
+            raise ValueError(f"cannot load this state ({error}); the agent is unchanged") from error
+
+    def _load(self, state: dict[str, Any]) -> None:
         self.trainer.load_state_dict(state["trainer"])
         self.rng.bit_generator.state = state["rng"]
         self.user_counts = state["user_counts"].numpy().copy()

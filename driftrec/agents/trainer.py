@@ -83,6 +83,13 @@ class Trainer:
         self.generator = generator
         self.device = device
         penalty = (WeightPenalty(learner.l1, learner.l2),) if learner.l1 or learner.l2 else ()
+        for rule in strategy.rules:
+            # A component that the micro-batch would silently override refuses it (a trigger
+            # every 10 requests checked once per 256, a window of 10 that trains on 256).
+            for component in (rule.trigger, rule.data):
+                check = getattr(component, "check_micro_batch", None)
+                if check is not None:
+                    check(learner.micro_batch)
         self.rule_states = [self._rule_state(rule, penalty) for rule in strategy.rules]
         self.members: list[Recommender] = []
         need = max(
@@ -127,14 +134,24 @@ class Trainer:
         return SplitOptimiser(scope.named(), scope.sparse, self.learner.optimiser, lr)
 
     def cost(self) -> dict[str, Any]:
-        """Learning cost so far: gradient steps, examples trained on, updates per rule,
-        parameters in each rule's scope, examples held in stores."""
+        """Learning cost so far.
+
+        ``gradient_steps``; ``examples_trained`` (summed over steps); ``updates`` (list, per
+        rule); ``parameters_in_scope``: the number of distinct scalar parameters that some
+        rule trains, each counted once however many rules share it (a hybrid's online and
+        periodic rules over the whole model count the model once), with the id tables at
+        their current size (it grows with them). It bounds the parameters one step updates:
+        a step on sparse id tables changes only the rows of the batch's ids.
+        ``stored_examples``: the requests held in the rules' stores and in the recent window
+        kept for loss terms to consolidate on (EWC's Fisher samples)."""
+        distinct = {id(p): p.numel() for state in self.rule_states for p in state.scope.params}
         return {
             "gradient_steps": self.gradient_steps,
             "examples_trained": self.examples_trained,
             "updates": [state.updates for state in self.rule_states],
-            "parameters_in_scope": [state.parameters_in_scope for state in self.rule_states],
-            "stored_examples": sum(len(state.store) for state in self.rule_states),
+            "parameters_in_scope": sum(distinct.values()),
+            "stored_examples": sum(len(state.store) for state in self.rule_states)
+            + (0 if self.recent is None else len(self.recent)),
         }
 
     # ------------------------------------------------------------------ growing
@@ -358,7 +375,48 @@ class Trainer:
             "examples_trained": self.examples_trained,
         }
 
+    def check_state(self, state: dict[str, Any]) -> None:
+        """Raise ValueError, saying what differs, if ``state`` cannot be this trainer's: the
+        model's tensors (names, and shapes but for the id tables' rows), the number of rules
+        and of optimiser parts. Mutates nothing."""
+        own = self.model.state_dict()
+        saved = state["model"]
+        if set(own) != set(saved):
+            raise ValueError(
+                f"the saved model has tensors {sorted(set(saved) - set(own))} that this one "
+                f"lacks and lacks {sorted(set(own) - set(saved))}: build the agent with the "
+                "same model and model parameters"
+            )
+        rows = {f"{n}.weight" if n else "weight" for n in id_tables_of(self.model)}
+        for key, tensor in own.items():
+            mine, theirs = tuple(tensor.shape), tuple(saved[key].shape)
+            if key in rows:
+                mine, theirs = mine[1:], theirs[1:]
+            if mine != theirs:
+                raise ValueError(
+                    f"the saved model's {key} has shape {tuple(saved[key].shape)}, this "
+                    f"model's {tuple(tensor.shape)}: build the agent with the same model "
+                    "parameters (e.g. dim)"
+                )
+        if len(state["rules"]) != len(self.rule_states):
+            raise ValueError(
+                f"the state has {len(state['rules'])} update rules, this strategy "
+                f"{len(self.rule_states)}"
+            )
+        for i, (rule_state, saved_rule) in enumerate(
+            zip(self.rule_states, state["rules"], strict=True)
+        ):
+            parts = len(rule_state.optimiser.state_dict())
+            if len(saved_rule["optimiser"]) != parts:
+                raise ValueError(
+                    f"rule {i}'s saved optimiser state has {len(saved_rule['optimiser'])} "
+                    f"part(s), this optimiser ({self.learner.optimiser}) {parts}: build the "
+                    "agent with the same optimiser"
+                )
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict` (check it first with :meth:`check_state`; the agent
+        rolls back a load that fails half-way)."""
         resize_to_state(self.model, state["model"])  # a fresh model's tables are still small
         self.model.load_state_dict(state["model"])
         self.seen = state["seen"]

@@ -130,7 +130,9 @@ def assert_round_trip(name: str, params: dict) -> None:
 def test_load_state_dict_rejects_another_configuration():
     env = make_env(16)
     state = make_agent("online", env).state_dict()
-    with pytest.raises(ValueError, match="same strategy, model and environment sizes"):
+    with pytest.raises(
+        ValueError, match=r"another agent \(strategy: .*same strategy, learner, model"
+    ):
         make_agent("replay", env).load_state_dict(state)
 
 
