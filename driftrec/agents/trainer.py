@@ -136,12 +136,12 @@ class Trainer:
     def cost(self) -> dict[str, Any]:
         """Learning cost so far.
 
-        ``gradient_steps``; ``examples_trained`` (summed over steps); ``updates`` (list, per
-        rule); ``parameters_in_scope``: the number of distinct scalar parameters that some
-        rule trains, each counted once however many rules share it (a hybrid's online and
-        periodic rules over the whole model count the model once), with the id tables at
-        their current size (it grows with them). It bounds the parameters one step updates:
-        a step on sparse id tables changes only the rows of the batch's ids.
+        ``gradient_steps`` and ``examples_trained`` (both including loss terms' consolidation
+        passes, e.g. EWC's Fisher estimate); ``updates`` (per rule); ``parameters_in_scope``:
+        the distinct scalar parameters that some rule trains, each counted once however many
+        rules share it (a hybrid's two rules over the whole model count it once), id tables at
+        their current size. It bounds the parameters one step updates: a step on sparse id
+        tables changes only the rows of the batch's ids.
         ``stored_examples``: the requests held in the rules' stores and in the recent window
         kept for loss terms to consolidate on (EWC's Fisher samples)."""
         distinct = {id(p): p.numel() for state in self.rule_states for p in state.scope.params}
@@ -330,7 +330,16 @@ class Trainer:
         recent = None
         if self.recent is not None and term.consolidation_examples:
             recent = self.recent.recent()
+        self._count_consolidation(term, recent)
         return term.consolidate(self.model, state.scope, recent, self._loss, memory, self.device)
+
+    def _count_consolidation(self, term: LossTerm, recent: SlateExamples | None) -> None:
+        """Count the work a term declares for a consolidation (``consolidation_cost``)."""
+        cost = getattr(term, "consolidation_cost", None)
+        if cost is not None:
+            passes, examples = cost(0 if recent is None else len(recent))
+            self.gradient_steps += passes
+            self.examples_trained += examples
 
     # ------------------------------------------------------------------ pretraining
 
@@ -346,6 +355,7 @@ class Trainer:
                     keep = term.consolidation_examples
                     tail = examples.take(slice(max(0, len(examples) - keep), None))
                     recent = tail if keep else None
+                    self._count_consolidation(term, recent)
                     state.memories[j] = term.consolidate(
                         self.model, state.scope, recent, self._loss, state.memories[j], self.device
                     )
@@ -403,15 +413,12 @@ class Trainer:
                 f"the state has {len(state['rules'])} update rules, this strategy "
                 f"{len(self.rule_states)}"
             )
-        for i, (rule_state, saved_rule) in enumerate(
-            zip(self.rule_states, state["rules"], strict=True)
-        ):
-            parts = len(rule_state.optimiser.state_dict())
-            if len(saved_rule["optimiser"]) != parts:
+        for i, (rule, saved) in enumerate(zip(self.rule_states, state["rules"], strict=True)):
+            parts, saved_parts = len(rule.optimiser.state_dict()), len(saved["optimiser"])
+            if saved_parts != parts:
                 raise ValueError(
-                    f"rule {i}'s saved optimiser state has {len(saved_rule['optimiser'])} "
-                    f"part(s), this optimiser ({self.learner.optimiser}) {parts}: build the "
-                    "agent with the same optimiser"
+                    f"rule {i}'s saved optimiser has {saved_parts} part(s), this one "
+                    f"({self.learner.optimiser}) {parts}: build the agent with the same optimiser"
                 )
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

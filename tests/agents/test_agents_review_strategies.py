@@ -12,7 +12,7 @@ import pytest
 import torch
 from agent_helpers import make_env, rollout
 
-from driftrec.agents import make_agent
+from driftrec.agents import EWC, make_agent
 from driftrec.agents.triggers import DriftAlarm
 
 # ---------------------------------------------------------------------------- bounds
@@ -193,6 +193,17 @@ def test_stored_examples_count_the_samples_kept_for_ewc():
     in memory and count as stored (before: 0)."""
     agent = _served(make_agent("ewc", make_env(16), micro_batch=16, fisher_samples=32), 4)
     assert agent.cost()["stored_examples"] == 32
+
+
+def test_ewc_fisher_passes_count_as_gradient_steps():
+    """Each consolidation's Fisher estimate (``EWC.consolidation_cost``: 32 requests in 2
+    backward passes of 16) is counted with the gradient steps and examples trained on."""
+    plain = _served(make_agent("online", make_env(16), micro_batch=16), 4).cost()
+    ewc = make_agent("ewc", make_env(16), micro_batch=16, fisher_samples=32, every=32)
+    cost = _served(ewc, 4).cost()  # 64 requests: consolidations at 32 and 64
+    passes, examples = EWC(fisher_samples=32, batch_size=256).consolidation_cost(32)
+    assert cost["gradient_steps"] == plain["gradient_steps"] + 2 * passes
+    assert cost["examples_trained"] == plain["examples_trained"] + 2 * examples
 
 
 # ---------------------------------------------------------------------------- reward signal
