@@ -64,6 +64,11 @@ _MAX_REWARD = float(np.finfo(np.float32).max)
 _FEATURE_KEYS = ("user_features", "candidate_features")
 
 
+def _served(keep: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
+    """``rows`` (n,) bool, restricted to the served rows ``keep`` (None: all served)."""
+    return rows if keep is None else rows & keep
+
+
 def _rows(mask: np.ndarray | np.bool_) -> str:
     """The first rows where ``mask`` (B,) holds, for an error message."""
     rows = np.flatnonzero(mask)
@@ -285,17 +290,13 @@ def check_feedback(
             )
         keep = None if rows_served.all() else rows_served
     if b:
-        out_of_range: np.ndarray = (slot < -1) | (slot >= k)
-        if keep is not None:
-            out_of_range &= keep
+        out_of_range = _served(keep, (slot < -1) | (slot >= k))
         if out_of_range.any():
             raise ValueError(
                 f"{caller}: {click_name} must be in [-1, {k}) (a slot of the slate, -1 for "
                 f"none), got {slot[out_of_range][:5].tolist()} at rows {_rows(out_of_range)}"
             )
-        paid = (slot < 0) & (reward != 0)
-        if keep is not None:
-            paid &= keep
+        paid = _served(keep, (slot < 0) & (reward != 0))
         if paid.any():
             raise ValueError(
                 f"{caller}: reward must be 0 where {click_name} is -1 (no click pays 0: "

@@ -15,11 +15,11 @@ import numpy as np
 
 from driftrec.agents.buffers import CumulativeStore, NoStore, RecentWindow, ReplayBuffer
 from driftrec.agents.examples import SlateExamples
-from driftrec.validation import check_integer, check_optional_integer, check_real
+from driftrec.validation import MAX_SIZE, check_integer, check_optional_integer, check_real
 
 __all__ = ["MAX_EXAMPLES", "Cumulative", "DataSource", "FreshData", "Replay", "Store", "Window"]
 
-MAX_EXAMPLES = 10**8
+MAX_EXAMPLES = MAX_SIZE
 """The most requests a store may be asked to hold (a window's size, a history's or a
 reservoir's capacity): far beyond any run's memory, and small enough to refuse a typo
 (10**15 raised MemoryError at the first observed batch)."""

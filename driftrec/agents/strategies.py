@@ -29,6 +29,7 @@ from driftrec.agents.terms import LossTerm
 from driftrec.agents.triggers import DriftAlarm, EveryN, EveryStep, Schedule, Trigger
 from driftrec.registry import Registry
 from driftrec.validation import (
+    MAX_LR,
     check_flag,
     check_integer,
     check_names,
@@ -46,8 +47,6 @@ __all__ = [
     "strategy_parameters",
 ]
 
-MAX_LR = 10.0
-"""The largest learning rate (and L1/L2 weight) accepted: beyond it a step overflows."""
 MAX_MICRO_BATCH = 10**6
 """The largest micro-batch: requests are held until one is full."""
 MAX_EPOCHS = 10**4
