@@ -25,15 +25,16 @@ from driftrec.experiments.summary import Tables, build_tables
 pytestmark = pytest.mark.xdist_group("divergence")  # the module fixture runs once
 
 STABLE = [{"name": "random"}, {"name": "online", "model": "mf"}]
-# SGD at lr 1e12 sends MF's weights to inf within a few hundred requests (measured: its scores
-# are finite at t=500 and NaN at t=1,000, the next probe evaluation)
+# SGD at the largest learning rate accepted (10) sends the two-tower model's weights to inf
+# within a few hundred requests (measured: its scores are finite at t=500 and NaN at t=1,000,
+# the next probe evaluation); MF at the same rate, or with Adam, stays finite
 DIVERGING = {
     "name": "online",
-    "label": "online-lr1e12",
-    "model": "mf",
-    "params": {"lr": 1e12, "optimiser": "sgd"},
+    "label": "online-sgd10",
+    "model": "two_tower",
+    "params": {"lr": 10.0, "optimiser": "sgd"},
 }
-DIVERGED_ID = "sudden__online-lr1e12__s0"
+DIVERGED_ID = "sudden__online-sgd10__s0"
 
 
 def _spec(agents: list[dict]) -> dict:
@@ -78,7 +79,7 @@ def test_the_cell_warns_once_naming_the_cell_agent_and_clock(diverged):
     _, messages = diverged
     from_cell = [m for m in messages if m.startswith(f"cell {DIVERGED_ID}:")]
     assert len(from_cell) == 1
-    assert "agent online-lr1e12's scores became non-finite at t=1,000" in from_cell[0]
+    assert "agent online-sgd10's scores became non-finite at t=1,000" in from_cell[0]
     assert "lower its learning rate" in from_cell[0]
     # the report says it again (a Ray worker's warning does not reach the driver)
     assert any(m.startswith("1 of 3 cells diverged") and DIVERGED_ID in m for m in messages)
@@ -104,17 +105,17 @@ def test_the_report_lists_the_diverged_cell(diverged):
     root = report.parent
     markdown = (root / "summary.md").read_text()
     assert "**Warning:** 1 of 3 cells diverged" in markdown
-    assert f"| {DIVERGED_ID} | sudden | online-lr1e12 | 0 | 1,000 |" in markdown
+    assert f"| {DIVERGED_ID} | sudden | online-sgd10 | 0 | 1,000 |" in markdown
     page = report.read_text()
     assert 'class="diverged"' in page and f"<td>{DIVERGED_ID}</td><td>sudden</td>" in page
     cells = pd.read_parquet(root / "cells.parquet").set_index("agent")
-    assert cells.loc["online-lr1e12", "diverged_at"] == 1_000
+    assert cells.loc["online-sgd10", "diverged_at"] == 1_000
     assert cells.loc[["random", "online"], "diverged_at"].isna().all()
-    assert math.isnan(cells.loc["online-lr1e12", "ndcg_at_k"])  # the last probe's
+    assert math.isnan(cells.loc["online-sgd10", "ndcg_at_k"])  # the last probe's
     summary = pd.read_parquet(root / "summary.parquet").set_index("agent")
-    assert summary.diverged.to_dict() == {"random": "0/1", "online": "0/1", "online-lr1e12": "1/1"}
-    assert math.isnan(summary.loc["online-lr1e12", "ndcg_at_k"])
-    assert np.isfinite(summary.loc["online-lr1e12", "reward"])
+    assert summary.diverged.to_dict() == {"random": "0/1", "online": "0/1", "online-sgd10": "1/1"}
+    assert math.isnan(summary.loc["online-sgd10", "ndcg_at_k"])
+    assert np.isfinite(summary.loc["online-sgd10", "reward"])
 
 
 def test_a_report_without_diverged_cells_has_no_warning_nor_column(diverged, tmp_path):
