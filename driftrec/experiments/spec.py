@@ -329,7 +329,7 @@ class ExperimentSpec(_FreeForm, _Model):
             if env is None:
                 break
             try:
-                make_agent(
+                built = make_agent(
                     agent.name,
                     env,
                     model=agent.model,
@@ -339,8 +339,47 @@ class ExperimentSpec(_FreeForm, _Model):
                 )
             except (TypeError, ValueError) as error:
                 problems.append(f"agents.{i} ({agent.key}): {error}")
+                continue
+            first = first_update(built)
+            if first is not None and first >= self.horizon:
+                warnings.warn(
+                    f"agents.{i} ({agent.key}): its first update comes after {first:,} "
+                    f"requests, not within the horizon of {self.horizon:,}: it never updates "
+                    "in a cell (lower its every / train_on / warmup / micro_batch, or use "
+                    "train_on: 0 for a model that is never updated on purpose)",
+                    UserWarning,
+                    stacklevel=2,
+                )
         if problems:
             raise SpecError("bad experiment spec:\n  " + "\n  ".join(problems))
+
+
+def first_update(agent: Any) -> int | None:
+    """The number of requests after which a rule-based learning agent first updates, when
+    every rule fires on a fixed schedule (rules are checked once per micro-batch); None for an
+    agent with a data-driven trigger (a drift alarm), without rules, or not rule-based."""
+    from driftrec.agents.triggers import EveryN, EveryStep, Never, Schedule
+
+    strategy, learner = getattr(agent, "strategy", None), getattr(agent, "learner", None)
+    rules = getattr(strategy, "rules", ())
+    if learner is None or not rules:
+        return None
+    micro = learner.micro_batch
+    firsts = []
+    for rule in rules:
+        trigger = rule.trigger
+        if isinstance(trigger, Never):
+            continue
+        if isinstance(trigger, EveryStep):
+            first = micro
+        elif isinstance(trigger, EveryN):
+            first = trigger.n
+        elif isinstance(trigger, Schedule):
+            first = min(trigger.at)
+        else:
+            return None
+        firsts.append(-(-first // micro) * micro)  # the micro-batch that reaches it
+    return min(firsts, default=None)
 
 
 @dataclass(frozen=True)
