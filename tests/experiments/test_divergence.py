@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from tiny_spec import tiny_spec
 
 from driftrec.experiments.cell import RANKING_KEYS, run_cell
 from driftrec.experiments.experiment import run_experiment
@@ -38,16 +39,7 @@ DIVERGED_ID = "sudden__online-sgd10__s0"
 
 
 def _spec(agents: list[dict]) -> dict:
-    return {
-        "name": "diverging",
-        "horizon": 2_000,
-        "num_envs": 100,
-        "seeds": [0],
-        "world": {"num_users": 200, "num_items": 200, "num_candidates": 20, "slate_size": 4},
-        "scenarios": [{"name": "sudden", "params": {"at": 1_000}}],
-        "agents": agents,
-        "evaluation": {"window": 300, "every": 500, "probe_size": 50},
-    }
+    return tiny_spec(agents, name="diverging")
 
 
 @pytest.fixture(scope="module")

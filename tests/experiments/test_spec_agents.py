@@ -5,23 +5,13 @@ from __future__ import annotations
 import warnings
 
 import pytest
+from tiny_spec import tiny_spec
 
 from driftrec.experiments.spec import ExperimentSpec
 
 
-def _spec(agents: list[dict], horizon: int = 2_000) -> ExperimentSpec:
-    return ExperimentSpec.model_validate(
-        {
-            "name": "t",
-            "horizon": horizon,
-            "num_envs": 100,
-            "seeds": [0],
-            "world": {"num_users": 200, "num_items": 200, "num_candidates": 20, "slate_size": 4},
-            "scenarios": [{"name": "sudden", "params": {"at": 1_000}}],
-            "agents": agents,
-            "evaluation": {"window": 300, "every": 500, "probe_size": 50},
-        }
-    )
+def _spec(agents: list[dict]) -> ExperimentSpec:
+    return ExperimentSpec.model_validate(tiny_spec(agents))
 
 
 def _warnings(spec: ExperimentSpec) -> list[str]:
