@@ -359,6 +359,7 @@ def first_update(agent: Any) -> int | None:
     every rule fires on a fixed schedule (rules are checked once per micro-batch); None for an
     agent with a data-driven trigger (a drift alarm), without rules, or not rule-based."""
     from driftrec.agents.triggers import EveryN, EveryStep, Never, Schedule
+    from driftrec.experiments.cell import effective_clock  # rounds up to a grid
 
     strategy, learner = getattr(agent, "strategy", None), getattr(agent, "learner", None)
     rules = getattr(strategy, "rules", ())
@@ -378,7 +379,7 @@ def first_update(agent: Any) -> int | None:
             first = min(trigger.at)
         else:
             return None
-        firsts.append(-(-first // micro) * micro)  # the micro-batch that reaches it
+        firsts.append(effective_clock(first, micro))  # the micro-batch that reaches it
     return min(firsts, default=None)
 
 
