@@ -194,7 +194,7 @@ def _recovery_figure(tables: Tables, path: Path, window: int) -> None:
         times, dips, censored = [], [], []
         for scenario, t in groups:
             sel = rec[(rec.scenario == scenario) & (rec.event_t == t) & (rec.agent == agent)]
-            cut = sel.censored.eq(True)
+            cut = sel.outcome.eq("censored")
             times.append(_mean_and_half(sel.recovery_time.where(~cut, sel.censor_t - t)))
             censored.append(bool(cut.any()))
             dips.append(_mean_and_half(sel.dip))
@@ -312,11 +312,11 @@ def _censoring(recovery: pd.DataFrame, scenario: str, agent: str) -> tuple[int, 
     """Of an agent's measured drift events (all seeds): how many were censored, how many were
     measured (recovered or censored), and the mean requests from a censored event to its
     censoring point (the next event or the end; a lower bound on its recovery time)."""
-    if recovery.empty or "censor_t" not in recovery:
+    if recovery.empty or "outcome" not in recovery:
         return 0, 0, math.nan
     sel = recovery[(recovery.scenario == scenario) & (recovery.agent == agent)]
-    cut = sel.censored.eq(True)
-    measured = int(cut.sum() + np.isfinite(sel.recovery_time.to_numpy(dtype=float)).sum())
+    cut = sel.outcome.eq("censored")
+    measured = int(sel.outcome.ne("unmeasurable").sum())
     distance = float((sel.censor_t - sel.event_t)[cut].mean()) if cut.any() else math.nan
     return int(cut.sum()), measured, distance
 

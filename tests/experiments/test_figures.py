@@ -54,6 +54,7 @@ def test_an_agent_that_never_recovered_is_drawn_at_its_censoring_distance_off_th
             "censor_t": [60_000, 50_000],
             "recovery_time": [math.nan, math.nan],
             "censored": [True, True],
+            "outcome": ["censored", "censored"],
         }
     )
     _stability_figure(_tables(summary, recovery), tmp_path / "s.png", window=5_000)
@@ -77,6 +78,7 @@ def test_recovery_intervals_are_not_drawn_below_the_window(tmp_path, drawn):
             "censor_t": [60_000] * 3,
             "recovery_time": [5_000.0, 5_000.0, 20_000.0],  # a wide interval around 10,000
             "censored": [False] * 3,
+            "outcome": ["recovered"] * 3,
             "dip": [0.1, -0.2, 0.0],
         }
     )
@@ -155,6 +157,7 @@ def test_an_agent_censored_in_some_events_is_hollow_and_off_the_front(tmp_path, 
             "censor_t": [40_000, 60_000, 40_000, 60_000],
             "recovery_time": [math.nan, 5_000.0, 9_000.0, 9_000.0],
             "censored": [True, False, False, False],
+            "outcome": ["censored", "recovered", "recovered", "recovered"],
         }
     )
     _stability_figure(_tables(summary, recovery), tmp_path / "s.png", window=5_000)
@@ -175,6 +178,7 @@ def test_a_recovery_bar_censored_in_some_seeds_is_a_lower_bound(tmp_path, drawn)
             "censor_t": [60_000] * 2,
             "recovery_time": [6_000.0, math.nan],
             "censored": [False, True],
+            "outcome": ["recovered", "censored"],
             "dip": [0.1, 0.2],
         }
     )
