@@ -192,13 +192,16 @@ class DriftProcess:
     """Cohorts the process adds to the world when it is drawn (their ids follow the initial
     ones, in process order)."""
     rebuilds: ClassVar[bool] = False
-    """Whether ``touches`` holds state the world derives its caches from
-    (:data:`CATALOGUE_STATE`, :data:`REQUESTER_STATE`): set from ``touches`` for every
-    subclass, so that serving asks once per process, not once per step."""
+    """Whether :meth:`on_consumption` may change state the world derives its caches from: the
+    class overrides it and ``touches`` holds :data:`CATALOGUE_STATE` or
+    :data:`REQUESTER_STATE`. Set for every subclass, so that serving asks once per process,
+    not once per step (and a process that only changes the catalogue when it fires, such as
+    catalog churn, does not have retrieval rebuilt after every batch with clicks)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        cls.rebuilds = bool(cls.touches & (CATALOGUE_STATE | REQUESTER_STATE))
+        consumes = cls.on_consumption is not DriftProcess.on_consumption
+        cls.rebuilds = consumes and bool(cls.touches & (CATALOGUE_STATE | REQUESTER_STATE))
 
     def validate(self, config: WorldConfig, num_cohorts: int) -> None:
         """Check the parameters against the world they will act on (``num_cohorts`` counts the
