@@ -302,7 +302,7 @@ def check_feedback(
                 f"{caller}: reward must be 0 where {click_name} is -1 (no click pays 0: "
                 f"docs/world.md), got {reward[paid][:5].tolist()} at rows {_rows(paid)}"
             )
-        hit = np.flatnonzero(slot >= 0 if keep is None else (slot >= 0) & keep)
+        hit = np.flatnonzero(_served(keep, slot >= 0))
         empty = slates[hit, slot[hit]] < 0
         if empty.any():
             rows = hit[empty]

@@ -81,7 +81,7 @@ def check_device(device: Any) -> torch.device:
             f"device must be one of {available} (or a torch.device), got {device!r}"
         ) from error
     usable = (parsed.type == "cpu" and parsed.index in (None, 0)) or (
-        parsed.type == "cuda" and len(available) > 1 and (parsed.index or 0) < len(available) - 1
+        parsed.type == "cuda" and (parsed.index or 0) < len(available) - 1
     )
     if not usable:
         raise ValueError(

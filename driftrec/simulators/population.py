@@ -192,7 +192,6 @@ class ActivitySampler:
         """The users' activity, arrivals, presence or cohorts changed (a drift process that
         declares it): rebuild every table at the next draw."""
         self._table = self._cdf = None
-        self._table_key, self._key = b"", ()
 
     def churned(self, ids: np.ndarray) -> None:
         """Users ``ids`` (present until now) leave for good."""
