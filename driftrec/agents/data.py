@@ -27,11 +27,14 @@ MAX_RATIO = 100.0
 """The largest replay ratio (replayed examples per fresh one)."""
 
 
-def _size(name: str, value: Any) -> int:
-    value = check_integer(name, value, minimum=1)
+def check_requests(name: str, value: Any, *, minimum: int = 1) -> int:
+    """A count of requests the agent holds in memory at once (a window, a store, logged data):
+    an integer in ``[minimum, MAX_EXAMPLES]`` (10**8)."""
+    value = check_integer(name, value, minimum=minimum)
     if value > MAX_EXAMPLES:
         raise ValueError(
-            f"{name} must be an integer in [1, 10**8] (requests held in memory), got {value:.3g}"
+            f"{name} must be an integer in [{minimum}, 10**8] (requests held in memory), got "
+            f"{value:.3g}"
         )
     return value
 
@@ -89,7 +92,7 @@ class Window:
     size: int
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "size", _size("size", self.size))
+        object.__setattr__(self, "size", check_requests("size", self.size))
 
     def check_micro_batch(self, micro_batch: int) -> None:
         """Refuse a window smaller than the micro-batch it would always be outgrown by."""
@@ -120,7 +123,7 @@ class Cumulative:
 
     def __post_init__(self) -> None:
         max_size = check_optional_integer("max_size", self.max_size, minimum=1)
-        max_size = None if max_size is None else _size("max_size", max_size)
+        max_size = None if max_size is None else check_requests("max_size", max_size)
         object.__setattr__(self, "max_size", max_size)
 
     def make_store(self) -> CumulativeStore:
@@ -143,7 +146,7 @@ class Replay:
     ratio: float = 1.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "capacity", _size("capacity", self.capacity))
+        object.__setattr__(self, "capacity", check_requests("capacity", self.capacity))
         ratio = check_real("ratio", self.ratio, low=0.0, high=MAX_RATIO)
         object.__setattr__(self, "ratio", ratio)
 

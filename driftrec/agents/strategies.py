@@ -18,7 +18,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from driftrec.agents.data import MAX_EXAMPLES, Cumulative, DataSource, FreshData, Replay, Window
+from driftrec.agents.data import (
+    Cumulative,
+    DataSource,
+    FreshData,
+    Replay,
+    Window,
+    check_requests,
+)
 from driftrec.agents.distillation import Distillation
 from driftrec.agents.ewc import EWC
 from driftrec.agents.losses import CLICK_LOSSES
@@ -178,7 +185,7 @@ class Strategy:
         ):
             raise TypeError(f"rules must be a tuple of UpdateRule, got {self.rules!r}")
         _set(self, "rules", tuple(rules))
-        requests = _requests("pretrain_requests", self.pretrain_requests, minimum=0)
+        requests = check_requests("pretrain_requests", self.pretrain_requests, minimum=0)
         _set(self, "pretrain_requests", requests)
         _set(self, "pretrain_epochs", _epochs("pretrain_epochs", self.pretrain_epochs))
         _set(self, "pretrain_scope", check_names("pretrain_scope", self.pretrain_scope, SCOPES))
@@ -186,18 +193,6 @@ class Strategy:
 
 def _epochs(name: str, value: Any) -> int:
     return _at_most(name, check_integer(name, value, minimum=1), MAX_EPOCHS, "10**4")
-
-
-def _requests(name: str, value: Any, *, minimum: int) -> int:
-    """A count of requests that the agent holds in memory at once (a window, a store, logged
-    data): at most :data:`~driftrec.agents.data.MAX_EXAMPLES` (10**8)."""
-    value = check_integer(name, value, minimum=minimum)
-    if value > MAX_EXAMPLES:
-        raise ValueError(
-            f"{name} must be an integer in [{minimum}, 10**8] (requests held in memory), got "
-            f"{value:.3g}"
-        )
-    return value
 
 
 def _set(config: Any, name: str, value: Any) -> None:
@@ -227,13 +222,13 @@ def _merge(merge: str, weight: float, ensemble_size: int) -> Merge:
 
 
 def _every(every: Any) -> int:
-    return _requests("every", every, minimum=1)
+    return check_requests("every", every, minimum=1)
 
 
 def _window(window: Any, every: int) -> int:
     """The window of a periodic update: ``window`` requests, or ``every`` if None."""
     window = check_optional_integer("window", window, minimum=1)
-    return every if window is None else _requests("window", window, minimum=1)
+    return every if window is None else check_requests("window", window, minimum=1)
 
 
 @STRATEGIES.register()
@@ -251,9 +246,9 @@ def static(train_on: int = 20_000, epochs: int = 3, pretrain: int = 0) -> Strate
     least the learner's ``micro_batch`` (the update fires at the end of the micro-batch that
     reaches it and trains on the last ``train_on`` requests).
     """
-    train_on = _requests("train_on", train_on, minimum=0)
+    train_on = check_requests("train_on", train_on, minimum=0)
     epochs = _epochs("epochs", epochs)
-    pretrain = _requests("pretrain", pretrain, minimum=0)
+    pretrain = check_requests("pretrain", pretrain, minimum=0)
     rules: tuple[UpdateRule, ...] = ()
     if train_on:
         rules = (UpdateRule(Schedule((train_on,)), Window(train_on), epochs=epochs),)
@@ -269,7 +264,7 @@ def full_retrain(every: int = 10_000, epochs: int = 3, max_size: int | None = No
     kept (None: all of it). Logged data given to ``agent.pretrain`` (a warm start) is not part
     of the history: the first retrain replaces the warm-started model by one trained on the
     stream alone."""
-    max_size = None if max_size is None else _requests("max_size", max_size, minimum=1)
+    max_size = None if max_size is None else check_requests("max_size", max_size, minimum=1)
     rule = UpdateRule(EveryN(_every(every)), Cumulative(max_size), from_scratch=True, epochs=epochs)
     return Strategy("full_retrain", (rule,))
 
@@ -291,7 +286,7 @@ def fine_tune(
     group name or a tuple of them)."""
     every = _every(every)
     window = _window(window, every)
-    pretrain = _requests("pretrain", pretrain, minimum=0)
+    pretrain = check_requests("pretrain", pretrain, minimum=0)
     rule = UpdateRule(EveryN(every), Window(window), freeze=freeze, epochs=epochs)
     return Strategy(
         "fine_tune", (rule,), pretrain_requests=pretrain, pretrain_epochs=pretrain_epochs
@@ -399,7 +394,7 @@ def drift_triggered(
     engagement reward's bound here; rewards above it are clipped, with a warning) are passed
     to the trigger. ``warmup`` must be 0 or at least the learner's ``micro_batch``.
     """
-    warmup = _requests("warmup", warmup, minimum=0)
+    warmup = check_requests("warmup", warmup, minimum=0)
     warmup_epochs = _epochs("warmup_epochs", warmup_epochs)
     rules = [
         UpdateRule(DriftAlarm(signal, delta, hold, min_gap, reward_scale=reward_scale), FreshData())
@@ -424,7 +419,7 @@ def hybrid(
     2022 (Monolith: batch and online training together). Online steps on every micro-batch;
     every ``every`` requests, an update of ``scope`` on the last ``window`` requests (default
     ``every``), integrated by a moving average with ``weight`` on the update."""
-    pretrain = _requests("pretrain", pretrain, minimum=0)
+    pretrain = check_requests("pretrain", pretrain, minimum=0)
     every = _every(every)
     periodic = UpdateRule(
         EveryN(every),
