@@ -116,14 +116,10 @@ class CumulativeStore:
 
     def add(self, rows: SlateExamples, rng: np.random.Generator | None = None) -> None:
         """Append ``rows`` (``rng`` is unused: the common store signature)."""
-        if self.data is None:
-            self.data = SlateExamples.empty_like(rows, max(1024, 2 * len(rows)))
         need = self.size + len(rows)
-        capacity = len(self.data)
-        if need > capacity:
-            grown = SlateExamples.empty_like(rows, max(need, 2 * capacity))
-            grown.put(slice(0, self.size), self.data.take(slice(0, self.size)))
-            self.data = grown
+        # it holds ``need`` rows until trimmed to ``max_size`` below
+        capacity = (MAX_SIZE if self.max_size is None else self.max_size) + len(rows)
+        self.data = _room(self.data, rows, self.size, need, capacity)
         self.data.put(slice(self.size, need), rows)
         self.size = need
         if self.max_size is not None and self.size > self.max_size:
