@@ -6,13 +6,13 @@ that was large from the start: rows never touched have zero moments)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["OPTIMISERS", "LazyAdam", "SplitOptimiser", "check_optimiser"]
+__all__ = ["OPTIMISERS", "LazyAdam", "SplitOptimiser", "check_optimiser", "written_parameters"]
 
 OPTIMISERS = ("adam", "sgd")
 """Optimiser names: ``adam`` (lazy Adam on id tables, Adam elsewhere) or ``sgd``."""
@@ -24,6 +24,32 @@ def check_optimiser(value: Any) -> str:
     if not isinstance(value, str) or value not in OPTIMISERS:
         raise ValueError(f"unknown optimiser {value!r}; valid optimisers are {list(OPTIMISERS)}")
     return value
+
+
+def written_parameters(params: Iterable[torch.Tensor]) -> int:
+    """The scalar parameters an optimiser step on the gradients now held by ``params`` writes:
+    the whole of a parameter with a dense gradient (Adam moves every entry, SGD writes every
+    entry, zero gradient or not), the distinct rows of one with a sparse gradient (lazy Adam and
+    SGD touch those rows only), nothing of one without a gradient.
+
+    Example:
+        >>> table = torch.nn.Embedding(100, 4, sparse=True)
+        >>> dense = torch.nn.Linear(4, 1)  # 5 parameters
+        >>> dense(table(torch.tensor([3, 7, 3]))).sum().backward()
+        >>> written_parameters([table.weight, *dense.parameters()])  # 2 rows of 4, then 4 + 1
+        13
+    """
+    total = 0
+    for param in params:
+        grad = param.grad
+        if grad is None:
+            continue
+        if grad.is_sparse:
+            rows = torch.unique(grad._indices()[0]).numel()
+            total += rows * math.prod(grad.shape[1:])
+        else:
+            total += grad.numel()
+    return total
 
 
 def _pad_rows(state: torch.Tensor, rows: int) -> torch.Tensor:

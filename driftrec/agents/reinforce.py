@@ -254,7 +254,7 @@ class TopKReinforceAgent(RLAgentBase):
         n = len(action)
         objective = (weight * returns * log_pi).sum() / n
         entropy = -(log_probs.exp() * log_probs).sum(1).mean()
-        self.policy.step(-(objective + self.entropy * entropy))
+        self.parameters_updated += self.policy.step(-(objective + self.entropy * entropy))
         self.gradient_steps += 1
         self.examples_trained += n
 

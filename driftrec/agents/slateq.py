@@ -28,6 +28,7 @@ from driftrec.agents.models.base import (
     shown_items,
     user_batch,
 )
+from driftrec.agents.optimisers import written_parameters
 from driftrec.agents.protocol import Observation, TaskSizes, Transition
 from driftrec.agents.sessions import check_session_step
 from driftrec.agents.trainable import RLAgentBase, RLConfig, id_rows
@@ -270,7 +271,9 @@ class SlateQAgent(RLAgentBase):
         of the clicked items' values (of the no-click value where there was no click)."""
         examples = SlateExamples.from_feedback(feedback)
         batch = training_batch(examples, self.device)
-        self.choice.step(click_loss("softmax", slot_logits(self.choice.model, batch), batch))
+        written = self.choice.step(
+            click_loss("softmax", slot_logits(self.choice.model, batch), batch)
+        )
         clicked = batch.click_slot
         hit = clicked >= 0
         shown = shown_items(examples, self.device)
@@ -278,8 +281,9 @@ class SlateQAgent(RLAgentBase):
         estimate = torch.where(hit, q, self.none_value.expand_as(q))
         loss = ((estimate - target) ** 2).mean()
         self.none_optimiser.zero_grad()
-        self.value.step(loss)
+        written += self.value.step(loss) + written_parameters([self.none_value])
         self.none_optimiser.step()
+        self.parameters_updated += written
         self.gradient_steps += 1
         self.examples_trained += len(examples)
         if self.gradient_steps % self.target_every == 0:

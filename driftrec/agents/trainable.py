@@ -25,7 +25,12 @@ from torch import Tensor
 from driftrec.agents.models import make_model
 from driftrec.agents.models.base import ItemBatch, Recommender, UserBatch
 from driftrec.agents.models.tables import grow_tables, id_tables_of, match_rows, resize_to_state
-from driftrec.agents.optimisers import OPTIMISERS, SplitOptimiser, check_optimiser
+from driftrec.agents.optimisers import (
+    OPTIMISERS,
+    SplitOptimiser,
+    check_optimiser,
+    written_parameters,
+)
 from driftrec.agents.protocol import AgentBase, TaskSizes
 from driftrec.agents.scopes import sparse_tables
 from driftrec.validation import MAX_LR, MAX_SIZE, check_integer, check_real
@@ -167,11 +172,13 @@ class TrainableModel:
             for follower in followers:
                 match_rows(follower, self.model)
 
-    def step(self, loss: Tensor) -> None:
-        """One gradient step on ``loss``."""
+    def step(self, loss: Tensor) -> int:
+        """One gradient step on ``loss``; the scalar parameters it wrote."""
         self.optimiser.zero_grad()
         loss.backward()
+        written = written_parameters(p for _, p in self.model.named_parameters())
         self.optimiser.step()
+        return written
 
     def state_dict(self) -> dict[str, Any]:
         """Parameters and optimiser state (tensors and plain containers; references)."""
@@ -232,8 +239,7 @@ class RLAgentBase(AgentBase):
         self.config = self.default_config if config is None else config
         self.seed = check_integer("seed", seed, minimum=0)
         self.device = check_device(device)
-        self.gradient_steps = 0
-        self.examples_trained = 0
+        self.gradient_steps = self.examples_trained = self.parameters_updated = 0
 
     def _seeded(self, models: int) -> tuple[list[TrainableModel], np.random.Generator]:
         """``models`` trainable models of the agent's family and a random stream, each from its
@@ -270,10 +276,14 @@ class RLAgentBase(AgentBase):
         raise NotImplementedError
 
     def cost(self) -> dict[str, Any]:
-        """Gradient steps, examples trained on, and examples held for a later step."""
+        """Gradient steps (each updates the agent's models: ``optimiser_steps`` too), examples
+        trained on, the scalar parameters the steps wrote (``parameters_updated``), and
+        examples held for a later step."""
         return {
             "gradient_steps": self.gradient_steps,
             "examples_trained": self.examples_trained,
+            "optimiser_steps": self.gradient_steps,
+            "parameters_updated": self.parameters_updated,
             "stored_examples": self._stored_examples(),
         }
 
@@ -298,6 +308,7 @@ class RLAgentBase(AgentBase):
                 "rng": self.rng.bit_generator.state,
                 "gradient_steps": self.gradient_steps,
                 "examples_trained": self.examples_trained,
+                "parameters_updated": self.parameters_updated,
             }
         )
 
@@ -313,3 +324,4 @@ class RLAgentBase(AgentBase):
         self.rng.bit_generator.state = state["rng"]
         self.gradient_steps = int(state["gradient_steps"])
         self.examples_trained = int(state["examples_trained"])
+        self.parameters_updated = int(state["parameters_updated"])

@@ -34,15 +34,24 @@ from driftrec.agents.losses import (
     training_batch,
 )
 from driftrec.agents.models.base import ItemBatch, Recommender, UserBatch, frozen_copy
-from driftrec.agents.models.tables import grow_tables, id_tables_of, match_rows, resize_to_state
-from driftrec.agents.optimisers import SplitOptimiser
+from driftrec.agents.models.tables import (
+    check_model_state,
+    grow_tables,
+    id_tables_of,
+    match_rows,
+    resize_to_state,
+)
+from driftrec.agents.optimisers import SplitOptimiser, written_parameters
 from driftrec.agents.protocol import Observation
 from driftrec.agents.rule_state import RuleState
 from driftrec.agents.scopes import ParameterScope, resolve_scope
 from driftrec.agents.strategies import LearnerConfig, Strategy, UpdateRule
 from driftrec.agents.terms import LossTerm, WeightPenalty
 
-__all__ = ["Trainer"]
+__all__ = ["COUNTERS", "Trainer"]
+
+COUNTERS = ("gradient_steps", "examples_trained", "optimiser_steps", "parameters_updated")
+"""The trainer's learning counters (:meth:`Trainer.cost`), saved with its state."""
 
 
 def _concat_obs(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -111,7 +120,7 @@ class Trainer:
         self.seen = 0
         self.pending: list[tuple[SlateExamples, dict[str, np.ndarray]]] = []
         self.pending_rows = 0
-        self.gradient_steps = 0
+        self.gradient_steps = self.optimiser_steps = self.parameters_updated = 0
         self.examples_trained = 0
         self.id_tables = list(id_tables_of(model).values())
         self._synced_rows = self._table_rows()
@@ -137,7 +146,10 @@ class Trainer:
         """Learning cost so far.
 
         ``gradient_steps`` and ``examples_trained`` (both including loss terms' consolidation
-        passes, e.g. EWC's Fisher estimate); ``updates`` (per rule); ``parameters_in_scope``:
+        passes, e.g. EWC's Fisher estimate); ``optimiser_steps`` (the steps that update the
+        model) and ``parameters_updated`` (the scalar parameters they wrote, in all: see
+        :func:`~driftrec.agents.optimisers.written_parameters`); ``updates`` (per rule);
+        ``parameters_in_scope``:
         the distinct scalar parameters that some rule trains, each counted once however many
         rules share it (a hybrid's two rules over the whole model count it once), id tables at
         their current size. It bounds the parameters one step updates: a step on sparse id
@@ -148,6 +160,8 @@ class Trainer:
         return {
             "gradient_steps": self.gradient_steps,
             "examples_trained": self.examples_trained,
+            "optimiser_steps": self.optimiser_steps,
+            "parameters_updated": self.parameters_updated,
             "updates": [state.updates for state in self.rule_states],
             "parameters_in_scope": sum(distinct.values()),
             "stored_examples": sum(len(state.store) for state in self.rule_states)
@@ -308,9 +322,11 @@ class Trainer:
         grads = torch.autograd.grad(loss, scope.params, allow_unused=True)
         for param, grad in zip(scope.params, grads, strict=True):
             param.grad = grad
+        self.parameters_updated += written_parameters(scope.params)
         optimiser.step()
         optimiser.zero_grad()
         self.gradient_steps += 1
+        self.optimiser_steps += 1
         self.examples_trained += len(examples)
 
     def _loss(self, batch: TrainingBatch) -> torch.Tensor:
@@ -381,33 +397,14 @@ class Trainer:
             "recent": None if self.recent is None else self.recent.state_dict(),
             "rng": self.rng.bit_generator.state,
             "generator": self.generator.get_state(),
-            "gradient_steps": self.gradient_steps,
-            "examples_trained": self.examples_trained,
+            **{key: getattr(self, key) for key in COUNTERS},
         }
 
     def check_state(self, state: dict[str, Any]) -> None:
         """Raise ValueError, saying what differs, if ``state`` cannot be this trainer's: the
         model's tensors (names, and shapes but for the id tables' rows), the number of rules
         and of optimiser parts. Mutates nothing."""
-        own = self.model.state_dict()
-        saved = state["model"]
-        if set(own) != set(saved):
-            raise ValueError(
-                f"the saved model has tensors {sorted(set(saved) - set(own))} that this one "
-                f"lacks and lacks {sorted(set(own) - set(saved))}: build the agent with the "
-                "same model and model parameters"
-            )
-        rows = {f"{n}.weight" if n else "weight" for n in id_tables_of(self.model)}
-        for key, tensor in own.items():
-            mine, theirs = tuple(tensor.shape), tuple(saved[key].shape)
-            if key in rows:
-                mine, theirs = mine[1:], theirs[1:]
-            if mine != theirs:
-                raise ValueError(
-                    f"the saved model's {key} has shape {tuple(saved[key].shape)}, this "
-                    f"model's {tuple(tensor.shape)}: build the agent with the same model "
-                    "parameters (e.g. dim)"
-                )
+        check_model_state(self.model.state_dict(), state["model"], id_tables_of(self.model))
         if len(state["rules"]) != len(self.rule_states):
             raise ValueError(
                 f"the state has {len(state['rules'])} update rules, this strategy "
@@ -444,6 +441,6 @@ class Trainer:
             self.recent.load_state_dict(state["recent"])
         self.rng.bit_generator.state = state["rng"]
         self.generator.set_state(state["generator"])
-        self.gradient_steps = state["gradient_steps"]
-        self.examples_trained = state["examples_trained"]
+        for key in COUNTERS:
+            setattr(self, key, state[key])
         self._synced_rows = self._table_rows()

@@ -16,18 +16,16 @@ clock, and a ``RuntimeWarning`` names the cell (a diverging update rule is a res
 
 from __future__ import annotations
 
-import gc
 import math
-import re
 import time
 import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
+from driftrec.experiments.memory import peak_rss_mb, reset_peak_rss
 from driftrec.experiments.metrics import Curve, CurveRecorder, SessionRecorder, ranking_metrics
 from driftrec.experiments.spec import Cell
 
@@ -35,7 +33,13 @@ __all__ = ["COUNTERS", "RANKING_KEYS", "CellResult", "effective_clock", "run_cel
 
 RANKING_KEYS = ("auc", "precision_at_k", "recall_at_k", "f1_at_k", "ndcg_at_k")
 
-COUNTERS = ("gradient_steps", "examples_trained", "updates")
+COUNTERS = (
+    "gradient_steps",
+    "examples_trained",
+    "updates",
+    "optimiser_steps",
+    "parameters_updated",
+)
 """Learning counters of ``agent.cost()`` that a cell reports for the stream alone: what the
 warm start's pretraining added is taken off (and reported as ``pretrain_<counter>``)."""
 
@@ -87,7 +91,8 @@ class CellResult:
             each evaluation, by key (:data:`RANKING_KEYS`): (E,) each.
         cost: what the stream cost the agent (not the twin's run): ``act_seconds`` and
             ``learn_seconds`` (in ``act``, ``observe``) and the :data:`COUNTERS` of
-            ``agent.cost()`` over the stream; the warm start's share apart
+            ``agent.cost()`` over the stream, ``parameters_updated_per_step`` (their ratio, of
+            the scalar parameters an optimiser step writes); the warm start's share apart
             (``pretrain_seconds``, ``pretrain_gradient_steps``, ``pretrain_examples_trained``);
             ``peak_stored_examples`` (the most ``stored_examples``, read after each batch);
             ``peak_rss_mb``, the peak resident memory of the process from the cell's start to
@@ -154,9 +159,7 @@ def _make_agent(cell: Cell, env: Any, device: str) -> Any:
 
 
 def _is_learner(name: str) -> bool:
-    """A built-in agent with a model (a continual-learning strategy or an RL agent): it is
-    built with the cell's ``device``. (Whether an agent gets the twin, it says itself:
-    ``learns``.)"""
+    """A built-in agent with a model (a strategy or an RL agent), built on the cell's device."""
     from driftrec.agents import RL_AGENTS, STRATEGIES
 
     return name in STRATEGIES or name in RL_AGENTS
@@ -274,7 +277,7 @@ def run_cell(cell: Cell) -> CellResult:
 def _run_cell(cell: Cell) -> CellResult:
     spec = cell.spec
     began = time.perf_counter()
-    peak_reset = _reset_peak_rss()
+    peak_reset = reset_peak_rss()
     device = _device(cell)
     env, obs, agent = _start(cell, False, device)
     steps = spec.horizon // spec.num_envs
@@ -320,7 +323,7 @@ def _run_cell(cell: Cell) -> CellResult:
             _warn_diverged(cell, clock)
 
     curves, events, cost, sessions = _rollout(cell, env, obs, agent, steps, evaluate, eval_clocks)
-    cost["peak_rss_mb"] = _peak_rss_mb(peak_reset)
+    cost["peak_rss_mb"] = peak_rss_mb(peak_reset)
 
     twin_curves = None
     if _wants_twin(cell, scheduled, agent):
@@ -408,40 +411,19 @@ def _learning_cost(agent: Any) -> dict[str, float]:
 def _stream_cost(warm: dict[str, float], end: dict[str, float]) -> dict[str, float]:
     """The learning cost of the stream: the :data:`COUNTERS` at the ``end`` less their value
     after the warm start (``warm``, reported as ``pretrain_<counter>`` for steps and
-    examples); the other values as at the end (``stored_examples`` left to the peak)."""
+    examples), and ``parameters_updated_per_step`` (nan without a step); the other values as
+    at the end (``stored_examples`` left to the peak)."""
     out = {}
     for key, value in end.items():
         if key in COUNTERS:
             out[key] = value - warm.get(key, 0.0)
         elif key != "stored_examples":
             out[key] = value
+    if "optimiser_steps" in out:
+        steps = out["optimiser_steps"]
+        out["parameters_updated_per_step"] = (
+            out["parameters_updated"] / steps if steps else math.nan
+        )
     for key in ("gradient_steps", "examples_trained"):
         out[f"pretrain_{key}"] = warm.get(key, 0.0)
     return out
-
-
-_CLEAR_REFS = Path("/proc/self/clear_refs")
-_STATUS = Path("/proc/self/status")
-_VM_HWM = re.compile(r"^VmHWM:\s*(\d+)\s*kB", re.MULTILINE)
-
-
-def _reset_peak_rss() -> bool:
-    """Reset this process's peak resident memory to its current one (Linux >= 4.0: ``5`` to
-    ``/proc/self/clear_refs``) after a garbage collection (earlier cells' garbage is not this
-    cell's); False where that is impossible (not Linux, or not allowed)."""
-    gc.collect()
-    try:
-        _CLEAR_REFS.write_text("5")
-        return _VM_HWM.search(_STATUS.read_text()) is not None
-    except OSError:
-        return False
-
-
-def _peak_rss_mb(reset: bool) -> float:
-    """Peak resident memory since :func:`_reset_peak_rss` (``VmHWM``), MiB; NaN if it was not
-    reset (``ru_maxrss``, the maximum since the process started, carries earlier cells' peaks)."""
-    try:
-        found = _VM_HWM.search(_STATUS.read_text()) if reset else None
-    except OSError:
-        found = None
-    return math.nan if found is None else int(found.group(1)) / 1024

@@ -84,6 +84,12 @@ SUMMARY_COLUMNS = [
     ),
     ("cost_learn_seconds", "learn s", ".2f", "seconds spent learning"),
     ("cost_gradient_steps", "grad steps", ",.0f", "gradient steps"),
+    (
+        "cost_parameters_updated_per_step",
+        "params/step",
+        ",.0f",
+        "scalar parameters an update step writes",
+    ),
 ]
 
 

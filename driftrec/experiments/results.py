@@ -30,11 +30,13 @@ __all__ = ["ResultsDir"]
 SPEC_FILE = "spec.yaml"
 CELLS = "cells"
 FORMAT_FILE = "FORMAT"
-CELL_FORMAT = 5
-"""The format of cell files: 5 measures drift from the clock requests first see it
-(``measured_events`` and ``regime_ends`` on the batch grid; changes no request sees left out),
-evaluates at most once a batch, and reports the stream's cost (the warm start apart as
-``pretrain_*``, ``peak_stored_examples``, the cell's own ``peak_rss_mb``); 4 runs the RL agents
+CELL_FORMAT = 6
+"""The format of cell files: 6 adds what the stream's optimiser steps wrote
+(``optimiser_steps``, ``parameters_updated`` and ``parameters_updated_per_step``); 5 measures
+drift from the clock requests first see it (``measured_events`` and ``regime_ends`` on the
+batch grid; changes no request sees left out), evaluates at most once a batch, and reports the
+stream's cost (the warm start apart as ``pretrain_*``, ``peak_stored_examples``, the cell's own
+``peak_rss_mb``); 4 runs the RL agents
 (SlateQ, top-k REINFORCE) on the no-drift twin under ``twin: auto`` as it runs the other
 learners (format-3 cells of RL agents have no twin curves); 3 is the world of CHANGELOG's
 issue-9 entry (another stream for batches of up to four requests, other last bits of every

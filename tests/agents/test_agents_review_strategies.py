@@ -204,6 +204,8 @@ def test_ewc_fisher_passes_count_as_gradient_steps():
     passes, examples = EWC(fisher_samples=32, batch_size=256).consolidation_cost(32)
     assert cost["gradient_steps"] == plain["gradient_steps"] + 2 * passes
     assert cost["examples_trained"] == plain["examples_trained"] + 2 * examples
+    # ... but they update nothing: the model's steps are the stream's micro-batches
+    assert cost["optimiser_steps"] == plain["optimiser_steps"] == plain["gradient_steps"] == 4
 
 
 # ---------------------------------------------------------------------------- reward signal

@@ -16,7 +16,7 @@ import pytest
 from driftrec.agents import AGENTS
 from driftrec.agents.protocol import AgentBase, task_sizes
 from driftrec.envs import RecDriftVectorEnv
-from driftrec.experiments import cell as cell_module
+from driftrec.experiments import memory
 from driftrec.experiments.cell import effective_clock, run_cell
 from driftrec.experiments.experiment import run_experiment
 from driftrec.experiments.results import ResultsDir
@@ -162,6 +162,11 @@ def test_the_learning_cost_is_the_streams_and_the_warm_start_is_reported_apart()
     assert warm["gradient_steps"] == cold["gradient_steps"] > 0
     assert warm["examples_trained"] == cold["examples_trained"] == 2_000 // 256 * 256
     assert cold["pretrain_gradient_steps"] == cold["pretrain_seconds"] == 0
+    # what the stream's steps wrote, per step: nothing to divide for the never-updated static
+    assert warm["optimiser_steps"] == warm["gradient_steps"]
+    per_step = warm["parameters_updated"] / warm["optimiser_steps"]
+    assert warm["parameters_updated_per_step"] == per_step < warm["parameters_in_scope"]
+    assert static["parameters_updated"] == 0 and math.isnan(static["parameters_updated_per_step"])
 
 
 def test_the_buffer_cost_is_the_peak_the_agent_held():
@@ -244,6 +249,6 @@ def test_peak_memory_counts_what_the_cell_itself_held():
 
 def test_peak_memory_is_nan_where_the_peak_cannot_be_reset(monkeypatch, tmp_path):
     """Not Linux (or no right to reset it): no number rather than the process's maximum."""
-    monkeypatch.setattr(cell_module, "_CLEAR_REFS", tmp_path / "no" / "clear_refs", raising=False)
+    monkeypatch.setattr(memory, "_CLEAR_REFS", tmp_path / "no" / "clear_refs", raising=False)
     cost = run_cell(_cell(agents=[{"name": "random"}], warm_start=None)).cost
     assert math.isnan(cost["peak_rss_mb"])

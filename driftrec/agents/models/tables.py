@@ -33,6 +33,7 @@ __all__ = [
     "DEFAULT_INITIAL_ROWS",
     "IdTable",
     "ModuleTree",
+    "check_model_state",
     "grow_tables",
     "grown_rows",
     "id_tables_of",
@@ -227,6 +228,31 @@ def resize_to_state(model: ModuleTree, state: Mapping[str, Tensor]) -> None:
         key = f"{name}.weight" if name else "weight"
         if key in state:
             table.resize_rows(state[key].shape[0])
+
+
+def check_model_state(
+    own: Mapping[str, Tensor], saved: Mapping[str, Tensor], tables: Iterable[str]
+) -> None:
+    """Raise ValueError, saying what differs, unless ``saved`` has the tensors of ``own`` (two
+    ``state_dict``s of a model), with the same shapes but for the rows of the id ``tables``
+    (their module names)."""
+    if set(own) != set(saved):
+        raise ValueError(
+            f"the saved model has tensors {sorted(set(saved) - set(own))} that this one "
+            f"lacks and lacks {sorted(set(own) - set(saved))}: build the agent with the "
+            "same model and model parameters"
+        )
+    rows = {f"{n}.weight" if n else "weight" for n in tables}
+    for key, tensor in own.items():
+        mine, theirs = tuple(tensor.shape), tuple(saved[key].shape)
+        if key in rows:
+            mine, theirs = mine[1:], theirs[1:]
+        if mine != theirs:
+            raise ValueError(
+                f"the saved model's {key} has shape {tuple(saved[key].shape)}, this "
+                f"model's {tuple(tensor.shape)}: build the agent with the same model "
+                "parameters (e.g. dim)"
+            )
 
 
 def lookup(table: IdTable, ids: Tensor) -> Tensor:
