@@ -22,6 +22,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import math  # noqa: E402
 import time  # noqa: E402
 from dataclasses import asdict, dataclass, fields  # noqa: E402
 
@@ -141,6 +142,18 @@ def parse_args(argv: list[str] | None = None) -> Args:
             kind = {"int": int, "float": float, "str": str}[str(f.type)]
             parser.add_argument(flag, type=kind, default=f.default, help=f"default {f.default}")
     args = Args(**vars(parser.parse_args(argv)))
+    # what PPO would take and train on without a word (the world checks its own settings)
+    for name in ("learning_rate", "gamma", "gae_lambda", "ent_coef", "log_std_init"):
+        if not math.isfinite(getattr(args, name)):
+            parser.error(f"--{name.replace('_', '-')} must be finite, got {getattr(args, name)}")
+    for name in ("gamma", "gae_lambda"):
+        if not 0 <= getattr(args, name) <= 1:
+            parser.error(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(args, name)}")
+    if args.ent_coef < 0:
+        parser.error(f"--ent-coef must be at least 0, got {args.ent_coef}")
+    for name in ("learning_rate", "n_steps", "batch_size", "n_epochs", "hidden"):
+        if not getattr(args, name) > 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
     iteration = args.num_envs * args.n_steps
     if args.steps < iteration:
         parser.error(

@@ -10,7 +10,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 
 from driftrec.envs.spaces import action_to_slates
-from driftrec.envs.vector import RecDriftVectorEnv
+from driftrec.envs.vector import RecDriftVectorEnv, keep_sessions
 from driftrec.simulators import LoggedInteractions, World
 
 __all__ = ["RecDriftEnv"]
@@ -96,6 +96,13 @@ class RecDriftEnv(gym.Env):
                 f"got {render_mode!r}"
             )
         self.render_mode = render_mode
+        for name in ("num_envs", "autoreset_mode"):
+            if name in kwargs:
+                raise ValueError(
+                    f"RecDriftEnv serves one session and takes no {name}: for several sessions "
+                    "of one world use gymnasium.make_vec(id, num_envs=...) or "
+                    "driftrec.envs.RecDriftVectorEnv(num_envs, ...)"
+                )
         self.batch = RecDriftVectorEnv(
             1, scenario, autoreset_mode=AutoresetMode.SAME_STEP, preset=preset, **kwargs
         )
@@ -123,6 +130,7 @@ class RecDriftEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
+        keep_sessions(options)  # checked whichever way the request comes
         if seed is None and not self.batch.started:
             seed = int(self.np_random.integers(2**63))
         if seed is None and self._pending_obs is not None:

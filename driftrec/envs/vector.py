@@ -19,7 +19,7 @@ from driftrec.simulators.streams import check_seed
 from driftrec.slates import slates_to_action
 from driftrec.validation import check_flag, check_integer
 
-__all__ = ["DEFAULT_AUTORESET_MODE", "RecDriftVectorEnv", "resolve_scenario"]
+__all__ = ["DEFAULT_AUTORESET_MODE", "RecDriftVectorEnv", "keep_sessions", "resolve_scenario"]
 
 
 def _gymnasium_version() -> tuple[int, ...]:
@@ -68,7 +68,9 @@ class RecDriftVectorEnv(VectorEnv):
 
     The spaces, rewards and info are those of :class:`RecDriftEnv`, batched over a leading axis
     of size ``num_envs``. All sessions share one world and its clock: one ``step`` serves
-    ``num_envs`` requests and advances the clock by ``num_envs``. (Gymnasium's
+    ``num_envs`` requests and advances the clock by ``num_envs``. The sessions draw their users
+    from one population, so a user can be in several slots at once, and a click in one slot
+    changes the history and boredom her other slot shows. (Gymnasium's
     ``make_vec(..., vectorization_mode="sync")`` instead builds ``num_envs`` separate worlds
     whose clocks each run ``num_envs`` times slower, so drift fires at the wrong step.)
 
@@ -151,6 +153,7 @@ class RecDriftVectorEnv(VectorEnv):
         """Start sessions. ``seed`` rebuilds the world from that seed (a list: its first entry,
         since all sessions share one world); without a seed the world persists and only the
         sessions restart. ``options={"keep_sessions": True}`` keeps running sessions."""
+        keep = keep_sessions(options)
         first = seed[0] if isinstance(seed, (list, tuple)) else seed
         if first is not None or self.sessions is None:
             if first is None:
@@ -158,7 +161,7 @@ class RecDriftVectorEnv(VectorEnv):
             world_seed = check_seed(first)
             self._np_random_seed = world_seed  # type: ignore[assignment]  # a SeedSequence too
             self.sessions = SessionBatch(self.world_spec.build(world_seed), self.num_envs)
-        elif not (options or {}).get("keep_sessions", False):
+        elif not keep:
             self.sessions.restart(np.arange(self.num_envs))
         self._resetting[:] = False
         sessions = self.sessions
@@ -299,6 +302,20 @@ class RecDriftVectorEnv(VectorEnv):
                 f"call reset() before {what}: the world is drawn by the first reset"
             )
         return self.sessions
+
+
+def keep_sessions(options: Any) -> bool:
+    """``options["keep_sessions"]`` of ``reset`` (False if absent); anything else refused."""
+    if options is None:
+        return False
+    if not isinstance(options, dict) or set(options) - {"keep_sessions"}:
+        raise ValueError(
+            f"reset options must be None or a dict with the key 'keep_sessions', got {options!r}"
+        )
+    keep = options.get("keep_sessions", False)
+    if not isinstance(keep, (bool, np.bool_)):
+        raise ValueError(f"options['keep_sessions'] must be True or False, got {keep!r}")
+    return bool(keep)
 
 
 def _info(

@@ -302,7 +302,10 @@ def ppo_config(
     point), the :class:`CandidateScoringRLModule`, the :class:`NormalisedRewardCallback`, real
     scores passed on unclipped, and ``seed``; ``hidden`` is the width of the scorer's
     embeddings and hidden layers. Training settings are left to the caller
-    (``.training(...)``)."""
+    (``.training(...)``). ``env_config`` is checked here, in the driver (building the
+    environment draws nothing): a bad value raises driftrec's own error at once, not an
+    ``IndexError`` from RLlib after its env runners failed to start."""
+    make_env(env_config)
     module = RLModuleSpec(
         module_class=CandidateScoringRLModule,
         model_config={"hidden": hidden, "initial_log_std": initial_log_std},

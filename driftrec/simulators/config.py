@@ -222,7 +222,9 @@ class WorldConfig:
                 f"this world needs about {need / 2**30:.1f} GiB to draw, more than this "
                 f"machine's {total / 2**30:.1f} GiB: lower num_users ({self.num_users}), "
                 f"num_items ({self.num_items}), latent_dim ({self.latent_dim}), num_topics "
-                f"({self.num_topics}) or num_cohorts ({self.num_cohorts})"
+                f"({self.num_topics}), history_length ({self.history_length}), the feature "
+                f"dims ({self.user_feature_dim}, {self.item_feature_dim}) or num_cohorts "
+                f"({self.num_cohorts})"
             )
 
     @classmethod

@@ -6,6 +6,7 @@ Everything here is ground truth the agent never sees directly, except the ``feat
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -176,6 +177,10 @@ class ActivitySampler:
     MIN_ACCEPTANCE = 0.05
     """Below this present share, rejection costs more than exact weights over present users."""
 
+    EXHAUSTION_WARNING = 0.9
+    """A ``RuntimeWarning`` (once per world) when users holding this share of the population's
+    request weight have churned for good: the world is near the end of its users."""
+
     def __init__(self, users: UserPopulation) -> None:
         self.users = users
         self._table: np.ndarray | None = None
@@ -187,19 +192,31 @@ class ActivitySampler:
         self._key: tuple = ()
         self._until = 0
         self._churned = 0
+        self._warned = False
 
     def changed(self) -> None:
         """The users' activity, arrivals, presence or cohorts changed (a drift process that
         declares it): rebuild every table at the next draw."""
         self._table = self._cdf = None
 
-    def churned(self, ids: np.ndarray) -> None:
-        """Users ``ids`` (present until now) leave for good."""
+    def churned(self, ids: np.ndarray, clock: int) -> None:
+        """Users ``ids`` (present until now) leave for good at ``clock``."""
         self._churned += 1
         if self._table is not None:
             users = self.users
             weights = users.activity.take(ids) * users.cohort_activity[users.cohort.take(ids)]
             self._churned_weight += float(weights.sum())
+            gone = self._churned_weight / self._table[-1]
+            if gone >= self.EXHAUSTION_WARNING and not self._warned:
+                self._warned = True
+                warnings.warn(
+                    f"users holding {gone:.0%} of the population's request weight have churned "
+                    f"for good by t={clock}: this world will soon run out of users and stop "
+                    "with a RuntimeError. For long runs lower churn_prob (0 keeps every user) "
+                    "or raise num_users",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
 
     def _static_table(self) -> np.ndarray:
         users = self.users

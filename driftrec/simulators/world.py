@@ -395,7 +395,7 @@ class World:
         users = np.asarray(users, dtype=np.int64)
         users = sorted_unique(users[self.users.alive[users]])
         if len(users):
-            self.activity.churned(users)
+            self.activity.churned(users, self.clock)
             self.users.alive[users] = False
 
     def advance(self, t: int) -> tuple[DriftEvent, ...]:

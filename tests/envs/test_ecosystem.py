@@ -5,6 +5,7 @@ ways to reach ground truth."""
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import gymnasium as gym
 import numpy as np
@@ -208,6 +209,26 @@ def test_gym_make_validates_every_parameter_up_front(params, error, message):
         gym.make("driftrec/CohortShift-v0", **{**SMALL, **params})
 
 
+@pytest.mark.parametrize("name", ["num_envs", "autoreset_mode"])
+def test_gym_make_of_a_vector_setting_points_to_make_vec(name):
+    """Before: TypeError "got multiple values for argument 'num_envs'"."""
+    value = {"num_envs": 4, "autoreset_mode": "NextStep"}[name]
+    with pytest.raises(ValueError, match=rf"takes no {name}: .*gymnasium.make_vec"):
+        gym.make("driftrec/Sudden-v0", **{name: value})
+
+
+@pytest.mark.parametrize("single", [True, False])
+def test_reset_refuses_options_it_does_not_know(single):
+    """Before: a typo such as ``keep_session`` was ignored (the sessions restarted)."""
+    env = gym.make("driftrec/Sudden-v0", **SMALL) if single else RecDriftVectorEnv(2, **SMALL)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="a dict with the key 'keep_sessions'"):
+        env.reset(options={"keep_session": True})
+    with pytest.raises(ValueError, match="must be True or False"):
+        env.reset(options={"keep_sessions": "yes"})
+    env.reset(options={"keep_sessions": False})
+
+
 def test_the_world_is_drawn_once_per_reset_not_at_construction(monkeypatch):
     builds = []
     original = WorldSpec.build
@@ -256,15 +277,34 @@ def test_oracle_action_is_reachable_through_gymnasium_wrappers():
     assert info["expected_reward"] == pytest.approx(info["oracle_expected_reward"])
 
 
+def test_a_world_warns_long_before_it_runs_out_of_users():
+    """docs/rl.md's SB3 world (500 users) under fixed slates: the warning comes about 200,000
+    requests before the error (seed 0: 1,285,120 and 1,484,288; seeds 1 and 2 alike)."""
+    env = RecDriftVectorEnv(512, num_users=500, num_items=300, num_candidates=10, slate_size=3)
+    env.reset(seed=0)
+    warned_at = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(RuntimeError, match="every user has churned"):
+            while True:
+                env.step(np.tile([0, 1, 2], (512, 1)))
+                if caught and warned_at is None:
+                    warned_at = env.clock
+    assert len(caught) == 1 and "soon run out of users" in str(caught[0].message)
+    assert warned_at is not None and env.clock - warned_at > 100_000
+
+
 def test_an_exhausted_world_says_how_to_recover():
     env = RecDriftVectorEnv(
         4, num_users=20, num_items=300, num_candidates=20, slate_size=2, churn_prob=1.0,
         leave_prob=1.0, no_click_utility=20.0, initial_user_fraction=1.0,
     )  # fmt: skip
     env.reset(seed=0)
-    with pytest.raises(RuntimeError, match=r"reset\(seed=\.\.\.\)") as error:
-        for _ in range(10_000):
-            env.step(np.tile([0, 1], (4, 1)))
+    # a warning first, once, while users are left ...
+    with pytest.warns(RuntimeWarning, match=r"soon run out of users .*lower churn_prob"):
+        with pytest.raises(RuntimeError, match=r"reset\(seed=\.\.\.\)") as error:
+            for _ in range(10_000):
+                env.step(np.tile([0, 1], (4, 1)))
     assert "every user has churned" in str(error.value)
     with pytest.raises(RuntimeError, match=r"reset\(seed=\.\.\.\)"):
         env.reset()  # a plain reset keeps the exhausted world

@@ -44,6 +44,27 @@ def test_sb3_ppo_example_refuses_fewer_steps_than_one_iteration():
     assert "--n-steps = 512 requests; got 100" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--gamma", "1.5"], "--gamma must be in [0, 1], got 1.5"),
+        (["--learning-rate", "nan"], "--learning-rate must be finite, got nan"),
+        (["--ent-coef", "inf"], "--ent-coef must be finite, got inf"),
+        (["--batch-size", "0"], "--batch-size must be positive, got 0"),
+    ],
+)
+def test_sb3_ppo_example_refuses_settings_ppo_would_train_on_silently(option, message):
+    """PPO takes a discount of 1.5 or an infinite entropy bonus and trains to NaN or nonsense."""
+    result = subprocess.run(
+        [sys.executable, "examples/sb3_ppo.py", *option],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2 and message in result.stderr
+
+
 @pytest.mark.slow
 def test_rl_throughput_benchmark_runs():
     out = run("benchmarks/rl_throughput.py", "--quick")

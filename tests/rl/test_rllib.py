@@ -192,6 +192,16 @@ MODULE_CHECK = textwrap.dedent(
     else:
         raise AssertionError("no ValueError")
 
+    # A bad env_config fails in the driver with driftrec's message (was RLlib's IndexError).
+    from ray.rllib.algorithms.ppo import PPOConfig
+    from driftrec.rl.rllib import ppo_config
+    try:
+        ppo_config(PPOConfig(), {"num_users": -1}, num_env_runners=1)
+    except ValueError as error:
+        assert "num_users must be an integer >= 1, got -1" in str(error), error
+    else:
+        raise AssertionError("no ValueError")
+
     # The module's doctests (pytest's own collection leaves the module out; see the docstring).
     import doctest
     import driftrec.rl.rllib
