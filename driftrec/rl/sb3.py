@@ -62,8 +62,9 @@ class SB3VecEnv(VecEnv):
     environment's ``SAME_STEP`` mode does): when ``dones[i]``, ``obs[i]`` is the first request
     of the next session and ``infos[i]["terminal_observation"]`` the ended session's last
     observation. Each info dict holds the native info of its row (``expected_reward``,
-    ``oracle_expected_reward``, ``regime``, ``t``, ...) and ``"TimeLimit.truncated": False``
-    (sessions end, they are never cut).
+    ``oracle_expected_reward``, ``regime``, ``t``, ...), ``drift_events`` (the tuple of drift
+    events the step fired, the same for every row; empty on most steps) and
+    ``"TimeLimit.truncated": False`` (sessions end, they are never cut).
 
     Args:
         num_envs: concurrent sessions.
@@ -128,10 +129,9 @@ class SB3VecEnv(VecEnv):
             {**dict(zip(keys, row, strict=True)), "TimeLimit.truncated": False}
             for row in zip(*columns, strict=True)
         ]
-        events = info["drift_events"][0]
-        if events:
-            for row in infos:
-                row["drift_events"] = events
+        events = info["drift_events"][0]  # one tuple for every row (empty: no drift fired)
+        for row in infos:
+            row["drift_events"] = events
         if final is not None:
             final = self._observe(final)
             for j, i in enumerate(np.flatnonzero(terminated)):
