@@ -53,8 +53,11 @@ class RecDriftEnv(gym.Env):
     ## Episode End
     Terminated when the user's session budget (geometric, mean ``session_mean_length``) is spent
     or when, after a request without a click, the user leaves (``leave_prob``). Never truncated.
-    On termination the observation returned is already the first request of the next session,
-    which ``reset()`` (without a seed) then returns again: the world wastes no request.
+    On termination the observation returned is the session's terminal observation: the ended
+    user (her history updated by the last request) over the last request's candidates. Then
+    ``reset()`` (without a seed: the world goes on) returns the next session's first request,
+    already drawn: the world wastes no request. ``step`` after a termination without a
+    ``reset()`` is refused.
 
     ## Info
     ``expected_reward`` (exact expected reward of the served slate under the true state),
@@ -141,8 +144,15 @@ class RecDriftEnv(gym.Env):
         return obs, {"t": self.batch.clock}
 
     def step(self, action: Any):
-        obs, reward, terminated, info = self.batch._step_one(action)
-        self._pending_obs = obs if terminated else None
+        if self._pending_obs is not None:
+            raise gym.error.ResetNeeded(
+                "the session ended at the last step (terminated=True): call reset() to start "
+                "the next one (without a seed the world goes on: it returns the next session's "
+                "first request)"
+            )
+        obs, reward, terminated, info, terminal = self.batch._step_one(action)
+        if terminal is not None:
+            self._pending_obs, obs = obs, terminal
         self._last = info
         if self.render_mode == "rgb_array":
             self._last_slate = action_to_slates(action, 1, self.config)[0]

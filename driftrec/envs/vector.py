@@ -217,17 +217,21 @@ class RecDriftVectorEnv(VectorEnv):
             self._resetting = result.terminated.copy()
         return obs, reward, result.terminated, np.zeros(n, bool), info, terminal
 
-    def _step_one(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, dict[str, Any]]:
+    def _step_one(
+        self, action: Any
+    ) -> tuple[dict[str, np.ndarray], float, bool, dict[str, Any], dict[str, np.ndarray] | None]:
         """``step`` of the one session of a same-step environment, in the single environment's
         scalar form: the slot's observation, reward, termination and info as Python scalars
         (exactly ``step``'s first row: the parity test checks it), without building arrays of
-        length 1 only to take their first entry."""
+        length 1 only to take their first entry; and, if the session ended, its terminal
+        observation (``_step``'s ``final_obs`` row), else None."""
         if self.num_envs != 1 or self.autoreset_mode != AutoresetMode.SAME_STEP:
             raise RuntimeError("_step_one serves one same-step session")
         sessions = self._require_sessions("step()")
         slates = action_to_slates(action, 1, self.config)
         world = sessions.world
-        t = sessions.requests.t
+        before = sessions.requests
+        t = before.t
         result = sessions.serve(slates)
         r = result.response
         info = _info(
@@ -241,7 +245,11 @@ class RecDriftVectorEnv(VectorEnv):
             r.events,
         )
         obs = world.observe_one(sessions.requests)
-        return obs, float(r.reward[0]), bool(result.terminated[0]), info
+        terminated = bool(result.terminated[0])
+        terminal = None
+        if terminated:  # history updated; a copy (the last step's observation shares `before`)
+            terminal = {key: value.copy() for key, value in world.observe_one(before).items()}
+        return obs, float(r.reward[0]), terminated, info, terminal
 
     # ------------------------------------------------------------------ ground truth
 

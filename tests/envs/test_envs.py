@@ -75,7 +75,10 @@ def test_pickle_round_trip_mid_stream_continues_identically(env_id):
     clone.action_space.seed(9)
     for _ in range(60):
         a = env.action_space.sample()
-        assert_same_tree(env.step(a), clone.step(a))
+        step = env.step(a)
+        assert_same_tree(step, clone.step(a))
+        if step[2]:  # terminated
+            assert_same_tree(env.reset(), clone.reset())
 
 
 def test_vector_env_with_one_session_reproduces_the_single_env_step_for_step():
@@ -89,13 +92,17 @@ def test_vector_env_with_one_session_reproduces_the_single_env_step_for_step():
         assert_same_tree(obs_s, {k: v[0] for k, v in obs_b.items()})
         action = rng.integers(0, 20, 5)
         obs_s, r_s, term_s, trunc_s, info_s = single.step(action)
-        obs_b, r_b, term_b, trunc_b, info_b = batched.step(action[None])
+        obs_b, r_b, term_b, trunc_b, info_b, final = batched._step(action[None], final_obs=True)
         assert (r_s, term_s, trunc_s) == (r_b[0], term_b[0], trunc_b[0])
         for key in info_s:
             assert_same_tree(info_s[key], info_b[key][0])
         if term_s:
             terminations += 1
-            obs_s, _ = single.reset()  # the next session was already waiting
+            # the single env returns the ended session's terminal observation ...
+            assert_same_tree(obs_s, {k: v[0] for k, v in final.items()})
+            with pytest.raises(gym.error.ResetNeeded, match=r"session ended .*call reset\(\)"):
+                single.step(action)
+            obs_s, _ = single.reset()  # ... and reset() the next session, already waiting
     assert terminations > 3
     assert single.world.clock == 300 and single.world.regime() == 1
 
@@ -223,7 +230,8 @@ def test_world_persists_across_reset_and_is_rebuilt_by_seed():
     env = RecDriftEnv(**SMALL)
     env.reset(seed=0)
     for _ in range(30):
-        env.step(np.arange(5))
+        if env.step(np.arange(5))[2]:
+            env.reset()
     clock = env.world.clock
     env.reset()
     assert env.world.clock == clock
