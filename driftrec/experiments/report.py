@@ -104,20 +104,30 @@ def _fmt(value: Any, spec: str, ci: Any = None) -> str:
     return text
 
 
-def _summary_rows(summary: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    columns = [
-        (key, label, spec)
-        for key, label, spec, _ in SUMMARY_COLUMNS
-        if key in summary and (key not in SHOWN_WHEN_ANY or _any(summary[key]))
+SEEDS_COLUMN = ("seeds", "seeds", "d", "seeds the row averages (shown when a row lacks some)")
+
+
+def _summary_rows(
+    summary: pd.DataFrame, seeds: int
+) -> tuple[list[str], list[list[str]], list[tuple[str, str]]]:
+    """The table's header and rows, and the (header, meaning) of each shown column; a
+    ``seeds`` column when some row averages fewer than the spec's ``seeds`` (partial
+    results)."""
+    shown = [
+        column
+        for column in SUMMARY_COLUMNS
+        if column[0] in summary and (column[0] not in SHOWN_WHEN_ANY or _any(summary[column[0]]))
     ]
-    header = ["scenario", "agent", *[label for _, label, _ in columns]]
+    if "seeds" in summary and (summary["seeds"] < seeds).any():
+        shown.insert(0, SEEDS_COLUMN)
+    header = ["scenario", "agent", *[label for _, label, _, _ in shown]]
     rows = []
     for _, row in summary.iterrows():
         cells = [row.scenario, row.agent]
-        for key, _, spec in columns:
+        for key, _, spec, _ in shown:
             cells.append(_fmt(row.get(key), spec, row.get(f"{key}_ci")))
         rows.append(cells)
-    return header, rows
+    return header, rows, [(label, text) for _, label, _, text in shown]
 
 
 SHOWN_WHEN_ANY = ("unmeasurable", "diverged")
@@ -170,10 +180,12 @@ class _Page(NamedTuple):
     """Rows of :data:`DIVERGED_HEADER`, one per diverged cell."""
     total: int
     """Cells summarised."""
+    legend: list[tuple[str, str]]
+    """(header, meaning) of each column the table shows."""
 
 
 def _markdown(page: _Page) -> str:
-    title, header, rows, figures, diverged, total = page
+    title, header, rows, figures, diverged, total, legend = page
     lines = [f"# {title}", ""]
     if diverged:
         lines += [f"> **Warning:** {_diverged_text(len(diverged), total)}", ""]
@@ -183,6 +195,7 @@ def _markdown(page: _Page) -> str:
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     lines += ["", FOOTER, ""]
+    lines += [f"- **{label}**: {text}" for label, text in legend] + [""]
     lines += [f"![{name}](figures/{path.name})" for name, path in figures.items()]
     return "\n".join(lines) + "\n"
 
@@ -196,7 +209,7 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _html(page: _Page) -> str:
-    title, header, rows, figures, diverged, total = page
+    title, header, rows, figures, diverged, total, legend = page
     warning = ""
     if diverged:
         warning = (
@@ -204,9 +217,8 @@ def _html(page: _Page) -> str:
             f"{html.escape(_diverged_text(len(diverged), total))}</p>"
             f"{_html_table(DIVERGED_HEADER, diverged)}</div>"
         )
-    legend = "".join(
-        f"<li><b>{html.escape(label)}</b>: {html.escape(text)}</li>"
-        for _, label, _, text in SUMMARY_COLUMNS
+    items = "".join(
+        f"<li><b>{html.escape(label)}</b>: {html.escape(text)}</li>" for label, text in legend
     )
     images = "".join(
         f'<h2>{html.escape(name.replace("_", " "))}</h2><img alt="{name}" '
@@ -224,7 +236,7 @@ def _html(page: _Page) -> str:
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>{warning}"
         f"{_html_table(header, rows)}<p>{html.escape(FOOTER)}</p>"
-        f"<ul>{legend}</ul>{images}</body></html>"
+        f"<ul>{items}</ul>{images}</body></html>"
     )
 
 
@@ -245,9 +257,9 @@ def write_report(directory: str | Path) -> Path:
     figures_dir.mkdir(exist_ok=True)
     figures = write_figures(tables, figures_dir, spec.evaluation.window)
     title = f"driftrec experiment: {spec.name} ({len(results)}/{len(spec.cells())} cells)"
-    header, rows = _summary_rows(tables.summary)
+    header, rows, legend = _summary_rows(tables.summary, len(spec.seeds))
     diverged = _diverged(results)
-    page = _Page(title, header, rows, figures, diverged, len(results))
+    page = _Page(title, header, rows, figures, diverged, len(results), legend)
     atomic_write(root / "summary.md", _markdown(page).encode())
     report = root / "report.html"
     atomic_write(report, _html(page).encode())

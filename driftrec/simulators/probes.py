@@ -84,7 +84,7 @@ class ProbeSet:
         return expected_reward(probs, slot_values(self.requests, slates))
 
     def normalised_reward(self, slates: np.ndarray) -> float:
-        """Mean of expected / oracle reward over the probe (the P[e, j] entry of DESIGN 6)."""
+        """Mean of expected / oracle reward over the probe (P[e, j] of docs/metrics.md)."""
         return float(np.mean(self.expected_reward(slates) / self.oracle_expected_reward))
 
     def click_probability(self) -> np.ndarray:

@@ -115,7 +115,7 @@ def test_a_report_without_diverged_cells_has_no_warning_nor_column(diverged, tmp
     results = [ResultsDir(report.parent).read_cell("sudden__online__s0")]
     tables = build_tables(results, ExperimentSpec.model_validate(_spec(STABLE)))
     assert tables.summary.diverged.tolist() == ["0/1"]
-    header, _ = _summary_rows(tables.summary)
+    header, _, _ = _summary_rows(tables.summary, 1)
     assert "diverged" not in header
 
 

@@ -230,8 +230,23 @@ def test_the_table_shows_unmeasurable_events_when_there_are_any(counts, shown):
             "diverged": ["0/3", "0/3"],
         }
     )
-    header, rows = _summary_rows(summary)
+    header, rows, legend = _summary_rows(summary, 3)
     assert ("unmeasurable" in header) is shown
     assert "diverged" not in header
+    assert [label for label, _ in legend] == header[2:]  # a legend entry per shown column
     if shown:
         assert rows[1][header.index("unmeasurable")] == "1/3"
+
+
+@pytest.mark.parametrize(("seeds", "shown"), [([3, 3], False), ([3, 2], True)])
+def test_a_partial_report_says_how_many_seeds_each_row_averages(seeds, shown):
+    """13/16 cells: a row over 2 of 3 seeds looked like the others but for a missing ±."""
+    from driftrec.experiments.report import _summary_rows
+
+    summary = pd.DataFrame(
+        {"scenario": ["sudden", "sudden"], "agent": ["online", "replay"], "seeds": seeds}
+    )
+    header, rows, _ = _summary_rows(summary, 3)
+    assert ("seeds" in header) is shown
+    if shown:
+        assert [row[header.index("seeds")] for row in rows] == ["3", "2"]

@@ -4,6 +4,7 @@ docs/metrics.md works through the same numbers), and how the summary aggregates 
 import itertools
 import math
 import pickle
+import re
 from html import unescape
 
 import numpy as np
@@ -738,8 +739,11 @@ def test_an_event_measured_at_the_next_batch_keeps_its_kind():
 
 
 def test_both_report_footers_say_what_is_averaged_over_what():
-    page = _Page("t", ["scenario", "agent"], [["sudden", "online"]], {}, [], 1)
+    legend = [("reward", "mean normalised reward over the run")]
+    page = _Page("t", ["scenario", "agent"], [["sudden", "online"]], {}, [], 1, legend)
     for text in (_markdown(page), _html(page)):
         flat = " ".join(unescape(text).split())
         assert "first averaged over each seed's drift events" in flat
         assert "recovery times over the events that recovered" in flat
+        legend_text = re.sub(r"<[^>]+>|\*", "", flat)  # bold in HTML and Markdown
+        assert "reward: mean normalised reward over the run" in legend_text  # the legend, both

@@ -1,5 +1,5 @@
-"""The metrics library of the experiments layer (DESIGN section 6; definitions and a worked
-example in ``docs/metrics.md``): pure functions over NumPy arrays, one definition each.
+"""The metrics library of the experiments layer (definitions and a worked example in
+``docs/metrics.md``): pure functions over NumPy arrays, one definition each.
 
 - curves: :class:`Curve` (per-request piecewise-constant curve over the world clock) and the
   streaming :class:`CurveRecorder` (``update`` / ``result`` / ``reset``);

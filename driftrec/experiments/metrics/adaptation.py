@@ -1,4 +1,4 @@
-"""Adaptation after a drift event (DESIGN section 6): recovery time, dip and adaptation regret,
+"""Adaptation after a drift event (docs/metrics.md): recovery time, dip and adaptation regret,
 against the pre-event level or against the agent's no-drift twin.
 
 With ``rho`` the per-request normalised reward curve, an event at clock ``t_k``, window ``W``

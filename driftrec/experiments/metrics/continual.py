@@ -1,10 +1,10 @@
-"""Forgetting on probes (DESIGN section 6): the regime matrix R and the continual-learning
+"""Forgetting on probes (docs/metrics.md): the regime matrix R and the continual-learning
 metrics over it (Lopez-Paz & Ranzato 2017, "Gradient Episodic Memory for Continual Learning":
 ACC, BWT, FWT; Chaudhry et al. 2018, "Riemannian Walk for Incremental Learning": forgetting).
 
 Regimes are 0-indexed here: ``R[i, j]`` (m, m) is the mean normalised expected reward of the
 agent's greedy slates on regime ``j``'s probe, evaluated at the end of regime ``i``; the last
-regime is ``m - 1``. DESIGN's 1-indexed formulas, rewritten:
+regime is ``m - 1``. The papers' 1-indexed formulas, rewritten:
 
 - ``ACC = mean_j R[m-1, j]``
 - ``BWT = mean_{j < m-1} (R[m-1, j] - R[j, j])``

@@ -1,4 +1,4 @@
-"""Ranking metrics on probes (DESIGN section 6), to set offline metrics against online reward.
+"""Ranking metrics on probes (docs/metrics.md), to set offline metrics against online reward.
 
 A probe request has ``C`` candidates; the agent scores them, and the world knows each
 candidate's *relevance*: its true click probability when shown alone in the top slot. A
