@@ -176,6 +176,7 @@ def _cell_row(result: CellResult, spec: ExperimentSpec) -> dict[str, Any]:
         row |= dict.fromkeys(RANKING_KEYS, math.nan)
     row |= {f"cost_{key}": value for key, value in result.cost.items()}
     row["seconds"] = result.seconds
+    row["node"] = result.node  # the Ray node that ran the cell (None in-process)
     row["diverged_at"] = result.diverged_at
     return row
 
@@ -209,7 +210,7 @@ def _event_summary(events: pd.DataFrame, prefix: str) -> dict[str, Any]:
 
 def _summary(cells: pd.DataFrame, recovery: pd.DataFrame) -> pd.DataFrame:
     rows = []
-    metrics = [c for c in cells.columns if c not in (*KEYS, "diverged_at")]
+    metrics = [c for c in cells.columns if c not in (*KEYS, "diverged_at", "node")]
     for (scenario, agent), group in cells.groupby(["scenario", "agent"], sort=False):
         row: dict[str, Any] = {"scenario": scenario, "agent": agent, "seeds": len(group)}
         # A mean over seeds leaves a diverged seed's NaN ranking metrics out: this says so

@@ -53,7 +53,7 @@ def ray_session(tmp_path_factory, plugins):
 def summary(directory):
     frame = pd.read_parquet(directory / "cells.parquet")
     keep = [c for c in frame.columns if c != "seconds" and not c.endswith("_seconds")]
-    return frame[[c for c in keep if c != "cost_peak_rss_mb"]]
+    return frame[[c for c in keep if c not in ("cost_peak_rss_mb", "node")]]
 
 
 def test_ray_and_in_process_runners_give_identical_summaries(ray_session, tiny, tmp_path):
@@ -101,7 +101,10 @@ def test_ray_workers_import_the_users_own_scenarios_and_agents(
         sys.modules.pop(module, None)
     directory = ResultsDir(report.parent)
     assert directory.finished() == {"onray_shift__onray_random__s0", "onray_shift__online__s0"}
-    assert directory.read_cell("onray_shift__online__s0").node  # ran in a Ray worker
+    node = directory.read_cell("onray_shift__online__s0").node
+    assert node  # ran in a Ray worker, and the cells table says which
+    cells = pd.read_parquet(directory.root / "cells.parquet").set_index(["agent", "seed"])
+    assert cells.loc[("online", 0), "node"] == node
 
 
 def test_more_cpus_per_cell_than_any_node_has_fails_at_once(ray_session, tiny, tmp_path):
