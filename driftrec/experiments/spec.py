@@ -34,6 +34,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from driftrec.experiments.spec_checks import first_update
+from driftrec.validation import MAX_SIZE, MAX_TIME
+
 __all__ = [
     "AgentSpec",
     "Cell",
@@ -48,9 +51,6 @@ __all__ = [
 
 _LABEL = re.compile(r"^[A-Za-z0-9_.-]+$")
 _MODULE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-
-MANY_REGIMES = 200
-"""More regimes than this within a cell's horizon draws a warning when the spec is checked."""
 
 MAX_SEED = 2**63 - 1
 """Seeds are stored as int64 (in the cell files and the report's tables)."""
@@ -128,7 +128,7 @@ class WarmStartSpec(_Model):
     """The starting point every agent of a cell shares: pretraining on logged requests drawn
     from the first regime, before the stream (strategies then differ only in how they update)."""
 
-    requests: int = Field(ge=1)
+    requests: int = Field(ge=1, le=MAX_SIZE)
     """Logged requests to pretrain on."""
     policy: Literal["uniform", "softmax"] = "uniform"
     """Logging policy: uniformly random slates, or Plackett-Luce over the true utilities."""
@@ -137,23 +137,23 @@ class WarmStartSpec(_Model):
 class EvaluationSpec(_Model):
     """How cells are measured (docs/metrics.md)."""
 
-    window: int = Field(5_000, ge=1)
+    window: int = Field(5_000, ge=1, le=MAX_TIME)
     """W: the window of recovery time and dip, in requests (a multiple of ``num_envs`` is
     best: the clock's resolution is one batch)."""
-    eps: float = Field(0.05, ge=0.0, lt=1.0)
+    eps: float = Field(0.05, ge=0.0, lt=1.0, allow_inf_nan=False)
     """Recovery tolerance: back to (1 - eps) of the pre-shift (or twin) level."""
-    every: int = Field(10_000, ge=1)
+    every: int = Field(10_000, ge=1, le=MAX_TIME)
     """Probe cadence: greedy slates are scored on every regime's probe set this often (and at
     the end of every regime), between batches: each multiple of ``every`` is rounded up to the
     batch grid, so it must be at least ``num_envs`` (at most one evaluation per batch)."""
-    probe_size: int = Field(500, ge=10)
+    probe_size: int = Field(500, ge=10, le=MAX_SIZE)
     """Requests per probe set."""
-    regret_horizon: int | None = Field(None, ge=1)
+    regret_horizon: int | None = Field(None, ge=1, le=MAX_TIME)
     """H of adaptation regret (default: up to the next event or the horizon)."""
     twin: bool | Literal["auto"] = "auto"
     """Also run each learning agent on the no-drift twin world (``auto``: when the scenario
     schedules a change within the horizon)."""
-    resolution: int | None = Field(None, ge=1)
+    resolution: int | None = Field(None, ge=1, le=MAX_TIME)
     """Bin width of the recorded curves in requests (default: ``num_envs``)."""
 
 
@@ -176,9 +176,9 @@ class ExperimentSpec(_FreeForm, _Model):
     registered. Each must be importable where cells run: from the working directory or
     ``PYTHONPATH`` (a local Ray cluster's workers share both); on a remote cluster, installed
     on its nodes."""
-    horizon: int = Field(ge=1)
+    horizon: int = Field(ge=1, le=MAX_TIME)
     """Requests served per cell."""
-    num_envs: int = Field(256, ge=1)
+    num_envs: int = Field(256, ge=1, le=MAX_SIZE)
     """Concurrent sessions per cell (the batch size of the environment)."""
     seeds: list[int] = Field(min_length=1)
     world: dict[str, Any] = Field(default_factory=dict)
@@ -295,33 +295,45 @@ class ExperimentSpec(_FreeForm, _Model):
 
     def check_against_registries(self) -> None:
         """Resolve every scenario against the world settings and build every agent once, so
-        that a bad name or parameter fails now, naming it (raises :class:`SpecError`)."""
+        that a bad name or parameter fails now, naming it (raises :class:`SpecError`); refuse
+        arrays a cell could not allocate, and warn about evaluation settings that would measure
+        nothing or nonsense (``driftrec.experiments.spec_checks``)."""
         from driftrec.agents import make_agent
         from driftrec.envs import RecDriftVectorEnv
+        from driftrec.experiments import spec_checks as checks
+        from driftrec.simulators.scenarios import resolve_world
 
         self.import_modules()
-        problems = []
-        envs = {}
+        problems = checks.world_key_problems(self)  # once, not once per scenario
+        if problems:
+            raise SpecError("bad experiment spec:\n  " + "\n  ".join(problems))
+        envs: dict[int, Any] = {}
+        too_big: dict[str, str] = {}
         for i, scenario in enumerate(self.scenarios):
-            try:
-                envs[i] = RecDriftVectorEnv(
-                    self.num_envs, scenario.name, **self.world, **scenario.params
-                )
+            where = f"scenarios.{i} ({scenario.key})"
+            try:  # nothing is drawn or allocated before the sizes are known to fit
+                world_spec = resolve_world(scenario.name, **self.world, **scenario.params)
+                bounds = world_spec.regime_boundaries(self.horizon)
+                regimes = 1 + sum(0 < b < self.horizon for b in bounds)  # probe sets
+                found = checks.memory_problems(self, where, world_spec.config, regimes)
+                too_big = {**found, **too_big}  # one line a field
+                if not found:
+                    envs[i] = RecDriftVectorEnv(
+                        self.num_envs, scenario.name, **self.world, **scenario.params
+                    )
             except (TypeError, ValueError) as error:
-                problems.append(f"scenarios.{i} ({scenario.key}): {error}")
-        for i, scenario_env in envs.items():
-            bounds = scenario_env.world_spec.regime_boundaries(self.horizon)
-            regimes = 1 + sum(0 < b < self.horizon for b in bounds)  # the cell probes <= these
-            if regimes > MANY_REGIMES:
-                warnings.warn(
-                    f"scenarios.{i} ({self.scenarios[i].key}): {regimes:,} regimes within the "
-                    f"horizon of {self.horizon:,} requests; each gets a probe set of "
-                    f"{self.evaluation.probe_size} requests and an evaluation at its end, so "
-                    "cells will be slow and the per-regime figures crowded (a longer period or "
-                    "regime_every keeps them readable)",
-                    UserWarning,
-                    stacklevel=2,
+                problems.append(f"{where}: {error}")
+                continue
+            except MemoryError as error:
+                problems.append(
+                    f"{where}: its environment does not fit in memory ({error}); "
+                    "lower num_envs or the world's sizes"
                 )
+                continue
+            checks.scenario_warnings(self, i, world_spec, regimes)
+        problems += too_big.values()
+        problems += checks.agent_setting_problems(self)
+        checks.evaluation_warnings(self)
         env = next(iter(envs.values()), None)
         if env is not None:
             env.reset(seed=0)  # agents such as the frozen oracle read the drawn world
@@ -340,6 +352,12 @@ class ExperimentSpec(_FreeForm, _Model):
             except (TypeError, ValueError) as error:
                 problems.append(f"agents.{i} ({agent.key}): {error}")
                 continue
+            except MemoryError as error:
+                problems.append(
+                    f"agents.{i} ({agent.key}): it does not fit in memory ({error}); "
+                    "lower its sizes (model, buffers)"
+                )
+                continue
             first = first_update(built)
             if first is not None and first >= self.horizon:
                 warnings.warn(
@@ -352,35 +370,6 @@ class ExperimentSpec(_FreeForm, _Model):
                 )
         if problems:
             raise SpecError("bad experiment spec:\n  " + "\n  ".join(problems))
-
-
-def first_update(agent: Any) -> int | None:
-    """The number of requests after which a rule-based learning agent first updates, when
-    every rule fires on a fixed schedule (rules are checked once per micro-batch); None for an
-    agent with a data-driven trigger (a drift alarm), without rules, or not rule-based."""
-    from driftrec.agents.triggers import EveryN, EveryStep, Never, Schedule
-    from driftrec.experiments.cell import effective_clock  # rounds up to a grid
-
-    strategy, learner = getattr(agent, "strategy", None), getattr(agent, "learner", None)
-    rules = getattr(strategy, "rules", ())
-    if learner is None or not rules:
-        return None
-    micro = learner.micro_batch
-    firsts = []
-    for rule in rules:
-        trigger = rule.trigger
-        if isinstance(trigger, Never):
-            continue
-        if isinstance(trigger, EveryStep):
-            first = micro
-        elif isinstance(trigger, EveryN):
-            first = trigger.n
-        elif isinstance(trigger, Schedule):
-            first = min(trigger.at)
-        else:
-            return None
-        firsts.append(effective_clock(first, micro))  # the micro-batch that reaches it
-    return min(firsts, default=None)
 
 
 @dataclass(frozen=True)

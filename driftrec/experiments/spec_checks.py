@@ -1,0 +1,253 @@
+"""The checks of an experiment spec that need the registries or the resolved world
+(``ExperimentSpec.check_against_registries``): the ``world`` mapping's keys, whether the
+arrays a cell allocates (a batch of observations, the probe sets, the warm start's logged
+requests) fit in this machine's memory, settings an agent does not take, and the evaluation
+settings that would measure nothing or nonsense (warnings, docs/metrics.md).
+
+Each function returns problems as ``"field.path: what is wrong and what to do"`` lines, or
+warns (a :class:`UserWarning` per problem, naming the field).
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import os
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from driftrec.experiments.spec import ExperimentSpec
+    from driftrec.simulators import WorldConfig
+    from driftrec.simulators.scenarios import WorldSpec
+
+__all__ = [
+    "ENV_OPTIONS",
+    "MANY_REGIMES",
+    "agent_setting_problems",
+    "evaluation_warnings",
+    "first_update",
+    "machine_memory",
+    "memory_problems",
+    "request_bytes",
+    "scenario_warnings",
+    "world_key_problems",
+]
+
+ENV_OPTIONS = ("twin", "autoreset_mode", "preset")
+"""Environment options a cell sets itself: not world settings (one in ``world`` would clash)."""
+
+MANY_REGIMES = 200
+"""More regimes than this within a cell's horizon draws a warning when the spec is checked."""
+
+BATCH_COPIES = 4
+"""A batch of observations is held about this many times over while a cell builds and steps its
+environment (the batched space's lower and upper bounds, the observation, the agent's copy)."""
+
+
+def machine_memory() -> int | None:
+    """This machine's physical memory in bytes (as ``WorldConfig.check_fits_in_memory`` reads
+    it), or None where the platform does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not available on this platform
+        return None
+
+
+def request_bytes(config: WorldConfig) -> int:
+    """Bytes one request takes in a batch, a probe set or logged data, roughly: its observation
+    (candidate ids, features and topics, user id and features, history) plus its candidates'
+    utilities and values (float64) and a slate's positions, clicks and propensities."""
+    from driftrec.envs.spaces import observation_space
+
+    space = observation_space(config)
+    observation = 0
+    for box in space.spaces.values():
+        observation += int(np.prod(box.shape or ())) * np.dtype(box.dtype).itemsize
+    return observation + 16 * config.num_candidates + 24 * config.slate_size
+
+
+def world_key_problems(spec: ExperimentSpec) -> list[str]:
+    """``world`` keys that are neither world settings nor a parameter of one of the spec's
+    scenarios (which ``world`` may also set), each with the closest world setting."""
+    from driftrec.simulators import WorldConfig
+    from driftrec.simulators.scenarios import scenario_parameters
+
+    settings = WorldConfig.field_names()
+    scenario_keys: set[str] = set()
+    for scenario in spec.scenarios:
+        try:
+            scenario_keys |= set(scenario_parameters(scenario.name))
+        except (KeyError, TypeError, ValueError):  # an unknown scenario: reported on its own
+            pass
+    problems = []
+    for key in spec.world:
+        if key in ENV_OPTIONS:
+            problems.append(
+                f"world.{key}: not a world setting but an environment option, which every cell "
+                "sets itself; remove it (evaluation.twin says whether the no-drift twin runs)"
+            )
+        elif key not in settings and key not in scenario_keys and key != "render_mode":
+            close = difflib.get_close_matches(str(key), settings, n=1)
+            hint = (
+                f"did you mean {close[0]}?" if close else f"world settings are {sorted(settings)}"
+            )
+            problems.append(f"world.{key}: unknown world setting; {hint}")
+    return problems
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB"
+
+
+def memory_problems(spec: ExperimentSpec, where: str, config: WorldConfig, regimes: int) -> dict:
+    """The arrays of a cell of scenario ``where`` (its world ``config``, ``regimes`` regimes
+    within the horizon) that exceed this machine's memory, by field: a batch of ``num_envs``
+    observations, the probe sets (one of ``probe_size`` requests per regime), the warm start's
+    logged requests. Empty where the machine's memory is unknown."""
+    total = machine_memory()
+    if total is None:
+        return {}
+    per = request_bytes(config)
+    asks = {  # field: (bytes per unit, units, what they are)
+        "num_envs": (BATCH_COPIES * per, spec.num_envs, "concurrent sessions (one batch)"),
+        "evaluation.probe_size": (
+            regimes * per,
+            spec.evaluation.probe_size,
+            f"requests per probe set ({regimes:,} regime(s), a probe set each)",
+        ),
+    }
+    if spec.warm_start is not None:
+        asks["warm_start.requests"] = (per, spec.warm_start.requests, "logged requests")
+    problems = {}
+    for field, (unit, count, what) in asks.items():
+        if unit * count > total:
+            problems[field] = (
+                f"{field}: {count:,} {what} on {where}'s world ({per:,} bytes a request) need "
+                f"about {_gib(unit * count)}, more than this machine's {_gib(total)}: at most "
+                f"{total // unit:,} fit; lower {field} (or shrink the world: num_candidates, "
+                "item_feature_dim, history_length)"
+            )
+    return problems
+
+
+def agent_setting_problems(spec: ExperimentSpec) -> list[str]:
+    """An explicit ``model`` or ``exploration`` given to a built-in baseline, which has neither
+    (it would be ignored, and spec.yaml would record it)."""
+    from driftrec.agents import BASELINES
+
+    problems = []
+    for i, agent in enumerate(spec.agents):
+        given = sorted(agent.model_fields_set & {"model", "exploration"})
+        if agent.name in BASELINES and given:
+            problems.append(
+                f"agents.{i} ({agent.key}): {' and '.join(given)} given, but {agent.name!r} "
+                f"has no model and does not explore; remove {' and '.join(given)} (learning "
+                "agents take them)"
+            )
+    return problems
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, UserWarning, stacklevel=4)
+
+
+def evaluation_warnings(spec: ExperimentSpec) -> None:
+    """Warn about evaluation settings that contradict the horizon or the batch grid."""
+    ev, horizon, batch, resolution = spec.evaluation, spec.horizon, spec.num_envs, spec.resolution
+    if ev.window >= horizon:
+        _warn(
+            f"evaluation.window ({ev.window:,}) is not shorter than the horizon ({horizon:,}): "
+            "no event can have both a pre-event window [t - W, t) and a window after it, so no "
+            "recovery time or dip can be measured; lower evaluation.window (docs/metrics.md)"
+        )
+    if ev.window < resolution:
+        _warn(
+            f"evaluation.window ({ev.window:,}) is shorter than the curves' bin width "
+            f"(evaluation.resolution, {resolution:,}): each window mean reads part of one bin, "
+            "so recovery is measured at the bin width, not W; raise evaluation.window to a "
+            "multiple of the resolution or lower evaluation.resolution"
+        )
+    if ev.resolution is not None and ev.resolution % batch:
+        _warn(
+            f"evaluation.resolution ({ev.resolution:,}) is not a multiple of num_envs "
+            f"({batch:,}): a batch's requests share one clock for the world's state, so bins "
+            "inside a batch only split it; use a multiple of num_envs"
+        )
+    if ev.resolution is not None and ev.resolution > ev.window:
+        _warn(
+            f"evaluation.resolution ({ev.resolution:,}) is larger than evaluation.window "
+            f"({ev.window:,}): recovery time and dip are measured no finer than a bin; lower "
+            "evaluation.resolution to at most the window"
+        )
+
+
+def scenario_warnings(spec: ExperimentSpec, i: int, world_spec: WorldSpec, regimes: int) -> None:
+    """Warn about scenario ``i``'s ``regimes`` within the horizon and its scheduled changes:
+    too many regimes, none seen within the horizon, or two changes closer than the window
+    (docs/metrics.md's pitfalls)."""
+    from driftrec.experiments.cell import effective_clock
+    from driftrec.simulators.drift.base import DriftProcess
+
+    where, horizon = f"scenarios.{i} ({spec.scenarios[i].key})", spec.horizon
+    window = spec.evaluation.window
+    if regimes > MANY_REGIMES:
+        _warn(
+            f"{where}: {regimes:,} regimes within the horizon of {horizon:,} requests; each "
+            f"gets a probe set of {spec.evaluation.probe_size} requests and an evaluation at "
+            "its end, so cells will be slow and the per-regime figures crowded (a longer "
+            "period or regime_every keeps them readable)"
+        )
+    scheduled = world_spec.scheduled_changes(horizon)
+    changes = sorted(
+        {c for c in (effective_clock(b, spec.num_envs) for b in scheduled) if 0 < c < horizon}
+    )
+    schedules = any(type(p).boundaries is not DriftProcess.boundaries for p in world_spec.processes)
+    if schedules and not changes:
+        _warn(
+            f"{where}: its drift is scheduled, but no change is seen within the horizon of "
+            f"{horizon:,} requests (on the batch grid of {spec.num_envs:,}): nothing is measured "
+            "and the report has no recovery columns; move the change before the horizon or "
+            "lengthen the horizon"
+        )
+    gaps = [(a, b) for a, b in itertools.pairwise(changes) if b - a < window]
+    if gaps:
+        a, b = gaps[0]
+        _warn(
+            f"{where}: {len(gaps)} of its scheduled changes come less than evaluation.window "
+            f"({window:,}) after the previous one (first: {a:,} and {b:,}, as seen on the batch "
+            "grid): each is measured against the previous one's degraded level (docs/metrics.md, "
+            "pitfalls); lower evaluation.window below the gap or space the changes, and read "
+            "the twin columns"
+        )
+
+
+def first_update(agent: Any) -> int | None:
+    """The number of requests after which a rule-based learning agent first updates, when
+    every rule fires on a fixed schedule (rules are checked once per micro-batch); None for an
+    agent with a data-driven trigger (a drift alarm), without rules, or not rule-based."""
+    from driftrec.agents.triggers import EveryN, EveryStep, Never, Schedule
+    from driftrec.experiments.cell import effective_clock  # rounds up to a grid
+
+    strategy, learner = getattr(agent, "strategy", None), getattr(agent, "learner", None)
+    rules = getattr(strategy, "rules", ())
+    if learner is None or not rules:
+        return None
+    micro = learner.micro_batch
+    firsts = []
+    for rule in rules:
+        trigger = rule.trigger
+        if isinstance(trigger, Never):
+            continue
+        if isinstance(trigger, EveryStep):
+            first = micro
+        elif isinstance(trigger, EveryN):
+            first = trigger.n
+        elif isinstance(trigger, Schedule):
+            first = min(trigger.at)
+        else:
+            return None
+        firsts.append(effective_clock(first, micro))  # the micro-batch that reaches it
+    return min(firsts, default=None)
