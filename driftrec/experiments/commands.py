@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,36 +19,88 @@ def _one_line(error: BaseException) -> str:
     return "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
 
 
+def _missing_dirs(out: Path) -> list[Path]:
+    """``out`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    for path in (out, *out.parents):
+        if os.path.lexists(path):
+            break
+        missing.append(path)
+    return missing
+
+
+def _remove_empty(paths: list[Path]) -> None:
+    for path in paths:  # deepest first; only if still empty
+        with contextlib.suppress(OSError):
+            path.rmdir()
+
+
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Every refusal (spec, directory, runner) comes before the banner and leaves nothing
+    behind; a failing cell and Ctrl-C are one line each, the finished cells kept."""
     from driftrec.experiments.cli import prepare_out
-    from driftrec.experiments.experiment import run_experiment
+    from driftrec.experiments.experiment import check_experiment, run_checked
+    from driftrec.experiments.runners import CellError, ray_address
     from driftrec.experiments.spec import SpecError, load_spec
 
+    if args.address and args.runner != "ray":
+        parser.error(
+            f"argument --address: joins a Ray cluster, so it needs --runner ray (--runner "
+            f"{args.runner} runs the cells in this process); drop one of them"
+        )
     try:
-        spec = load_spec(args.spec)
+        spec = load_spec(args.spec)  # checked against the registries once, here
     except SpecError as error:
         parser.error(_one_line(error))
     out = Path(args.out) if args.out else Path("results") / spec.name
-    created = not os.path.lexists(out)
+    created = _missing_dirs(out)
     problem = prepare_out(out, ())
     if problem is not None:
         parser.error(f"argument --out: {problem}")
-    cells = len(spec.cells())
+    try:
+        directory = check_experiment(spec, out, runner=args.runner, address=args.address)
+    except SpecError as error:  # refused before anything was written
+        _remove_empty(created)
+        parser.error(_one_line(error))
+    except KeyboardInterrupt:
+        _remove_empty(created)
+        print("interrupted before any cell ran; nothing written", file=sys.stderr)
+        return 130
+    cells = {cell.id for cell in spec.cells()}
+    where = args.runner
+    if args.runner == "ray":
+        address, source = ray_address(args.address)
+        where = "ray on this machine" if address is None else f"ray at {address}"
+        where += " (from RAY_ADDRESS)" if source == "RAY_ADDRESS" else ""
     print(
         f"driftrec run: {spec.name}: {len(spec.scenarios)} scenarios x {len(spec.agents)} agents "
-        f"x {len(spec.seeds)} seeds = {cells} cells of {spec.horizon:,} requests, on "
-        f"{args.runner}{' at ' + args.address if args.address else ''} -> {out}"
+        f"x {len(spec.seeds)} seeds = {len(cells)} cells of {spec.horizon:,} requests, on "
+        f"{where} -> {out}"
     )
     began = time.perf_counter()
     try:
-        report = run_experiment(
-            spec, out, runner=args.runner, address=args.address, progress=not args.quiet
+        report = run_checked(
+            spec, directory, runner=args.runner, address=args.address, progress=not args.quiet
         )
-    except SpecError as error:  # refused before anything was written
-        if created:
-            with contextlib.suppress(OSError):
-                out.rmdir()  # only if still empty
+    except CellError as error:
+        finished = len(directory.finished() & cells)
+        print(
+            f"{parser.prog}: error: {_one_line(error)}; {finished} of {len(cells)} cells "
+            f"finished and kept in {out}: fix the cause and run the same command again to "
+            "resume (finished cells are skipped)",
+            file=sys.stderr,
+        )
+        return 1
+    except SpecError as error:  # the directory refused in prepare (e.g. cells set aside twice)
         parser.error(_one_line(error))
+    except KeyboardInterrupt:
+        finished = len(directory.finished() & cells)
+        print(
+            f"interrupted: {finished} of {len(cells)} cells finished and kept in {out}; run "
+            "the same command again to resume",
+            file=sys.stderr,
+        )
+        return 130
     print(f"done in {time.perf_counter() - began:,.0f} s; tables, figures and summary.md in {out}")
     print(f"report: {report}")
     return 0
@@ -97,14 +150,44 @@ def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
-def list_agents() -> None:
-    """Print the agents, models and explorations with their parameters."""
-    from driftrec.agents import EXPLORATIONS, MODELS, agent_names, agent_parameters
+def _defaults(parameters: dict[str, Any]) -> str:
+    """``name=default, ...`` (``name`` alone where there is no default; tuples as the YAML
+    lists a spec gives)."""
+    import inspect
 
-    print("Agents (make_agent name, parameters):")
-    for name in agent_names():
-        print(f"  {name:<16} {', '.join(agent_parameters(name)) or '-'}")
-    print(f"Models: {', '.join(MODELS)}; explorations: {', '.join(EXPLORATIONS)}.")
+    shown = []
+    for key, value in parameters.items():
+        if value is inspect.Parameter.empty:
+            shown.append(key)
+        else:
+            shown.append(f"{key}={list(value) if isinstance(value, tuple) else value!r}")
+    return ", ".join(shown) or "-"
+
+
+def _print_entries(entries: dict[str, dict[str, Any]], width: int = 16) -> None:
+    import shutil
+    import textwrap
+
+    columns = max(shutil.get_terminal_size((100, 24)).columns, 60)
+    for name, parameters in entries.items():
+        lines = textwrap.wrap(
+            _defaults(parameters), columns - width - 3, break_long_words=False
+        ) or ["-"]
+        print(f"  {name:<{width}} {lines[0]}")
+        for line in lines[1:]:
+            print(f"  {'':<{width}} {line}")
+
+
+def list_agents() -> None:
+    """Print the agents, models and explorations with their parameters and defaults."""
+    from driftrec.agents import AGENTS, EXPLORATIONS, MODELS, agent_names
+
+    print("Agents (make_agent name, parameters with defaults; a spec's agents.params):")
+    _print_entries({name: AGENTS.parameters(name) for name in agent_names()})
+    print("Models (a spec's model: NAME or {name: NAME, PARAM: VALUE}), parameters with defaults:")
+    _print_entries({name: MODELS.parameters(name) for name in MODELS})
+    print("Explorations (exploration: NAME or {name: NAME, PARAM: VALUE}), parameters:")
+    _print_entries({name: EXPLORATIONS.parameters(name) for name in EXPLORATIONS})
 
 
 def add_experiment_commands(
@@ -121,7 +204,12 @@ def add_experiment_commands(
         help="the spec (default: the shipped quickstart)",
     )
     run.add_argument("--runner", choices=RUNNERS, default="ray", help="where cells run")
-    run.add_argument("--address", default=None, help="join this Ray cluster (host:port)")
+    run.add_argument(
+        "--address",
+        default=None,
+        help="join this Ray cluster (HOST:PORT; default: RAY_ADDRESS if set, else Ray starts "
+        "on this machine); --runner ray only",
+    )
     run.add_argument("--out", default=None, help="results directory (default results/<name>)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(func=_run, parser=run)

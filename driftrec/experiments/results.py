@@ -4,16 +4,21 @@
 per finished cell (``cells/<cell id>.pkl``, written atomically the moment the cell finishes), and
 what the report builds from them: Parquet tables, PNG figures, ``report.html`` and
 ``summary.md``. Re-running the same spec into the same directory resumes: finished cells are
-skipped. A different spec in an existing directory is refused, so results never mix.
+skipped. A different spec in an existing directory is refused, naming the fields that differ, so
+results never mix; ``resources`` may change (it does not change the numbers). A directory whose
+spec.yaml has no finished cell yet (a run that failed in its first cells) takes the new spec.
+Cells without a spec.yaml are refused (whose they are is unknown).
 
 Cell files carry the format of what a cell measures (``cells/FORMAT``, :data:`CELL_FORMAT`).
 Cells written by an older driftrec (an older format: cells that measured less, or numbers the
 world no longer produces) cannot be summarised with the rest: on resuming, they are moved
-aside to ``cells.format-<n>/`` and run again.
+aside to ``cells.format-<n>/`` and run again. A cell file that cannot be read (empty or
+truncated by a copy) is moved aside to ``cells.unreadable/`` and run again.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import tempfile
@@ -22,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from driftrec.experiments.spec import ExperimentSpec, SpecError
 
@@ -30,6 +36,10 @@ __all__ = ["ResultsDir"]
 SPEC_FILE = "spec.yaml"
 CELLS = "cells"
 FORMAT_FILE = "FORMAT"
+UNREADABLE = "cells.unreadable"
+IGNORED_FIELDS = ("resources",)
+"""Spec fields that do not change a cell's numbers: a directory may be resumed with them
+changed."""
 CELL_FORMAT = 6
 """The format of cell files: 6 adds what the stream's optimiser steps wrote
 (``optimiser_steps``, ``parameters_updated`` and ``parameters_updated_per_step``); 5 measures
@@ -90,29 +100,62 @@ class ResultsDir:
 
     def check_compatible(self, spec: ExperimentSpec) -> str | None:
         """Raise :class:`SpecError` if the directory holds results of another spec (results of
-        two specs never mix), or is a file; writes nothing. Returns the fingerprint found (None
-        for a new directory)."""
+        two specs never mix; the message names the fields that differ), cells without a
+        spec.yaml, or is a file; writes nothing. Returns the fingerprint found (None for a
+        directory to (re)start: new, or a spec.yaml without any finished cell)."""
         if self.root.exists() and not self.root.is_dir():
             raise SpecError(f"--out {self.root} exists and is not a directory")
         existing = self.read_spec_fingerprint()
-        if existing is not None and existing != spec.fingerprint():
+        cells = self.finished()
+        if existing is None:
+            if cells:
+                raise SpecError(
+                    f"{self.cells_dir} holds {len(cells)} cell file(s) but {self.root} has no "
+                    f"{SPEC_FILE}: they may be another spec's results; use another --out, or "
+                    f"delete {self.cells_dir} to start over"
+                )
+            return None
+        if existing == spec.fingerprint() or not cells:
+            return existing if cells else None
+        differences = self._differences(spec)
+        if differences:
             raise SpecError(
-                f"{self.root} holds results of a different spec (fingerprint {existing}, this "
-                f"spec's is {spec.fingerprint()}): use another --out, or delete that directory "
-                "to start over"
+                f"{self.root} holds results of a different spec ({'; '.join(differences)}): "
+                "use another --out, or delete that directory to start over"
             )
-        return existing
+        return existing  # only resources differ: the numbers are the same
+
+    def _differences(self, spec: ExperimentSpec) -> list[str]:
+        """The top-level fields in which ``spec`` differs from the stored one (``resources``
+        apart), as ``field: <there> there, <here> here``."""
+        stored = self.read_spec().model_dump(mode="json")
+        here = spec.model_dump(mode="json")
+        found = []
+        for key in here:
+            if key in IGNORED_FIELDS or stored.get(key) == here[key]:
+                continue
+            found.append(f"{key}: {_short(stored.get(key))} there, {_short(here[key])} here")
+        return found
 
     def prepare(self, spec: ExperimentSpec) -> None:
         """Create the directory for ``spec``, or check that an existing one holds the same spec
-        (raises :class:`SpecError` if not: results of two specs never mix)."""
+        (raises :class:`SpecError` if not: results of two specs never mix). A spec.yaml with
+        no finished cell is replaced, with a warning; unreadable cell files are moved aside."""
         existing = self.check_compatible(spec)
         self._set_aside_old_cells()
+        self._set_aside_unreadable_cells()
         self.cells_dir.mkdir(parents=True, exist_ok=True)
         (self.cells_dir / FORMAT_FILE).write_text(f"{CELL_FORMAT}\n")
         if existing is None:
+            path = self.root / SPEC_FILE
+            if path.is_file() and self.read_spec_fingerprint() != spec.fingerprint():
+                warnings.warn(
+                    f"{path} was written by a run that finished no cell: replaced with this spec",
+                    UserWarning,
+                    stacklevel=3,
+                )
             text = f"# fingerprint: {spec.fingerprint()}\n" + spec.to_yaml()
-            atomic_write(self.root / SPEC_FILE, text.encode())
+            atomic_write(path, text.encode())
 
     def cell_format(self) -> int | None:
         """The format of the cell files here (None without cells; 1 for cells written before
@@ -146,19 +189,58 @@ class ResultsDir:
             stacklevel=3,
         )
 
+    def _set_aside_unreadable_cells(self) -> None:
+        """Move cell files that cannot be read (empty, truncated) to ``cells.unreadable/``
+        (they will run again), with a warning naming each."""
+        if not self.cells_dir.is_dir():
+            return
+        for path in sorted(self.cells_dir.glob("*.pkl")):
+            try:
+                self.read_cell(path.stem)
+            except SpecError as error:
+                aside = self.root / UNREADABLE
+                aside.mkdir(exist_ok=True)
+                target = aside / path.name
+                n = 1
+                while target.exists():
+                    target, n = aside / f"{path.stem}.{n}.pkl", n + 1
+                path.rename(target)
+                warnings.warn(
+                    f"{path} cannot be read ({error.__cause__ or error}): moved to {target} and "
+                    "its cell runs again",
+                    UserWarning,
+                    stacklevel=3,
+                )
+
     def read_spec_fingerprint(self) -> str | None:
         path = self.root / SPEC_FILE
         if not path.is_file():
             return None
-        first = path.read_text().splitlines()[0]
+        lines = path.read_text(errors="replace").splitlines()
+        first = lines[0] if lines else ""
         return first.split(":", 1)[1].strip() if first.startswith("# fingerprint:") else ""
 
     def read_spec(self) -> ExperimentSpec:
-        """The spec the directory was made for."""
+        """The spec the directory was made for (a :class:`SpecError` naming the file if it is
+        missing or damaged)."""
         path = self.root / SPEC_FILE
         if not path.is_file():
             raise SpecError(f"{self.root} has no {SPEC_FILE}: it is not an experiment directory")
-        return ExperimentSpec.model_validate(yaml.safe_load(path.read_text()))
+        try:
+            data = yaml.safe_load(path.read_text())
+            return ExperimentSpec.model_validate(data)
+        except (yaml.YAMLError, UnicodeDecodeError, ValidationError) as error:
+            if isinstance(error, ValidationError):
+                item = error.errors()[0]
+                where = ".".join(str(part) for part in item["loc"]) or "(spec)"
+                more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+                reason = f"{where}: {item['msg']}{more}"
+            else:
+                reason = " ".join(str(error).split())
+            raise SpecError(
+                f"{path} is damaged ({reason}): restore it (it must be the spec this directory's "
+                "cells were run with), or run the spec again into a new --out"
+            ) from error
 
     def finished(self) -> set[str]:
         """Ids of the cells whose results are written."""
@@ -172,5 +254,22 @@ class ResultsDir:
         return path
 
     def read_cell(self, cell_id: str) -> Any:
-        with self.cell_path(cell_id).open("rb") as f:
-            return pickle.load(f)
+        """The result of cell ``cell_id`` (a :class:`SpecError` naming the file if it cannot
+        be read: ``driftrec run`` moves such a file aside and runs its cell again)."""
+        path = self.cell_path(cell_id)
+        try:
+            with path.open("rb") as f:
+                return pickle.load(f)
+        except FileNotFoundError:
+            raise
+        except Exception as error:  # EOFError, UnpicklingError...: empty or truncated
+            raise SpecError(
+                f"cell file {path} cannot be read ({type(error).__name__}: {error}; empty or "
+                "truncated?): run the spec again with `driftrec run` into this directory, which "
+                "moves it aside and runs that cell again"
+            ) from error
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= width else text[: width - 3] + "..."

@@ -13,16 +13,27 @@ here by skipping cells whose result file exists.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from pathlib import Path
 
 from driftrec.experiments.cell import CellResult, run_cell
 from driftrec.experiments.results import ResultsDir
 from driftrec.experiments.spec import Cell, ExperimentSpec, SpecError
 
-__all__ = ["FAULT_ENV", "RUNNERS", "init_ray", "preflight", "run_cells"]
+__all__ = [
+    "FAULT_ENV",
+    "RUNNERS",
+    "CellError",
+    "RunnerError",
+    "init_ray",
+    "preflight",
+    "ray_address",
+    "run_cells",
+]
 
 RUNNERS = ("local", "ray")
 
@@ -31,11 +42,34 @@ FAULT_ENV = "DRIFTREC_FAULT_KILL_ONCE"
 (``os._exit``) the first time it meets the cell (a marker file per cell in the directory
 records it), to test that dead workers' cells are retried."""
 
+CONNECT_TIMEOUT = 2.0
+"""Seconds a Ray address has to accept a TCP connection before the run is refused (``ray.init``
+itself retries for minutes)."""
+
+
+class RunnerError(SpecError):
+    """The runner cannot start: nothing answers at the Ray address, or joining the cluster
+    failed. Raised before anything is written."""
+
+
+class CellError(RuntimeError):
+    """A cell failed: the message names it (scenario, agent, seed) and gives the original
+    error's type and message (chained as ``__cause__``). Cells finished before it are kept."""
+
+    def __init__(self, cell: Cell, error: BaseException | str) -> None:
+        self.cell_id = cell.id
+        what = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+        what = "; ".join(line.strip() for line in str(what).splitlines() if line.strip())
+        super().__init__(
+            f"cell {cell.id} (scenario {cell.scenario.key}, agent {cell.agent.key}, seed "
+            f"{cell.seed}) failed: {what}"
+        )
+
 
 def preflight(spec: ExperimentSpec, runner: str, address: str | None = None) -> None:
     """Check, before anything is written, that ``runner`` can run ``spec``: a known runner,
     and the CPUs and GPUs each cell asks for (on Ray this starts or joins the cluster to ask
-    it: a task asking for more than any node has would wait forever)."""
+    it: a task asking for more than any one node has would wait forever)."""
     if runner not in RUNNERS:
         raise SpecError(f"runner must be one of {list(RUNNERS)}, got {runner!r}")
     if runner == "local":
@@ -44,22 +78,41 @@ def preflight(spec: ExperimentSpec, runner: str, address: str | None = None) -> 
     import ray
 
     init_ray(address)
-    cpus = spec.resources.num_cpus
-    nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
-    largest = max((resources.get("CPU", 0) for resources in nodes), default=0)
-    if cpus > largest:
+    cpus, gpus = spec.resources.num_cpus, spec.resources.num_gpus
+    nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
+    if any(n.get("CPU", 0) >= cpus and n.get("GPU", 0) >= gpus for n in nodes):
+        return
+    # A task's CPUs and GPUs must all be on one node: say what the largest node has.
+    largest: dict[str, float] = max(
+        nodes, key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)), default={}
+    )
+    most_cpus = max((n.get("CPU", 0) for n in nodes), default=0)
+    most_gpus = max((n.get("GPU", 0) for n in nodes), default=0)
+    total_gpus = sum(n.get("GPU", 0) for n in nodes)
+    if gpus > 0 and total_gpus < gpus:
+        raise SpecError(
+            f"resources.num_gpus: each cell asks for {gpus:g} GPU but the Ray cluster has "
+            f"{total_gpus:g} (a task waiting for a GPU that does not exist would wait forever); "
+            "set it to 0 or join a cluster with GPUs (--address)"
+        )
+    if gpus > most_gpus:
+        raise SpecError(
+            f"resources.num_gpus: each cell asks for {gpus:g} GPUs on one node but the largest "
+            f"node of the Ray cluster has {most_gpus:g} ({total_gpus:g} in all, over "
+            f"{len(nodes)} nodes; a task's GPUs must all be on one node, so the cells would "
+            f"wait forever); lower it to {most_gpus:g} or less"
+        )
+    if cpus > most_cpus:
         raise SpecError(
             f"resources.num_cpus: each cell asks for {cpus:g} CPUs but the largest node of the "
-            f"Ray cluster has {largest:g} (the cells would wait forever); lower it"
+            f"Ray cluster has {most_cpus:g} (the cells would wait forever); lower it"
         )
-    gpus = spec.resources.num_gpus
-    have = ray.cluster_resources().get("GPU", 0)
-    if gpus > 0 and have < gpus:
-        raise SpecError(
-            f"resources.num_gpus: each cell asks for {gpus} GPU but the Ray cluster has {have} "
-            "(a task waiting for a GPU that does not exist would wait forever); set it to 0 "
-            "or join a cluster with GPUs (--address)"
-        )
+    raise SpecError(
+        f"resources: each cell asks for {cpus:g} CPUs and {gpus:g} GPUs on one node, but no node "
+        f"of the Ray cluster has both (the largest has {largest.get('CPU', 0):g} CPUs and "
+        f"{largest.get('GPU', 0):g} GPUs; the cells would wait forever); lower num_cpus or "
+        "num_gpus"
+    )
 
 
 def run_cells(
@@ -76,25 +129,42 @@ def run_cells(
         spec: the experiment.
         out: where results go (already prepared for ``spec``).
         runner: ``"local"`` (this process, one cell after another) or ``"ray"``.
-        address: the Ray cluster to join (``"127.0.0.1:6379"``); None starts Ray locally.
+        address: the Ray cluster to join (``"127.0.0.1:6379"``); None joins ``RAY_ADDRESS``
+            if set, else starts Ray locally.
         max_retries: Ray retries of a cell whose worker died.
         progress: a progress bar on stderr.
+
+    Raises:
+        CellError: a cell failed (naming it); the cells finished before it are written.
     """
     preflight(spec, runner, address)
     done = out.finished()
     todo = [cell for cell in spec.cells() if cell.id not in done]
     if runner == "local":
-        results: Iterable[tuple[Cell, CellResult]] = ((c, run_cell(c)) for c in todo)
+        results: Generator[tuple[Cell, CellResult], None, None] = _local_results(todo)
     else:
-        results = _ray_results(spec, todo, address, max_retries)
+        results = _ray_results(spec, todo, max_retries)
     bar = _progress(len(spec.cells()), len(done), progress)
     ran = []
-    for cell, result in results:
-        out.write_cell(cell.id, result)
-        ran.append(cell.id)
-        bar(cell.id)
-    bar(None)
+    try:
+        for cell, result in results:
+            out.write_cell(cell.id, result)
+            ran.append(cell.id)
+            bar(cell.id)
+    finally:
+        bar(None)
+        with contextlib.suppress(Exception):
+            results.close()  # cancels the Ray tasks still pending
     return ran
+
+
+def _local_results(todo: Iterable[Cell]) -> Generator[tuple[Cell, CellResult], None, None]:
+    for cell in todo:
+        try:
+            result = run_cell(cell)
+        except Exception as error:  # not KeyboardInterrupt
+            raise CellError(cell, error) from error
+        yield cell, result
 
 
 def _progress(total: int, done: int, enabled: bool) -> Callable[[str | None], None]:
@@ -148,15 +218,67 @@ def _remote_cell(cell: Cell) -> CellResult:
     return result
 
 
+def ray_address(address: str | None = None) -> tuple[str | None, str]:
+    """The Ray cluster a run joins and where that came from: ``address`` (``"--address"``),
+    else the ``RAY_ADDRESS`` environment variable (set by ``ray job submit``), else None (Ray
+    starts on this machine)."""
+    if address:
+        return address, "--address"
+    from_env = os.environ.get("RAY_ADDRESS", "").strip()
+    return (from_env, "RAY_ADDRESS") if from_env else (None, "")
+
+
+def check_address(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Raise :class:`RunnerError` unless ``address`` (``HOST:PORT``, optionally ``ray://`` or
+    ``http://``) accepts a TCP connection within ``timeout`` seconds (``auto`` and ``local``
+    are left to Ray)."""
+    if address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1].split("/", 1)[0]
+    host, _, port_text = hostport.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise RunnerError(
+            f"Ray address {address!r} is not HOST:PORT (e.g. 127.0.0.1:6379, the port the "
+            "cluster's head was started with: ray start --head --port=6379)"
+        )
+    try:
+        with socket.create_connection((host, int(port_text)), timeout=timeout):
+            pass
+    except OSError:
+        raise RunnerError(
+            f"nothing answers at {hostport}: is the cluster's head running? (ray start --head "
+            f"--port={port_text} on {host}, then give its address)"
+        ) from None
+
+
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Join the cluster at ``address``, or start Ray on this machine (quietly, no dashboard);
-    nothing if Ray is already initialised in this process."""
+    """Join the cluster at ``address`` (or at ``RAY_ADDRESS`` if set), or start Ray on this
+    machine (quietly, no dashboard); nothing if Ray is already initialised in this process.
+
+    Raises:
+        RunnerError: nothing answers at the address within a couple of seconds, or joining
+            the cluster failed (one line, with Ray's reason).
+    """
     import ray
 
     if ray.is_initialized():
         return
+    address, source = ray_address(address)
     if address:
-        ray.init(address=address, log_to_driver=False)
+        check_address(address)
+        try:
+            ray.init(address=address, log_to_driver=False)
+        except Exception as error:  # Ray raises ConnectionError, RuntimeError, ValueError...
+            with contextlib.suppress(Exception):
+                ray.shutdown()
+            reason = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+            raise RunnerError(
+                f"cannot join the Ray cluster at {address} (from {source}): "
+                f"{type(error).__name__}: {reason[:500]} (is it a Ray cluster of the same Ray "
+                "version, and does this driver have its auth token? see docs/experiments.md, "
+                "Runners)"
+            ) from None
         return
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # a local, single-user cluster
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -169,14 +291,33 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
 
 
 def _ray_results(
-    spec: ExperimentSpec, todo: list[Cell], address: str | None, max_retries: int
-) -> Iterable[tuple[Cell, CellResult]]:
+    spec: ExperimentSpec, todo: list[Cell], max_retries: int
+) -> Generator[tuple[Cell, CellResult], None, None]:
     import ray
+    from ray.exceptions import RayError, RayTaskError
 
     task = ray.remote(_remote_cell).options(
         num_cpus=spec.resources.num_cpus, num_gpus=spec.resources.num_gpus, max_retries=max_retries
     )
     pending = {task.remote(cell): cell for cell in todo}
-    while pending:
-        ready, _ = ray.wait(list(pending), num_returns=1)
-        yield pending.pop(ready[0]), ray.get(ready[0])
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            cell = pending.pop(ready[0])
+            try:
+                result = ray.get(ready[0])
+            except RayTaskError as error:  # the cell's own exception, raised in the worker
+                cause = error.cause if isinstance(error.cause, BaseException) else None
+                raise CellError(cell, cause or _ray_error_text(error)) from error
+            except RayError as error:  # its worker died max_retries + 1 times, or its node
+                raise CellError(cell, _ray_error_text(error)) from error
+            yield cell, result
+    finally:
+        for ref in pending:  # a failed cell or an interrupt: the others stop too
+            with contextlib.suppress(Exception):
+                ray.cancel(ref)
+
+
+def _ray_error_text(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[-1] if lines else ''}"
