@@ -254,6 +254,13 @@ class ExperimentSpec(_FreeForm, _Model):
                 f"horizon ({self.horizon}) must be at least num_envs ({self.num_envs}): a cell "
                 "serves whole batches of num_envs requests"
             )
+        if self.horizon % self.num_envs:
+            low = self.horizon - self.horizon % self.num_envs
+            raise ValueError(
+                f"horizon ({self.horizon:,}) must be a multiple of num_envs ({self.num_envs:,}): "
+                f"a cell serves whole batches, so it would serve {low:,} requests; set horizon "
+                f"to {low} or {low + self.num_envs}"
+            )
         every = self.evaluation.every
         if every < self.num_envs:
             raise ValueError(

@@ -151,7 +151,9 @@ def test_cells_are_written_as_they_finish_and_a_rerun_resumes(tiny, tmp_path, mo
 
 def test_a_changed_spec_in_an_existing_directory_is_refused(tiny, tmp_path):
     out = tmp_path / "out"
-    ResultsDir(out).prepare(load_spec(tiny))
+    spec = load_spec(tiny)
+    ResultsDir(out).prepare(spec)
+    ResultsDir(out).write_cell(spec.cells()[0].id, {})  # a finished cell (none: a fresh start)
     changed = {**tiny, "horizon": 3_000}
     with pytest.raises(SpecError, match="holds results of a different spec"):
         run_experiment(changed, out, runner="local", progress=False)
@@ -300,7 +302,7 @@ def test_the_report_puts_session_return_next_to_regret_in_the_long_term_setting(
     the higher session return (docs/scenarios.md); the report shows both columns."""
     spec = {
         **tiny,
-        "horizon": 20_000,
+        "horizon": 19_968,  # 312 batches of 64
         "num_envs": 64,
         "seeds": [0],
         "world": {"num_users": 500, "num_items": 300, "num_candidates": 10, "slate_size": 3},

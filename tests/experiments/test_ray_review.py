@@ -1,15 +1,19 @@
 """On Ray, a cell's own exception names the cell (scenario, agent, seed) in one line, not
-``ray::_remote_cell()``; finished cells stay. One local Ray (1 CPU), started and shut down here."""
+``ray::_remote_cell()``; finished cells stay. The command runs in a fresh process, which starts
+and stops its own local Ray."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
 from tiny_spec import tiny_spec
 
-from driftrec.experiments.cli import main
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
 
@@ -31,41 +35,22 @@ def review_bad(env_or_spaces, settings, /):
 '''
 
 
-def test_a_failing_cell_on_ray_is_named_in_one_line(
-    tmp_path, tmp_path_factory, monkeypatch, capsys
-):
-    import ray
-
-    from driftrec.agents import AGENTS
-
+def test_a_failing_cell_on_ray_is_named_in_one_line(tmp_path):
+    """In a fresh process, as a user runs it (the command starts its own local Ray)."""
     (tmp_path / "review_bad_plugins.py").write_text(BAD_AGENT)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    monkeypatch.setenv(
-        "PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
-    )
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
-    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
-    ray.shutdown()
-    ray.init(
-        address="local",
-        num_cpus=1,
-        include_dashboard=False,
-        log_to_driver=False,
-        object_store_memory=100 * 2**20,
-        _temp_dir=str(tmp_path_factory.mktemp("ray")),  # short: socket paths
-    )
     spec = tmp_path / "spec.yaml"
     agents = [{"name": "random"}, {"name": "review_bad"}]
     spec.write_text(yaml.safe_dump({**tiny_spec(agents), "imports": ["review_bad_plugins"]}))
-    try:
-        assert main(["run", str(spec), "--quiet", "--out", str(tmp_path / "out")]) == 1
-    finally:
-        ray.shutdown()
-        if "review_bad" in AGENTS:
-            AGENTS.unregister("review_bad")
-    err = capsys.readouterr().err
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(ROOT)])
+    env |= {"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    command = [sys.executable, "-m", "driftrec.experiments.cli", "run", str(spec), "--quiet"]
+    result = subprocess.run(
+        [*command, "--out", str(tmp_path / "out")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr[-3000:]
+    err = result.stderr
     assert "Traceback" not in err
     lines = [line for line in err.strip().splitlines() if "Started a local Ray" not in line]
     assert len(lines) == 1, lines  # besides Ray's own start-up line

@@ -188,3 +188,10 @@ def test_learners_still_take_a_model_and_exploration():
 def test_a_non_finite_eps_is_refused_as_such(value):
     message = _refused(_spec(evaluation={"eps": value}))
     assert "evaluation.eps: Input should be a finite number" in message
+
+
+def test_a_horizon_off_the_batch_grid_is_refused_with_the_nearest_valid_ones():
+    """1,050 requests with batches of 100 served 1,000 while the banner and spec said 1,050."""
+    message = _refused(_spec(horizon=1_050))
+    assert "horizon (1,050) must be a multiple of num_envs (100)" in message
+    assert "it would serve 1,000 requests; set horizon to 1000 or 1100" in message
