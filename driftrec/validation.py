@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -33,6 +34,7 @@ __all__ = [
     "check_real",
     "check_real_tuple",
     "check_time",
+    "machine_memory",
 ]
 
 MAX_TIME = 10**15
@@ -277,3 +279,12 @@ def check_real_tuple(
     if length is not None and len(items) != length:
         raise ValueError(f"{name} needs {length} values, got {len(items)}: {list(items)}")
     return tuple(check_real(f"{name}[{i}]", v, low=low, high=high) for i, v in enumerate(items))
+
+
+def machine_memory() -> int | None:
+    """This machine's physical memory in bytes, or None where the platform does not say: what
+    checks of a world's or an experiment's memory compare against."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not available on this platform
+        return None

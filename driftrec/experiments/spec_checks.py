@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import difflib
 import itertools
-import os
 import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from driftrec.validation import machine_memory
 
 if TYPE_CHECKING:
     from driftrec.experiments.spec import ExperimentSpec
@@ -29,7 +30,6 @@ __all__ = [
     "agent_setting_problems",
     "evaluation_warnings",
     "first_update",
-    "machine_memory",
     "memory_problems",
     "request_bytes",
     "scenario_warnings",
@@ -45,15 +45,6 @@ MANY_REGIMES = 200
 BATCH_COPIES = 4
 """A batch of observations is held about this many times over while a cell builds and steps its
 environment (the batched space's lower and upper bounds, the observation, the agent's copy)."""
-
-
-def machine_memory() -> int | None:
-    """This machine's physical memory in bytes (as ``WorldConfig.check_fits_in_memory`` reads
-    it), or None where the platform does not say."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # not available on this platform
-        return None
 
 
 def request_bytes(config: WorldConfig) -> int:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from driftrec.validation import check_choice, check_integer, check_real, check_time
+from driftrec.validation import check_choice, check_integer, check_real, check_time, machine_memory
 
 CHOICE_MODELS = ("mnl", "cascade")
 REWARDS = ("click", "engagement")
@@ -212,9 +211,8 @@ class WorldConfig:
 
     def check_fits_in_memory(self) -> None:
         """Refuse a world larger than this machine's memory, before trying to draw it."""
-        try:
-            total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        except (AttributeError, ValueError, OSError):  # not available on this platform
+        total = machine_memory()
+        if total is None:
             return
         need = self.memory_estimate()
         if need > total:
