@@ -414,19 +414,29 @@ def load_spec(source: str | Path | Mapping[str, Any], *, deep: bool = True) -> E
     Raises:
         SpecError: naming every bad field, its value and what is allowed.
     """
+    where = "the spec"
     if isinstance(source, Mapping):
         data: Any = dict(source)
     else:
         text = str(source)
         path = Path(text)
-        if "\n" not in text and (path.is_file() or path.suffix.lower() in (".yaml", ".yml")):
+        one_line = "\n" not in text
+        if one_line and (path.is_file() or path.suffix.lower() in (".yaml", ".yml")):
             if not path.is_file():
                 raise SpecError(f"spec file {text!r} does not exist")
-            text = path.read_text()
+            where = f"spec file {text!r}"
         try:
-            data = yaml.safe_load(text)
+            if where == "the spec":
+                data = yaml.safe_load(text)
+            else:
+                with path.open() as stream:  # a syntax error names the file, not "<string>"
+                    data = yaml.safe_load(stream)
         except yaml.YAMLError as error:
-            raise SpecError(f"the spec is not valid YAML: {error}") from error
+            raise SpecError(f"{where} is not valid YAML: {error}") from error
+        if one_line and isinstance(data, str):  # a path to nothing, read as YAML text
+            raise SpecError(f"spec file {text!r} does not exist (nor is it a YAML mapping)")
+    if data is None:
+        raise SpecError(f"{where} is empty: a spec is a YAML mapping of fields")
     if not isinstance(data, Mapping):
         raise SpecError(f"a spec is a YAML mapping of fields, got {type(data).__name__}")
     try:

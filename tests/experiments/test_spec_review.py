@@ -195,3 +195,20 @@ def test_a_horizon_off_the_batch_grid_is_refused_with_the_nearest_valid_ones():
     message = _refused(_spec(horizon=1_050))
     assert "horizon (1,050) must be a multiple of num_envs (100)" in message
     assert "it would serve 1,000 requests; set horizon to 1000 or 1100" in message
+
+
+def test_spec_files_that_cannot_be_read_say_which_and_why(tmp_path):
+    """Before: a missing file without a .yaml suffix was read as YAML text ("a spec is a YAML
+    mapping of fields, got str"), an empty file gave "got NoneType", and a syntax error said
+    where in "<unicode string>"."""
+    with pytest.raises(SpecError, match=r"spec file 'specs/nope.yml.txt' does not exist"):
+        load_spec("specs/nope.yml.txt")
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    with pytest.raises(SpecError, match=r"empty.yaml' is empty: a spec is a YAML mapping"):
+        load_spec(empty)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: [\n")
+    with pytest.raises(SpecError, match=r"broken.yaml' is not valid YAML") as error:
+        load_spec(broken)
+    assert f'in "{broken}", line 2' in str(error.value)
