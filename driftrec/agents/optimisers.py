@@ -100,8 +100,10 @@ class LazyAdam:
         self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
 
     @torch.no_grad()
-    def step(self) -> None:
+    def step(self) -> int:
+        """One step on the rows the gradients touch; the scalar parameters it wrote."""
         self.t += 1
+        written = 0
         b1, b2 = self.betas
         step_size = self.lr * math.sqrt(1 - b2**self.t) / (1 - b1**self.t)
         for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq, strict=True):
@@ -112,6 +114,7 @@ class LazyAdam:
                     "LazyAdam needs sparse gradients (nn.Embedding(sparse=True) tables)"
                 )
             idx, g = _row_gradients(p.grad)
+            written += g.numel()
             m_rows = m.index_select(0, idx).lerp_(g, 1 - b1)
             v_rows = v.index_select(0, idx).mul_(b2).addcmul_(g, g, value=1 - b2)
             m.index_copy_(0, idx, m_rows)
@@ -119,6 +122,7 @@ class LazyAdam:
             update = m_rows.div_(v_rows.sqrt_().add_(self.eps)).mul_(-step_size)
             # index_add_ with alpha != 1 takes a path 4x slower on CPU: the step is pre-scaled.
             p.data.index_add_(0, idx, update)
+        return written
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.params:
@@ -170,9 +174,17 @@ class SplitOptimiser:
         else:
             self.parts.append(torch.optim.SGD(sparse_params + dense_params, lr=lr))
 
-    def step(self) -> None:
+    def step(self) -> int:
+        """One step of every part; the scalar parameters it wrote (:func:`written_parameters`;
+        lazy Adam counts its rows as it goes, without a second pass over the gradients)."""
+        written = 0
         for part in self.parts:
+            if isinstance(part, LazyAdam):
+                written += part.step()
+                continue
+            written += written_parameters(p for group in part.param_groups for p in group["params"])
             part.step()
+        return written
 
     def zero_grad(self) -> None:
         for part in self.parts:

@@ -25,12 +25,7 @@ from torch import Tensor
 from driftrec.agents.models import make_model
 from driftrec.agents.models.base import ItemBatch, Recommender, UserBatch
 from driftrec.agents.models.tables import grow_tables, id_tables_of, match_rows, resize_to_state
-from driftrec.agents.optimisers import (
-    OPTIMISERS,
-    SplitOptimiser,
-    check_optimiser,
-    written_parameters,
-)
+from driftrec.agents.optimisers import OPTIMISERS, SplitOptimiser, check_optimiser
 from driftrec.agents.protocol import AgentBase, TaskSizes
 from driftrec.agents.scopes import sparse_tables
 from driftrec.validation import MAX_LR, MAX_SIZE, check_integer, check_real
@@ -176,9 +171,7 @@ class TrainableModel:
         """One gradient step on ``loss``; the scalar parameters it wrote."""
         self.optimiser.zero_grad()
         loss.backward()
-        written = written_parameters(p for _, p in self.model.named_parameters())
-        self.optimiser.step()
-        return written
+        return self.optimiser.step()
 
     def state_dict(self) -> dict[str, Any]:
         """Parameters and optimiser state (tensors and plain containers; references)."""

@@ -41,7 +41,7 @@ from driftrec.agents.models.tables import (
     match_rows,
     resize_to_state,
 )
-from driftrec.agents.optimisers import SplitOptimiser, written_parameters
+from driftrec.agents.optimisers import SplitOptimiser
 from driftrec.agents.protocol import Observation
 from driftrec.agents.rule_state import RuleState
 from driftrec.agents.scopes import ParameterScope, resolve_scope
@@ -322,8 +322,7 @@ class Trainer:
         grads = torch.autograd.grad(loss, scope.params, allow_unused=True)
         for param, grad in zip(scope.params, grads, strict=True):
             param.grad = grad
-        self.parameters_updated += written_parameters(scope.params)
-        optimiser.step()
+        self.parameters_updated += optimiser.step()
         optimiser.zero_grad()
         self.gradient_steps += 1
         self.optimiser_steps += 1
