@@ -254,13 +254,6 @@ class ExperimentSpec(_FreeForm, _Model):
                 f"horizon ({self.horizon}) must be at least num_envs ({self.num_envs}): a cell "
                 "serves whole batches of num_envs requests"
             )
-        if self.horizon % self.num_envs:
-            low = self.horizon - self.horizon % self.num_envs
-            raise ValueError(
-                f"horizon ({self.horizon:,}) must be a multiple of num_envs ({self.num_envs:,}): "
-                f"a cell serves whole batches, so it would serve {low:,} requests; set horizon "
-                f"to {low} or {low + self.num_envs}"
-            )
         every = self.evaluation.every
         if every < self.num_envs:
             raise ValueError(
@@ -316,6 +309,7 @@ class ExperimentSpec(_FreeForm, _Model):
             raise SpecError("bad experiment spec:\n  " + "\n  ".join(problems))
         envs: dict[int, Any] = {}
         too_big: dict[str, str] = {}
+        measured = False  # some scenario has a change to measure
         for i, scenario in enumerate(self.scenarios):
             where = f"scenarios.{i} ({scenario.key})"
             try:  # nothing is drawn or allocated before the sizes are known to fit
@@ -337,10 +331,10 @@ class ExperimentSpec(_FreeForm, _Model):
                     "lower num_envs or the world's sizes"
                 )
                 continue
-            checks.scenario_warnings(self, i, world_spec, regimes)
+            measured |= checks.scenario_warnings(self, i, world_spec, regimes)
         problems += too_big.values()
         problems += checks.agent_setting_problems(self)
-        checks.evaluation_warnings(self)
+        checks.evaluation_warnings(self, measured)
         env = next(iter(envs.values()), None)
         if env is not None:
             env.reset(seed=0)  # agents such as the frozen oracle read the drawn world
@@ -433,7 +427,7 @@ def load_spec(source: str | Path | Mapping[str, Any], *, deep: bool = True) -> E
                     data = yaml.safe_load(stream)
         except yaml.YAMLError as error:
             raise SpecError(f"{where} is not valid YAML: {error}") from error
-        if one_line and isinstance(data, str):  # a path to nothing, read as YAML text
+        if one_line and where == "the spec" and isinstance(data, str):  # a path to nothing
             raise SpecError(f"spec file {text!r} does not exist (nor is it a YAML mapping)")
     if data is None:
         raise SpecError(f"{where} is empty: a spec is a YAML mapping of fields")

@@ -36,7 +36,7 @@ __all__ = [
     "world_key_problems",
 ]
 
-ENV_OPTIONS = ("twin", "autoreset_mode", "preset")
+ENV_OPTIONS = ("twin", "autoreset_mode", "preset", "render_mode")
 """Environment options a cell sets itself: not world settings (one in ``world`` would clash)."""
 
 MANY_REGIMES = 200
@@ -80,7 +80,7 @@ def world_key_problems(spec: ExperimentSpec) -> list[str]:
                 f"world.{key}: not a world setting but an environment option, which every cell "
                 "sets itself; remove it (evaluation.twin says whether the no-drift twin runs)"
             )
-        elif key not in settings and key not in scenario_keys and key != "render_mode":
+        elif key not in settings and key not in scenario_keys:
             close = difflib.get_close_matches(str(key), settings, n=1)
             hint = (
                 f"did you mean {close[0]}?" if close else f"world settings are {sorted(settings)}"
@@ -124,14 +124,20 @@ def memory_problems(spec: ExperimentSpec, where: str, config: WorldConfig, regim
     return problems
 
 
+FOR_LEARNERS = ("exploration", "model")
+"""Agent fields that only learning agents take (the baselines have no model and do not explore)."""
+
+
 def agent_setting_problems(spec: ExperimentSpec) -> list[str]:
     """An explicit ``model`` or ``exploration`` given to a built-in baseline, which has neither
     (it would be ignored, and spec.yaml would record it)."""
     from driftrec.agents import BASELINES
 
     problems = []
+    defaults = {field: type(spec.agents[0]).model_fields[field].default for field in FOR_LEARNERS}
     for i, agent in enumerate(spec.agents):
-        given = sorted(agent.model_fields_set & {"model", "exploration"})
+        # other than the default, not merely written (a results directory's spec.yaml has both)
+        given = [field for field in FOR_LEARNERS if getattr(agent, field) != defaults[field]]
         if agent.name in BASELINES and given:
             problems.append(
                 f"agents.{i} ({agent.key}): {' and '.join(given)} given, but {agent.name!r} "
@@ -145,16 +151,24 @@ def _warn(message: str) -> None:
     warnings.warn(message, UserWarning, stacklevel=4)
 
 
-def evaluation_warnings(spec: ExperimentSpec) -> None:
-    """Warn about evaluation settings that contradict the horizon or the batch grid."""
+def evaluation_warnings(spec: ExperimentSpec, measured: bool) -> None:
+    """Warn about a horizon off the batch grid, and evaluation settings that contradict the
+    horizon or the batch grid (those of the recovery window only where some scenario has a
+    change to measure: ``measured``)."""
     ev, horizon, batch, resolution = spec.evaluation, spec.horizon, spec.num_envs, spec.resolution
-    if ev.window >= horizon:
+    if horizon % batch:
+        low = horizon - horizon % batch
+        _warn(
+            f"horizon ({horizon:,}) is not a multiple of num_envs ({batch:,}): a cell serves "
+            f"whole batches, {low:,} requests; set horizon to {low} or {low + batch} to say so"
+        )
+    if measured and ev.window >= horizon:
         _warn(
             f"evaluation.window ({ev.window:,}) is not shorter than the horizon ({horizon:,}): "
             "no event can have both a pre-event window [t - W, t) and a window after it, so no "
             "recovery time or dip can be measured; lower evaluation.window (docs/metrics.md)"
         )
-    if ev.window < resolution:
+    if measured and ev.window < resolution:
         _warn(
             f"evaluation.window ({ev.window:,}) is shorter than the curves' bin width "
             f"(evaluation.resolution, {resolution:,}): each window mean reads part of one bin, "
@@ -167,7 +181,7 @@ def evaluation_warnings(spec: ExperimentSpec) -> None:
             f"({batch:,}): a batch's requests share one clock for the world's state, so bins "
             "inside a batch only split it; use a multiple of num_envs"
         )
-    if ev.resolution is not None and ev.resolution > ev.window:
+    if measured and ev.resolution is not None and ev.resolution > ev.window:
         _warn(
             f"evaluation.resolution ({ev.resolution:,}) is larger than evaluation.window "
             f"({ev.window:,}): recovery time and dip are measured no finer than a bin; lower "
@@ -175,10 +189,10 @@ def evaluation_warnings(spec: ExperimentSpec) -> None:
         )
 
 
-def scenario_warnings(spec: ExperimentSpec, i: int, world_spec: WorldSpec, regimes: int) -> None:
+def scenario_warnings(spec: ExperimentSpec, i: int, world_spec: WorldSpec, regimes: int) -> bool:
     """Warn about scenario ``i``'s ``regimes`` within the horizon and its scheduled changes:
     too many regimes, none seen within the horizon, or two changes closer than the window
-    (docs/metrics.md's pitfalls)."""
+    (docs/metrics.md's pitfalls). Whether it has a change to measure within the horizon."""
     from driftrec.experiments.cell import effective_clock
     from driftrec.simulators.drift.base import DriftProcess
 
@@ -213,6 +227,7 @@ def scenario_warnings(spec: ExperimentSpec, i: int, world_spec: WorldSpec, regim
             "pitfalls); lower evaluation.window below the gap or space the changes, and read "
             "the twin columns"
         )
+    return bool(changes)
 
 
 def first_update(agent: Any) -> int | None:

@@ -81,6 +81,8 @@ def test_arrays_larger_than_the_machine_are_refused_saying_how_many_fit(monkeypa
 def test_a_batch_too_large_is_refused_before_the_environment_is_built(monkeypatch):
     import driftrec.envs
 
+    monkeypatch.setattr(spec_checks, "machine_memory", lambda: 16 * 2**30)  # any machine
+
     def boom(*args, **kwargs):
         raise AssertionError("built")
 
@@ -174,7 +176,9 @@ def test_world_may_still_set_a_scenario_parameter_but_not_an_environment_option(
     "name", ["random", "oracle", "popularity", "frozen_oracle", "diverse_oracle"]
 )
 def test_a_baseline_given_a_model_or_exploration_is_refused(name, field):
-    value = {"model": "mf", "exploration": "greedy"}[field]
+    """Other than the defaults (which a results directory's spec.yaml writes out for every
+    agent: those load, see below)."""
+    value = {"model": "two_tower", "exploration": "softmax"}[field]
     message = _refused(tiny_spec([{"name": "online"}, {"name": name, field: value}]))
     assert f"\n  agents.1 ({name}): {field} given, but {name!r} has no model" in message
 
@@ -190,11 +194,36 @@ def test_a_non_finite_eps_is_refused_as_such(value):
     assert "evaluation.eps: Input should be a finite number" in message
 
 
-def test_a_horizon_off_the_batch_grid_is_refused_with_the_nearest_valid_ones():
-    """1,050 requests with batches of 100 served 1,000 while the banner and spec said 1,050."""
-    message = _refused(_spec(horizon=1_050))
-    assert "horizon (1,050) must be a multiple of num_envs (100)" in message
-    assert "it would serve 1,000 requests; set horizon to 1000 or 1100" in message
+def test_a_horizon_off_the_batch_grid_is_warned_about_with_the_nearest_valid_ones():
+    """1,050 requests with batches of 100 served 1,000 while the spec said 1,050. A warning, not
+    a refusal: results directories written before keep loading, and the default num_envs (256)
+    divides no round horizon."""
+    found = _warnings(_spec(horizon=1_050))
+    assert [w for w in found if w.startswith("horizon")] == [
+        "horizon (1,050) is not a multiple of num_envs (100): a cell serves whole batches, "
+        "1,000 requests; set horizon to 1000 or 1100 to say so"
+    ]
+
+
+def test_a_results_directorys_own_spec_with_baselines_loads_again(tmp_path):
+    """spec.yaml records every field, so a baseline's default model and exploration are written
+    out: reading it back must not count them as given."""
+    spec = load_spec(_spec())
+    assert [a.name for a in spec.agents] == ["online", "random"]
+    stored = tmp_path / "spec.yaml"
+    stored.write_text(spec.to_yaml())
+    assert load_spec(stored).fingerprint() == spec.fingerprint()
+
+
+def test_window_warnings_need_a_change_to_measure():
+    """A stationary grid measures no recovery: its window is not warned about."""
+    stationary = _spec(scenarios=[{"name": "stationary"}], evaluation={"window": 5_000})
+    assert not [w for w in _warnings(stationary) if "window" in w]
+
+
+def test_render_mode_in_world_is_refused_as_an_environment_option():
+    message = _refused(_spec(world={"render_mode": None}))
+    assert "world.render_mode: not a world setting but an environment option" in message
 
 
 def test_spec_files_that_cannot_be_read_say_which_and_why(tmp_path):
@@ -207,6 +236,10 @@ def test_spec_files_that_cannot_be_read_say_which_and_why(tmp_path):
     empty.write_text("")
     with pytest.raises(SpecError, match=r"empty.yaml' is empty: a spec is a YAML mapping"):
         load_spec(empty)
+    scalar = tmp_path / "scalar.yaml"
+    scalar.write_text("hello\n")  # exists: not "does not exist"
+    with pytest.raises(SpecError, match=r"a spec is a YAML mapping of fields, got str"):
+        load_spec(scalar)
     broken = tmp_path / "broken.yaml"
     broken.write_text("name: [\n")
     with pytest.raises(SpecError, match=r"broken.yaml' is not valid YAML") as error:
