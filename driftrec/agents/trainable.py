@@ -317,4 +317,4 @@ class RLAgentBase(AgentBase):
         self.rng.bit_generator.state = state["rng"]
         self.gradient_steps = int(state["gradient_steps"])
         self.examples_trained = int(state["examples_trained"])
-        self.parameters_updated = int(state["parameters_updated"])
+        self.parameters_updated = int(state.get("parameters_updated", 0))  # saved before it

@@ -440,6 +440,6 @@ class Trainer:
             self.recent.load_state_dict(state["recent"])
         self.rng.bit_generator.state = state["rng"]
         self.generator.set_state(state["generator"])
-        for key in COUNTERS:
-            setattr(self, key, state[key])
+        for key in COUNTERS:  # states saved before a counter existed load with 0
+            setattr(self, key, state.get(key, 0))
         self._synced_rows = self._table_rows()

@@ -278,6 +278,7 @@ def test_oracle_action_is_reachable_through_gymnasium_wrappers():
     assert info["expected_reward"] == pytest.approx(info["oracle_expected_reward"])
 
 
+@pytest.mark.slow  # 1.5M requests
 def test_a_world_warns_long_before_it_runs_out_of_users():
     """docs/rl.md's SB3 world (500 users) under fixed slates: the warning comes about 200,000
     requests before the error (seed 0: 1,285,120 and 1,484,288; seeds 1 and 2 alike)."""
