@@ -108,7 +108,8 @@ def single_env(plan: Plan, scenario: str, **sizes: Any) -> Figure:
         return len(actions)
 
     for action in actions[: plan.warmup]:
-        env.step(action)
+        if env.step(action)[2]:  # terminated: the next session starts at reset()
+            env.reset()
     return timed_figures(plan.rounds, plan.single_steps, one_round)[0]
 
 
