@@ -37,9 +37,10 @@ SPEC_FILE = "spec.yaml"
 CELLS = "cells"
 FORMAT_FILE = "FORMAT"
 UNREADABLE = "cells.unreadable"
-IGNORED_FIELDS = ("resources",)
+IGNORED_FIELDS = ("resources.num_cpus", "resources.num_gpus")
 """Spec fields that do not change a cell's numbers: a directory may be resumed with them
-changed."""
+changed (but for whether ``num_gpus`` is 0: a cell with a GPU puts its model on CUDA, whose
+numbers differ from the CPU's in the last bits)."""
 CELL_FORMAT = 6
 """The format of cell files: 6 adds what the stream's optimiser steps wrote
 (``optimiser_steps``, ``parameters_updated`` and ``parameters_updated_per_step``); 5 measures
@@ -126,15 +127,22 @@ class ResultsDir:
         return existing  # only resources differ: the numbers are the same
 
     def _differences(self, spec: ExperimentSpec) -> list[str]:
-        """The top-level fields in which ``spec`` differs from the stored one (``resources``
-        apart), as ``field: <there> there, <here> here``."""
-        stored = self.read_spec().model_dump(mode="json")
-        here = spec.model_dump(mode="json")
+        """The fields in which ``spec`` differs from the stored one (:data:`IGNORED_FIELDS`
+        apart), each as ``path: <there> there, <here> here``, down to the leaves (e.g.
+        ``evaluation.window``, ``agents.1.params.lr``)."""
+        stored, here = self.read_spec(), spec
         found = []
-        for key in here:
-            if key in IGNORED_FIELDS or stored.get(key) == here[key]:
+        if (stored.resources.num_gpus > 0) != (here.resources.num_gpus > 0):
+            found.append(
+                f"resources.num_gpus: {stored.resources.num_gpus} there, "
+                f"{here.resources.num_gpus} here (a model on CUDA or on the CPU)"
+            )
+        there = _leaves(stored.model_dump(mode="json"))
+        now = _leaves(here.model_dump(mode="json"))
+        for key in [*now, *(key for key in there if key not in now)]:
+            if key in IGNORED_FIELDS or there.get(key, _MISSING) == now.get(key, _MISSING):
                 continue
-            found.append(f"{key}: {_short(stored.get(key))} there, {_short(here[key])} here")
+            found.append(f"{key}: {_short(there.get(key))} there, {_short(now.get(key))} here")
         return found
 
     def prepare(self, spec: ExperimentSpec) -> None:
@@ -260,14 +268,29 @@ class ResultsDir:
         try:
             with path.open("rb") as f:
                 return pickle.load(f)
-        except FileNotFoundError:
-            raise
-        except Exception as error:  # EOFError, UnpicklingError...: empty or truncated
+        except (EOFError, pickle.UnpicklingError) as error:  # empty or truncated
             raise SpecError(
                 f"cell file {path} cannot be read ({type(error).__name__}: {error}; empty or "
                 "truncated?): run the spec again with `driftrec run` into this directory, which "
                 "moves it aside and runs that cell again"
             ) from error
+
+
+_MISSING = object()
+
+
+def _leaves(value: Any, prefix: str = "") -> dict[str, Any]:
+    """The leaves of nested dicts and lists by dotted path (``agents.1.params.lr``)."""
+    if isinstance(value, dict) and value:
+        items: Any = value.items()
+    elif isinstance(value, list) and value:
+        items = enumerate(value)
+    else:
+        return {prefix: value}
+    out: dict[str, Any] = {}
+    for key, item in items:
+        out |= _leaves(item, f"{prefix}.{key}" if prefix else str(key))
+    return out
 
 
 def _short(value: Any, width: int = 60) -> str:

@@ -254,6 +254,25 @@ def test_only_resources_changed_is_the_same_experiment(tmp_path):
     assert directory.finished() == {"sudden__random__s0"}
 
 
+def test_a_gpu_where_the_cells_ran_on_the_cpu_is_another_experiment(tmp_path):
+    """A cell with a GPU puts its model on CUDA, whose numbers differ in the last bits: a
+    CPU directory resumed with num_gpus > 0 would mix them."""
+    directory = finished_dir(tmp_path / "out")
+    on_gpu = load_spec({**tiny_spec(FAST), "resources": {"num_gpus": 1}}, deep=False)
+    with pytest.raises(SpecError, match=r"resources\.num_gpus: 0.0 there, 1.0 here \(a model"):
+        directory.check_compatible(on_gpu)
+
+
+def test_a_refusal_names_the_nested_field_that_differs(tmp_path):
+    directory = finished_dir(tmp_path / "out")
+    spec = tiny_spec(FAST)
+    changed = {**spec, "evaluation": {**spec["evaluation"], "window": 200}}
+    with pytest.raises(SpecError) as error:
+        directory.check_compatible(load_spec(changed, deep=False))
+    window = spec["evaluation"]["window"]
+    assert f"(evaluation.window: {window} there, 200 here)" in str(error.value)
+
+
 def test_a_spec_yaml_without_any_finished_cell_takes_the_new_spec(tmp_path, capsys):
     out = tmp_path / "out"
     ResultsDir(out).prepare(load_spec({**tiny_spec(FAST), "horizon": 4_000}, deep=False))
