@@ -35,6 +35,7 @@ __all__ = [
     "check_real_tuple",
     "check_time",
     "machine_memory",
+    "one_line",
 ]
 
 MAX_TIME = 10**15
@@ -288,3 +289,13 @@ def machine_memory() -> int | None:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):  # not available on this platform
         return None
+
+
+def one_line(text: object) -> str:
+    r"""``str(text)``'s non-empty lines, stripped, joined by ``"; "``: an error on one line.
+
+    Example:
+        >>> one_line("bad spec:\n  horizon: too large\n")
+        'bad spec:; horizon: too large'
+    """
+    return "; ".join(line.strip() for line in str(text).splitlines() if line.strip())

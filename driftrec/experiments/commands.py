@@ -12,11 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from driftrec.validation import one_line
+
 __all__ = ["add_experiment_commands", "list_agents"]
-
-
-def _one_line(error: BaseException) -> str:
-    return "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
 
 
 def _missing_dirs(out: Path) -> list[Path]:
@@ -51,7 +49,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     try:
         spec = load_spec(args.spec)  # checked against the registries once, here
     except SpecError as error:
-        parser.error(_one_line(error))
+        parser.error(one_line(error))
     out = Path(args.out) if args.out else Path("results") / spec.name
     created = _missing_dirs(out)
     problem = prepare_out(out, ())
@@ -61,7 +59,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         directory = check_experiment(spec, out, runner=args.runner, address=args.address)
     except SpecError as error:  # refused before anything was written
         _remove_empty(created)
-        parser.error(_one_line(error))
+        parser.error(one_line(error))
     except KeyboardInterrupt:
         _remove_empty(created)
         print("interrupted before any cell ran; nothing written", file=sys.stderr)
@@ -85,14 +83,14 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except CellError as error:
         finished = len(directory.finished() & cells)
         print(
-            f"{parser.prog}: error: {_one_line(error)}; {finished} of {len(cells)} cells "
+            f"{parser.prog}: error: {one_line(error)}; {finished} of {len(cells)} cells "
             f"finished and kept in {out}: fix the cause and run the same command again to "
             "resume (finished cells are skipped)",
             file=sys.stderr,
         )
         return 1
     except SpecError as error:  # the directory refused in prepare (e.g. cells set aside twice)
-        parser.error(_one_line(error))
+        parser.error(one_line(error))
     except KeyboardInterrupt:
         finished = len(directory.finished() & cells)
         print(
@@ -113,7 +111,7 @@ def _report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     try:
         report = write_report(args.directory)
     except (SpecError, FileNotFoundError) as error:
-        parser.error(_one_line(error))
+        parser.error(one_line(error))
     print(f"report: {report}")
     return 0
 

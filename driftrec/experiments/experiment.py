@@ -43,7 +43,7 @@ def run_checked(
     """Run the unfinished cells of ``spec`` (as :func:`check_experiment` passed it) into
     ``directory`` and build the report; return the report's path."""
     directory.prepare(spec)
-    run_cells(spec, directory, runner=runner, address=address, progress=progress)
+    run_cells(spec, directory, runner=runner, address=address, progress=progress, checked=True)
     return write_report(directory.root)
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from driftrec.experiments.cell import CellResult, run_cell
 from driftrec.experiments.results import ResultsDir
 from driftrec.experiments.spec import Cell, ExperimentSpec, SpecError
+from driftrec.validation import one_line
 
 __all__ = [
     "FAULT_ENV",
@@ -58,8 +59,7 @@ class CellError(RuntimeError):
 
     def __init__(self, cell: Cell, error: BaseException | str) -> None:
         self.cell_id = cell.id
-        what = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-        what = "; ".join(line.strip() for line in str(what).splitlines() if line.strip())
+        what = one_line(error if isinstance(error, str) else f"{type(error).__name__}: {error}")
         super().__init__(
             f"cell {cell.id} (scenario {cell.scenario.key}, agent {cell.agent.key}, seed "
             f"{cell.seed}) failed: {what}"
@@ -122,6 +122,7 @@ def run_cells(
     address: str | None = None,
     max_retries: int = 2,
     progress: bool = True,
+    checked: bool = False,
 ) -> list[str]:
     """Run every cell of ``spec`` not yet in ``out``; return the ids run now.
 
@@ -133,11 +134,13 @@ def run_cells(
             if set, else starts Ray locally.
         max_retries: Ray retries of a cell whose worker died.
         progress: a progress bar on stderr.
+        checked: :func:`preflight` has passed already (do not ask the runner again).
 
     Raises:
         CellError: a cell failed (naming it); the cells finished before it are written.
     """
-    preflight(spec, runner, address)
+    if not checked:
+        preflight(spec, runner, address)
     done = out.finished()
     todo = [cell for cell in spec.cells() if cell.id not in done]
     if runner == "local":
@@ -272,7 +275,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         except Exception as error:  # Ray raises ConnectionError, RuntimeError, ValueError...
             with contextlib.suppress(Exception):
                 ray.shutdown()
-            reason = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+            reason = one_line(error)
             raise RunnerError(
                 f"cannot join the Ray cluster at {address} (from {source}): "
                 f"{type(error).__name__}: {reason[:500]} (is it a Ray cluster of the same Ray "
@@ -306,11 +309,19 @@ def _ray_results(
             cell = pending.pop(ready[0])
             try:
                 result = ray.get(ready[0])
-            except RayTaskError as error:  # the cell's own exception, raised in the worker
-                cause = error.cause if isinstance(error.cause, BaseException) else None
-                raise CellError(cell, cause or _ray_error_text(error)) from error
-            except RayError as error:  # its worker died max_retries + 1 times, or its node
-                raise CellError(cell, _ray_error_text(error)) from error
+            except RayError as error:
+                if isinstance(error, RayTaskError):  # the cell's own exception, in the worker
+                    cause = error.cause if isinstance(error.cause, BaseException) else None
+                    failure = CellError(cell, cause or _ray_error_text(error))
+                else:  # its worker died max_retries + 1 times, or its node
+                    failure = CellError(cell, _ray_error_text(error))
+                # The cells that finished meanwhile are kept (written) before the error
+                done, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0)
+                for ref in done:
+                    other = pending.pop(ref)
+                    with contextlib.suppress(RayError):
+                        yield other, ray.get(ref)
+                raise failure from error
             yield cell, result
     finally:
         for ref in pending:  # a failed cell or an interrupt: the others stop too
