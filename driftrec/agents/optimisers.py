@@ -52,6 +52,22 @@ def written_parameters(params: Iterable[torch.Tensor]) -> int:
     return total
 
 
+def _coalesced(param: torch.Tensor) -> int:
+    """Coalesce ``param``'s sparse gradient in place (the distinct rows with their summed
+    values: what SGD would otherwise do itself) and return the scalars a step on its gradient
+    writes (:func:`written_parameters`), without a second pass over the rows."""
+    grad = param.grad
+    if grad is None:
+        return 0
+    if not grad.is_sparse:
+        return grad.numel()
+    rows, values = _row_gradients(grad)
+    param.grad = torch.sparse_coo_tensor(
+        rows[None], values, grad.shape, is_coalesced=True, check_invariants=False
+    )
+    return values.numel()
+
+
 def _pad_rows(state: torch.Tensor, rows: int) -> torch.Tensor:
     """``state`` (r, ...) followed by ``rows - r`` rows of zeros."""
     extra = state.new_zeros((rows - state.shape[0], *state.shape[1:]))
@@ -182,7 +198,9 @@ class SplitOptimiser:
             if isinstance(part, LazyAdam):
                 written += part.step()
                 continue
-            written += written_parameters(p for group in part.param_groups for p in group["params"])
+            for group in part.param_groups:
+                for param in group["params"]:
+                    written += _coalesced(param)
             part.step()
         return written
 
