@@ -203,7 +203,11 @@ def main(argv: list[str] | None = None) -> int:
 
     add_experiment_commands(sub, _integer)
     args = parser.parse_args(argv)
-    return args.func(args, args.parser)
+    try:
+        return args.func(args, args.parser)
+    except KeyboardInterrupt:  # Ctrl-C anywhere a command does not say more itself
+        print(f"driftrec {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -322,3 +322,16 @@ def test_list_shows_the_defaults_of_agents_models_and_explorations(capsys):
     assert "dim=32" in out  # mf's
     assert "epsilon=0.05" in out  # epsilon_greedy's
     assert "scope=['embeddings']" in out  # a tuple default shown as the list a spec gives
+
+
+def test_ctrl_c_while_the_spec_is_checked_is_one_line(tmp_path, capsys, monkeypatch):
+    """Before: a KeyboardInterrupt traceback from inside the registry check."""
+    from driftrec.experiments import spec as spec_module
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(spec_module.ExperimentSpec, "check_against_registries", interrupted)
+    assert main(["run", write_spec(tmp_path), "--out", str(tmp_path / "out")]) == 130
+    assert capsys.readouterr().err.strip() == "driftrec run: interrupted"
+    assert not (tmp_path / "out").exists()
