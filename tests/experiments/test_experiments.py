@@ -86,7 +86,10 @@ def test_numpy_values_from_a_python_grid_are_taken_as_plain_values(tiny):
 
 def test_a_spec_with_very_many_regimes_is_accepted_with_a_warning(tiny):
     many = {**tiny, "scenarios": [{"name": "recurring", "params": {"period": 10}}]}
-    with pytest.warns(UserWarning, match=r"scenarios\.0 \(recurring\): 400 regimes within the"):
+    with (
+        pytest.warns(UserWarning, match=r"scenarios\.0 \(recurring\): 400 regimes within the"),
+        pytest.warns(UserWarning, match=r"changes come less than evaluation\.window \(600\)"),
+    ):
         load_spec(many)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
