@@ -335,3 +335,42 @@ def test_ctrl_c_while_the_spec_is_checked_is_one_line(tmp_path, capsys, monkeypa
     assert main(["run", write_spec(tmp_path), "--out", str(tmp_path / "out")]) == 130
     assert capsys.readouterr().err.strip() == "driftrec run: interrupted"
     assert not (tmp_path / "out").exists()
+
+
+def test_on_ray_the_cells_finished_while_another_failed_are_kept(tmp_path, monkeypatch):
+    """Ray answers the failed cell first, while the two others have finished: they are written
+    before the error (they were cancelled unread). Ray itself is faked: the race is its."""
+    import ray
+    from ray.exceptions import RayError
+
+    spec = load_spec({**tiny_spec(FAST), "seeds": [0, 1]}, deep=False)
+    cells = spec.cells()
+    failing = cells[0].id
+    refs = {}
+
+    class Task:
+        def options(self, **kwargs):
+            return self
+
+        def remote(self, cell):
+            refs[cell.id] = cell
+            return cell.id
+
+    def get(ref):
+        if ref == failing:
+            raise RayError("worker died")
+        return {"fake result of": ref}
+
+    def wait(pending, num_returns=1, timeout=None):
+        ready = [failing] if num_returns == 1 else list(pending)  # the others are done too
+        return ready, [r for r in pending if r not in ready]
+
+    monkeypatch.setattr(ray, "remote", lambda function: Task())
+    monkeypatch.setattr(ray, "get", get)
+    monkeypatch.setattr(ray, "wait", wait)
+    monkeypatch.setattr(ray, "cancel", lambda ref: pytest.fail(f"{ref} cancelled"))
+    directory = ResultsDir(tmp_path / "out")
+    directory.prepare(spec)
+    with pytest.raises(runners.CellError, match=rf"cell {failing} .* failed: RayError"):
+        runners.run_cells(spec, directory, runner="ray", progress=False, checked=True)
+    assert directory.finished() == {cell.id for cell in cells[1:]}
