@@ -181,7 +181,7 @@ def _progress(total: int, done: int, enabled: bool) -> Callable[[str | None], No
         if cell_id is None:
             bar.close()
         else:
-            bar.set_postfix_str(cell_id, refresh=False)
+            bar.set_postfix_str(f"finished {cell_id}", refresh=False)  # not the running ones
             bar.update(1)
 
     return update
