@@ -5,7 +5,8 @@ per finished cell (``cells/<cell id>.pkl``, written atomically the moment the ce
 what the report builds from them: Parquet tables, PNG figures, ``report.html`` and
 ``summary.md``. Re-running the same spec into the same directory resumes: finished cells are
 skipped. A different spec in an existing directory is refused, naming the fields that differ, so
-results never mix; ``resources`` may change (it does not change the numbers). A directory whose
+results never mix; ``resources`` may change (the numbers do not), but not from no GPU to some
+or back. A directory whose
 spec.yaml has no finished cell yet (a run that failed in its first cells) takes the new spec.
 Cells without a spec.yaml are refused (whose they are is unknown).
 
