@@ -29,7 +29,14 @@ from driftrec.experiments.memory import peak_rss_mb, reset_peak_rss
 from driftrec.experiments.metrics import Curve, CurveRecorder, SessionRecorder, ranking_metrics
 from driftrec.experiments.spec import Cell
 
-__all__ = ["COUNTERS", "RANKING_KEYS", "CellResult", "effective_clock", "run_cell"]
+__all__ = [
+    "COUNTERS",
+    "RANKING_KEYS",
+    "CellResult",
+    "effective_clock",
+    "measured_changes",
+    "run_cell",
+]
 
 RANKING_KEYS = ("auc", "precision_at_k", "recall_at_k", "f1_at_k", "ndcg_at_k")
 
@@ -182,10 +189,17 @@ def _regimes(env: Any, horizon: int, batch: int) -> tuple[np.ndarray, list[int],
     served = [effective_clock(b, batch) for b in bounds if effective_clock(b, batch) < horizon]
     # A regime's probe shows its state just before its next change, served or not
     probe_at = [end - 1 for end in [*bounds, horizon][: len(served) + 1]]
-    scheduled = {effective_clock(b, batch) for b in env.world_spec.scheduled_changes(horizon)}
-    changes = sorted(c for c in scheduled if 0 < c < horizon)
+    changes = measured_changes(env.world_spec, horizon, batch)
     ends = np.array([*served, horizon], dtype=np.int64)
     return ends, probe_at, np.array(changes, dtype=np.int64)
+
+
+def measured_changes(world_spec: Any, horizon: int, batch: int) -> list[int]:
+    """The effective clocks (:func:`effective_clock`) of ``world_spec``'s scheduled changes that
+    requests of a ``horizon``-request cell in batches of ``batch`` see, sorted: what the cell
+    measures recovery from."""
+    scheduled = {effective_clock(b, batch) for b in world_spec.scheduled_changes(horizon)}
+    return sorted(c for c in scheduled if 0 < c < horizon)
 
 
 def _eval_clocks(horizon: int, every: int, batch: int, regime_ends: np.ndarray) -> list[int]:

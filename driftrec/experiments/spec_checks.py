@@ -193,7 +193,7 @@ def scenario_warnings(spec: ExperimentSpec, i: int, world_spec: WorldSpec, regim
     """Warn about scenario ``i``'s ``regimes`` within the horizon and its scheduled changes:
     too many regimes, none seen within the horizon, or two changes closer than the window
     (docs/metrics.md's pitfalls). Whether it has a change to measure within the horizon."""
-    from driftrec.experiments.cell import effective_clock
+    from driftrec.experiments.cell import measured_changes
     from driftrec.simulators.drift.base import DriftProcess
 
     where, horizon = f"scenarios.{i} ({spec.scenarios[i].key})", spec.horizon
@@ -205,10 +205,7 @@ def scenario_warnings(spec: ExperimentSpec, i: int, world_spec: WorldSpec, regim
             "its end, so cells will be slow and the per-regime figures crowded (a longer "
             "period or regime_every keeps them readable)"
         )
-    scheduled = world_spec.scheduled_changes(horizon)
-    changes = sorted(
-        {c for c in (effective_clock(b, spec.num_envs) for b in scheduled) if 0 < c < horizon}
-    )
+    changes = measured_changes(world_spec, horizon, spec.num_envs)  # what a cell measures
     schedules = any(type(p).boundaries is not DriftProcess.boundaries for p in world_spec.processes)
     if schedules and not changes:
         _warn(
