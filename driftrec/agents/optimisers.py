@@ -44,8 +44,9 @@ def written_parameters(params: Iterable[torch.Tensor]) -> int:
         grad = param.grad
         if grad is None:
             continue
-        if grad.is_sparse:
-            rows = torch.unique(grad._indices()[0]).numel()
+        if grad.is_sparse:  # a coalesced gradient holds each row once
+            indices = grad._indices()[0]
+            rows = len(indices) if grad.is_coalesced() else torch.unique(indices).numel()
             total += rows * math.prod(grad.shape[1:])
         else:
             total += grad.numel()
@@ -54,18 +55,15 @@ def written_parameters(params: Iterable[torch.Tensor]) -> int:
 
 def _coalesced(param: torch.Tensor) -> int:
     """Coalesce ``param``'s sparse gradient in place (the distinct rows with their summed
-    values: what SGD would otherwise do itself) and return the scalars a step on its gradient
-    writes (:func:`written_parameters`), without a second pass over the rows."""
+    values: what SGD would otherwise do itself), then :func:`written_parameters` of it, which a
+    coalesced gradient answers without a second pass over the rows."""
     grad = param.grad
-    if grad is None:
-        return 0
-    if not grad.is_sparse:
-        return grad.numel()
-    rows, values = _row_gradients(grad)
-    param.grad = torch.sparse_coo_tensor(
-        rows[None], values, grad.shape, is_coalesced=True, check_invariants=False
-    )
-    return values.numel()
+    if grad is not None and grad.is_sparse and not grad.is_coalesced():
+        rows, values = _row_gradients(grad)
+        param.grad = torch.sparse_coo_tensor(
+            rows[None], values, grad.shape, is_coalesced=True, check_invariants=False
+        )
+    return written_parameters([param])
 
 
 def _pad_rows(state: torch.Tensor, rows: int) -> torch.Tensor:
