@@ -104,11 +104,7 @@ def prepare_out(out: Path, names: tuple[str, ...]) -> str | None:
     # os.path, not Path, predicates: they answer False rather than raise on any OSError.
     if os.path.exists(out) and not os.path.isdir(out):
         return f"{str(out)!r} exists and is not a directory"
-    missing = []  # deepest first
-    for path in (out, *out.parents):
-        if os.path.lexists(path):
-            break
-        missing.append(path)
+    missing = missing_dirs(out)
     problem: str | None
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -117,10 +113,25 @@ def prepare_out(out: Path, names: tuple[str, ...]) -> str | None:
     else:
         problem = _why_unwritable(out, names)
     if problem is not None:
-        for path in missing:
-            with contextlib.suppress(OSError):
-                path.rmdir()
+        remove_empty(missing)
     return problem
+
+
+def missing_dirs(out: Path) -> list[Path]:
+    """``out`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    for path in (out, *out.parents):
+        if os.path.lexists(path):
+            break
+        missing.append(path)
+    return missing
+
+
+def remove_empty(paths: list[Path]) -> None:
+    """Remove the directories ``paths`` (deepest first), each only if it is still empty."""
+    for path in paths:
+        with contextlib.suppress(OSError):
+            path.rmdir()
 
 
 def _why_unwritable(out: Path, names: tuple[str, ...]) -> str | None:

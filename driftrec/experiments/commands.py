@@ -4,8 +4,6 @@ the agents part of ``list``."""
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -17,26 +15,10 @@ from driftrec.validation import one_line
 __all__ = ["add_experiment_commands", "list_agents"]
 
 
-def _missing_dirs(out: Path) -> list[Path]:
-    """``out`` and those of its parents that do not exist yet, deepest first."""
-    missing = []
-    for path in (out, *out.parents):
-        if os.path.lexists(path):
-            break
-        missing.append(path)
-    return missing
-
-
-def _remove_empty(paths: list[Path]) -> None:
-    for path in paths:  # deepest first; only if still empty
-        with contextlib.suppress(OSError):
-            path.rmdir()
-
-
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Every refusal (spec, directory, runner) comes before the banner and leaves nothing
     behind; a failing cell and Ctrl-C are one line each, the finished cells kept."""
-    from driftrec.experiments.cli import prepare_out
+    from driftrec.experiments.cli import missing_dirs, prepare_out, remove_empty
     from driftrec.experiments.experiment import check_experiment, run_checked
     from driftrec.experiments.runners import CellError, ray_address
     from driftrec.experiments.spec import SpecError, load_spec
@@ -51,17 +33,17 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except SpecError as error:
         parser.error(one_line(error))
     out = Path(args.out) if args.out else Path("results") / spec.name
-    created = _missing_dirs(out)
+    created = missing_dirs(out)
     problem = prepare_out(out, ())
     if problem is not None:
         parser.error(f"argument --out: {problem}")
     try:
         directory = check_experiment(spec, out, runner=args.runner, address=args.address)
     except SpecError as error:  # refused before anything was written
-        _remove_empty(created)
+        remove_empty(created)
         parser.error(one_line(error))
     except KeyboardInterrupt:
-        _remove_empty(created)
+        remove_empty(created)
         print("interrupted before any cell ran; nothing written", file=sys.stderr)
         return 130
     cells = {cell.id for cell in spec.cells()}
