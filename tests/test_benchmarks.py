@@ -50,3 +50,13 @@ def test_single_step_floor_benchmark_runs():
     for row in ("part: next user and candidates", "floor step, whole", "RecDriftEnv.step"):
         assert out.count(row) == 2
     assert "target 15,000 steps/s" in out and "target 20,000 steps/s" in out
+
+
+@pytest.mark.slow
+def test_batched_step_floor_benchmark_runs():
+    out = run("benchmarks/batched_step_floor.py", "--quick")
+    # both batch sizes, each checked against the world's utilities and oracle before timing
+    assert out.count("(checked, to the bit:") == 2
+    for row in ("gather-only bound", "floor step (bound + the four parts)", "serve the slates"):
+        assert out.count(row) == 2
+    assert "of the gather bound:" in out and "55% target" in out
