@@ -57,7 +57,7 @@ from driftrec.simulators.choice import row_sums, sample_slots  # noqa: E402
 from driftrec.simulators.consumption import consume  # noqa: E402
 from driftrec.simulators.requests import at_slots  # noqa: E402
 from driftrec.simulators.retrieval import PooledRetrieval, _distinct_from_small  # noqa: E402
-from driftrec.simulators.world import utility_chunk_rows  # noqa: E402
+from driftrec.simulators.scoring import utility_chunk_rows  # noqa: E402
 from driftrec.slates import empty_repeats  # noqa: E402
 
 TARGET_SHARE = 0.55

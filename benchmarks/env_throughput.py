@@ -18,7 +18,7 @@ requests (collected from the environment, so the index distribution is the real 
 default sizes the tables total a few MB and sit in the L2/L3 caches: the bound is the gather
 kernels' cost, not main memory's. Each gather is done the cheapest way the world does it: the
 candidates' latent vectors, which the world consumes chunk by chunk
-(``driftrec.simulators.world.UTILITY_CHUNK_BYTES``), are gathered in chunks of that size
+(``driftrec.simulators.scoring.UTILITY_CHUNK_BYTES``), are gathered in chunks of that size
 (about 30% cheaper than one 26 MB gather at B=4096; ``--whole-gathers`` measures the bound with
 one gather per table instead, the earlier definition, for comparison with older figures).
 
@@ -48,7 +48,7 @@ from timing import Round, timed_rounds  # noqa: E402
 
 from driftrec.envs import RecDriftEnv, RecDriftVectorEnv  # noqa: E402
 from driftrec.simulators import World  # noqa: E402
-from driftrec.simulators.world import utility_chunk_rows  # noqa: E402
+from driftrec.simulators.scoring import utility_chunk_rows  # noqa: E402
 
 BATCH_SIZES = (1024, 4096)
 INDEX_BATCHES = 4

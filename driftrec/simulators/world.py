@@ -1,10 +1,10 @@
 """The world: a seeded, vectorised population and catalogue advanced by a request clock, composed
 of parts (as RecSim assembles an environment from a user model, a document sampler and a choice
 model): the users and items (``population``), who requests (``ActivitySampler``), candidate
-retrieval (``retrieval``), the choice model (``choice``), what serving does to the users
-(``consumption``: boredom, histories), drift processes (``drift``), the regime schedule
-(``regimes``) and the random streams (``streams``). Probe sets (``probes``) and logged data
-(``logged``) are functions of a world in their own modules.
+retrieval (``retrieval``), the true utilities (``scoring``), the choice model (``choice``), what
+serving does to the users (``consumption``: boredom, histories), drift processes (``drift``),
+the regime schedule (``regimes``) and the random streams (``streams``). Probe sets (``probes``)
+and logged data (``logged``) are functions of a world in their own modules.
 
 The world clock ``t`` counts recommendation requests served. A batch of ``n`` requests is served
 at clocks ``t .. t+n-1`` against the state at ``t``; afterwards the clock moves to ``t+n`` and
@@ -33,25 +33,15 @@ from driftrec.simulators.requests import (
     Response,
     at_slots,
     item_rows,
-    lean,
     slot_items,
     slot_values,
 )
 from driftrec.simulators.retrieval import PooledRetrieval, Retrieval, sorted_unique
+from driftrec.simulators.scoring import true_utilities
 from driftrec.simulators.streams import SeedLike, Streams, check_seed
 from driftrec.validation import check_flag, check_time
 
 __all__ = ["LoggedInteractions", "ProbeSet", "Requests", "Response", "World", "check_seed"]
-
-
-UTILITY_CHUNK_BYTES = 1 << 21
-"""Bytes of candidate latent vectors gathered at once when scoring a batch (measured best at
-1-2 MiB, the size of a core's L2 cache, on the machines we run; see ``World._utilities``)."""
-
-
-def utility_chunk_rows(num_candidates: int, phi: np.ndarray) -> int:
-    """Requests whose candidates' latent vectors make one chunk of :data:`UTILITY_CHUNK_BYTES`."""
-    return max(1, UTILITY_CHUNK_BYTES // max(1, num_candidates * phi.shape[1] * phi.itemsize))
 
 
 class World:
@@ -185,7 +175,7 @@ class World:
             t=self.clock,
             users=users,
             candidates=candidates,
-            utilities=self._utilities(users, candidates, topics if with_boredom else None, index),
+            utilities=self._score(users, candidates, topics if with_boredom else None, index),
             values=self._values(candidates, index),
             topics=topics,
             index=index,
@@ -198,7 +188,7 @@ class World:
             t=requests.t,
             users=requests.users,
             candidates=requests.candidates,
-            utilities=self._utilities(requests.users, requests.candidates, topics),
+            utilities=self._score(requests.users, requests.candidates, topics),
             values=self._values(requests.candidates),
             topics=topics,
         )
@@ -209,7 +199,18 @@ class World:
         """True utilities s_ui = beta <theta_u, phi_i> + q_i - boredom_u(topic_i): (n, C)."""
         with_boredom = check_flag("with_boredom", with_boredom)
         topics = self.items.topic.take(candidates) if with_boredom else None
-        return self._utilities(users, candidates, topics)
+        return self._score(users, candidates, topics)
+
+    def _score(
+        self,
+        users: np.ndarray,
+        candidates: np.ndarray,
+        topics: np.ndarray | None,
+        index: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> np.ndarray:
+        return true_utilities(
+            self.users, self.items, self.config.affinity_scale, users, candidates, topics, index
+        )
 
     def _values(
         self, candidates: np.ndarray, index: tuple[np.ndarray, np.ndarray] | None = None
@@ -217,61 +218,6 @@ class World:
         if self.config.reward != "engagement":
             return None
         return item_rows(self.items.engagement, candidates, index)
-
-    def _utilities(
-        self,
-        users: np.ndarray,
-        candidates: np.ndarray,
-        topics: np.ndarray | None,
-        index: tuple[np.ndarray, np.ndarray] | None = None,
-    ) -> np.ndarray:
-        items = self.items
-        if lean(len(users)):
-            return self._one_utility_row(int(users[0]), candidates, topics)
-        # The affinity scale multiplies the n user vectors (n d products) rather than the n C
-        # affinities (a Python float times float32 is a float32 product).
-        theta = self.users.theta.take(users, axis=0)
-        theta *= self.config.affinity_scale
-        theta = theta[:, :, None]  # (n, d, 1)
-        n, c = candidates.shape
-        # With an index: the batch's distinct items' latent vectors, once each, by position.
-        phi, positions = items.phi, candidates
-        if index is not None:
-            phi, positions = phi.take(index[0], axis=0), index[1]
-        rows = utility_chunk_rows(c, phi)
-        if n <= rows:  # one chunk (every single request)
-            util: np.ndarray = np.matmul(phi.take(positions, axis=0), theta)[:, :, 0]
-        else:
-            # The (n, C, d) gather of the latent vectors (26 MB at n=4096, C=100, d=16), whole,
-            # is written out to memory and read back by the product; in chunks of rows it stays
-            # in the cache. Each row's product is computed alone: the chunks change nothing.
-            util = np.empty((n, c), dtype=np.result_type(phi, theta))
-            for start in range(0, n, rows):
-                chunk = slice(start, start + rows)
-                block = phi.take(positions[chunk], axis=0)
-                np.matmul(block, theta[chunk], out=util[chunk, :, None])
-        util += item_rows(items.quality, candidates, index)
-        if topics is not None:
-            # The users' boredom rows first (n of them), then each row's entries by topic: in a
-            # large population the per-candidate lookups then read n compact rows, not rows
-            # scattered over the whole table (and its pages).
-            boredom = self.users.boredom.take(users, axis=0)
-            num_topics = boredom.shape[1]
-            flat = np.arange(0, n * num_topics, num_topics)[:, None] + topics
-            util -= boredom.ravel().take(flat)
-        return util
-
-    def _one_utility_row(
-        self, user: int, candidates: np.ndarray, topics: np.ndarray | None
-    ) -> np.ndarray:
-        """``_utilities`` of one request: the same float32 products (one matrix-vector product
-        is the BLAS call the batched product makes for each row) without the batch axes."""
-        theta = self.users.theta[user] * self.config.affinity_scale
-        util: np.ndarray = self.items.phi.take(candidates[0], axis=0).dot(theta)[None]
-        util += self.items.quality.take(candidates)
-        if topics is not None:
-            util -= self.users.boredom[user].take(topics)
-        return util
 
     def observe(self, requests: Requests) -> dict[str, np.ndarray]:
         """What the agent sees of a batch of requests (ids, features, history; no utilities).

@@ -242,7 +242,7 @@ def test_any_valid_pool_shares_give_full_rows_of_distinct_live_candidates(shares
 def test_utilities_scored_in_chunks_equal_the_whole_batch_to_the_bit(monkeypatch):
     """Large batches gather the candidates' latent vectors in cache-sized chunks of rows; the
     utilities (boredom included) are the same as scoring the batch at once."""
-    import driftrec.simulators.world as world_module
+    import driftrec.simulators.scoring as scoring_module
 
     world = build_world("stationary", seed=4, num_users=400, num_items=300, num_candidates=20)
     rng = np.random.default_rng(0)
@@ -250,7 +250,7 @@ def test_utilities_scored_in_chunks_equal_the_whole_batch_to_the_bit(monkeypatch
     users = rng.integers(0, 360, 50)
     candidates = rng.integers(0, 240, (50, 20))
     whole = world.utilities(users, candidates)
-    monkeypatch.setattr(world_module, "UTILITY_CHUNK_BYTES", 7 * 20 * 16 * 4)  # 7-row chunks
+    monkeypatch.setattr(scoring_module, "UTILITY_CHUNK_BYTES", 7 * 20 * 16 * 4)  # 7-row chunks
     chunked = world.utilities(users, candidates)
     assert chunked.dtype == whole.dtype
     np.testing.assert_array_equal(chunked, whole)
