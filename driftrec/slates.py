@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["empty_repeats", "slates_to_action", "topic_diverse_top_k"]
+__all__ = ["as_slates", "empty_repeats", "slates_to_action", "topic_diverse_top_k"]
 
 
 def empty_repeats(positions: np.ndarray) -> np.ndarray:
@@ -33,6 +33,31 @@ def empty_repeats(positions: np.ndarray) -> np.ndarray:
         repeat[i + 1 :] |= by_slot[i + 1 :] == by_slot[i]
     np.putmask(slates, repeat.T, -1)
     return slates
+
+
+def as_slates(slates: object, n: int, slate_size: int, num_candidates: int) -> np.ndarray:
+    """Checked slates for ``n`` requests: (n, k) int64 candidate positions, -1 an empty slot,
+    and a position repeated in a row shown once, at its first slot (the environments' rule:
+    an agent's action is a slate). Returns a new array.
+
+    Raises:
+        TypeError / ValueError naming the expected dtype, shape or range.
+    """
+    arr = np.asarray(slates)
+    shape = (n, slate_size)
+    if arr.dtype == object or not np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool:
+        raise TypeError(
+            f"slates must be an integer array of shape {shape} of candidate positions "
+            f"(-1: an empty slot), got dtype {arr.dtype}"
+        )
+    if arr.shape != shape:
+        raise ValueError(f"slates must have shape {shape} (requests, slate size), got {arr.shape}")
+    if arr.size and (arr.min() < -1 or arr.max() >= num_candidates):
+        raise ValueError(
+            f"slate positions must be in [0, {num_candidates - 1}] (indices into the candidate "
+            f"list) or -1 for an empty slot, got values from {arr.min()} to {arr.max()}"
+        )
+    return empty_repeats(arr)
 
 
 def slates_to_action(slates: np.ndarray) -> np.ndarray:

@@ -9,6 +9,7 @@ import numpy as np
 
 from driftrec.simulators.choice import ChoiceModel, expected_reward
 from driftrec.simulators.requests import Requests, slot_values
+from driftrec.slates import as_slates
 from driftrec.validation import check_flag, check_integer
 
 if TYPE_CHECKING:
@@ -71,20 +72,26 @@ class ProbeSet:
         subset = np.argpartition(keys, k - 1, axis=2)[:, :, :k] if k < c else np.argsort(keys)
         order = np.argsort(np.take_along_axis(keys, subset, axis=2), axis=2)
         draws = np.take_along_axis(subset, order, axis=2)
-        self.random_expected_reward = np.mean([self.expected_reward(d) for d in draws], axis=0)
+        self.random_expected_reward = np.mean([self._expected_reward(d) for d in draws], axis=0)
 
     def __len__(self) -> int:
         return len(self.requests)
 
     def expected_reward(self, slates: np.ndarray) -> np.ndarray:
-        """(n,) exact expected reward of ``slates`` (n, k) of positions (-1: empty)."""
-        slates = np.asarray(slates, dtype=np.int64)
+        """(n,) exact expected reward of ``slates`` (n, k) of candidate positions: -1 is an empty
+        slot, and a repeated position is shown once, at its first slot, as in the environments
+        (so an agent's actions can be scored as they are)."""
+        n, c = self.requests.utilities.shape
+        return self._expected_reward(as_slates(slates, n, self.choice.slate_size, c))
+
+    def _expected_reward(self, slates: np.ndarray) -> np.ndarray:
         slot_util = np.take_along_axis(self.requests.utilities, np.maximum(slates, 0), axis=1)
         probs = self.choice.slot_probabilities(slot_util, slates >= 0)
         return expected_reward(probs, slot_values(self.requests, slates))
 
     def normalised_reward(self, slates: np.ndarray) -> float:
-        """Mean of expected / oracle reward over the probe (P[e, j] of docs/metrics.md)."""
+        """Mean of expected / oracle reward over the probe (P[e, j] of docs/metrics.md), of
+        ``slates`` as :meth:`expected_reward` takes them."""
         return float(np.mean(self.expected_reward(slates) / self.oracle_expected_reward))
 
     def click_probability(self) -> np.ndarray:

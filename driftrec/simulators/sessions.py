@@ -77,7 +77,9 @@ class SessionBatch:
         self.requests = self.world.make_requests(self.users)
 
     def serve(self, slates: np.ndarray, active: np.ndarray | None = None) -> SessionStep:
-        """Serve ``slates`` (n, k) of candidate positions (-1: empty) to the pending requests.
+        """Serve ``slates`` (n, k) of candidate positions (-1: empty) to the pending requests:
+        slates as the environments' action check makes them (``driftrec.slates.as_slates``
+        checks and makes them from any input; this does not check again).
 
         Args:
             slates: one slate per session slot.
@@ -93,10 +95,10 @@ class SessionBatch:
         activity = world.users.cohort_activity.copy()
         if active is None:
             rows = np.arange(self.num_sessions)
-            response = world.respond(self.requests, slates)
+            response = world._respond(self.requests, slates)
         else:
             rows = np.flatnonzero(active)
-            response = world.respond(self.requests.take(rows), np.asarray(slates)[rows])
+            response = world._respond(self.requests.take(rows), np.asarray(slates)[rows])
         true_click = np.zeros(self.num_sessions, dtype=bool)
         true_click[rows] = response.true_click_slot >= 0
         served = np.zeros(self.num_sessions, dtype=bool)
@@ -128,7 +130,7 @@ class SessionBatch:
         world = self.world
         cfg = world.config
         activity = world.users.cohort_activity.copy()
-        response = world.respond(self.requests, slates)
+        response = world._respond(self.requests, slates)
         clicked = bool(response.true_click_slot[0] >= 0)
         self.length[0] += 1
         self.clicks[0] += clicked

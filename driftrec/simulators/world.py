@@ -39,6 +39,7 @@ from driftrec.simulators.requests import (
 from driftrec.simulators.retrieval import PooledRetrieval, Retrieval, sorted_unique
 from driftrec.simulators.scoring import true_utilities
 from driftrec.simulators.streams import SeedLike, Streams, check_seed
+from driftrec.slates import as_slates
 from driftrec.validation import check_flag, check_time
 
 __all__ = ["LoggedInteractions", "ProbeSet", "Requests", "Response", "World", "check_seed"]
@@ -260,23 +261,37 @@ class World:
         return self.choice.oracle(requests.utilities, requests.values)
 
     def slot_probabilities(self, requests: Requests, slates: np.ndarray) -> np.ndarray:
-        """(n, k) exact click probability of each slot of ``slates`` (positions, -1 empty)."""
-        shown = slates >= 0
-        return self.choice.slot_probabilities(at_slots(requests.utilities, slates), shown)
+        """(n, k) exact click probability of each slot of ``slates`` (positions, -1 empty; a
+        repeated position is shown once, at its first slot, as in the environments)."""
+        return self._slot_probabilities(requests, self._slates(requests, slates))
 
     def expected_reward(self, requests: Requests, slates: np.ndarray) -> np.ndarray:
         """(n,) exact expected reward of ``slates`` under the true state at request time."""
-        probs = self.slot_probabilities(requests, slates)
+        slates = self._slates(requests, slates)
+        probs = self._slot_probabilities(requests, slates)
         return expected_reward(probs, slot_values(requests, slates))
 
+    def _slates(self, requests: Requests, slates: np.ndarray) -> np.ndarray:
+        c = requests.candidates.shape[1]
+        return as_slates(slates, len(requests), self.config.slate_size, c)
+
+    def _slot_probabilities(self, requests: Requests, slates: np.ndarray) -> np.ndarray:
+        shown = slates >= 0
+        return self.choice.slot_probabilities(at_slots(requests.utilities, slates), shown)
+
     def respond(self, requests: Requests, slates: np.ndarray) -> Response:
-        """Serve ``slates`` (n, k) of candidate positions (-1: empty slot) and advance the clock.
+        """Serve ``slates`` (n, k) of candidate positions (-1: empty slot; a repeated position
+        is shown once, at its first slot) and advance the clock.
 
         Effects: sampled clicks; clicked topics bore the user, and so do topics a slate repeats
         (``monotony_boredom``); every request decays boredom;
         click histories and popularity update; feedback-loop drift sees the clicks; the clock
         advances by n and drift processes fire.
         """
+        return self._respond(requests, self._slates(requests, slates))
+
+    def _respond(self, requests: Requests, slates: np.ndarray) -> Response:
+        """:meth:`respond` to slates already checked (the environments check every action)."""
         if requests.t != self.clock:
             raise RuntimeError(
                 f"these requests were made at t={requests.t} but the world is at t={self.clock}: "
@@ -284,9 +299,8 @@ class World:
             )
         cfg = self.config
         n = len(requests)
-        slates = np.asarray(slates, dtype=np.int64)
         shown = slates >= 0
-        probs = self.slot_probabilities(requests, slates)
+        probs = self._slot_probabilities(requests, slates)
         values = slot_values(requests, slates)
         expected = expected_reward(probs, values)
         oracle_expected = self.choice.oracle_value(requests.utilities, requests.values)

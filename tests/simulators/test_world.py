@@ -120,6 +120,56 @@ def test_probe_set_scores_policies_exactly():
     assert relevance.shape == (200, 20) and ((relevance > 0) & (relevance < 1)).all()
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_repeated_position_is_shown_once_outside_the_environment_too(seed):
+    # An agent's greedy slate may repeat its best candidate in every slot: the probe and the
+    # world score it as the environment serves it (once, at the first slot), so it never
+    # beats the oracle (it did: 1.05 of the oracle on a probe, negative regret in respond).
+    world = build_world("stationary", seed=seed, **SMALL)
+    probe = world.probe_set(100)
+    best = probe.oracle_slates[:, :1]
+    repeated = np.repeat(best, 4, axis=1)
+    shown_once = np.concatenate([best, np.full((100, 3), -1)], axis=1)
+    np.testing.assert_array_equal(
+        probe.expected_reward(repeated), probe.expected_reward(shown_once)
+    )
+    assert probe.normalised_reward(repeated) < 1.0
+    requests = world.make_requests(world.sample_users(50))
+    oracle_slates, oracle_value = world.oracle(requests)
+    repeated = np.repeat(oracle_slates[:, :1], 4, axis=1)
+    probs = world.slot_probabilities(requests, repeated)
+    assert (probs[:, 0] > 0).all() and (probs[:, 1:] == 0).all()
+    response = world.respond(requests, repeated)
+    assert (response.expected_reward <= oracle_value).all()
+    assert set(response.click_slot.tolist()) <= {-1, 0}
+
+
+@pytest.mark.parametrize(
+    "slates, error, match",
+    [
+        (np.zeros((30, 3), dtype=np.int64), ValueError, r"shape \(30, 4\)"),
+        (np.zeros((4, 30), dtype=np.int64), ValueError, r"shape \(30, 4\)"),
+        (np.zeros((30, 4)), TypeError, "integer array"),
+        (np.full((30, 4), 20), ValueError, r"\[0, 19\]"),
+        (np.full((30, 4), -2), ValueError, "-1 for an empty slot"),
+    ],
+)
+def test_the_world_and_the_probe_refuse_slates_they_cannot_score(slates, error, match):
+    world = build_world("stationary", seed=0, **SMALL)
+    probe = world.probe_set(30)
+    requests = world.make_requests(world.sample_users(30))
+    for score in (
+        probe.expected_reward,
+        probe.normalised_reward,
+        lambda s: world.slot_probabilities(requests, s),
+        lambda s: world.expected_reward(requests, s),
+        lambda s: world.respond(requests, s),
+    ):
+        with pytest.raises(error, match=match):
+            score(slates)
+    assert world.clock == 0  # nothing was served
+
+
 def test_uniform_logging_propensity_is_one_over_ordered_slates():
     world = build_world("stationary", seed=0, **SMALL)
     log = world.log_interactions(300, "uniform")
