@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -304,6 +305,10 @@ class World:
         values = slot_values(requests, slates)
         expected = expected_reward(probs, values)
         oracle_expected = self.choice.oracle_value(requests.utilities, requests.values)
+        # One sum (one entry for a single request): NaN or infinity anywhere in a row's top
+        # utilities or values makes its oracle value, and so the sum, not finite.
+        if not math.isfinite(oracle_expected[0] if n == 1 else oracle_expected.sum()):
+            raise self._not_finite(requests, oracle_expected)
         true_slot = sample_slots(probs, self.rng["responses"])
 
         clicked = true_slot >= 0
@@ -337,6 +342,17 @@ class World:
             expected_reward=expected,
             oracle_expected_reward=oracle_expected,
             events=events,
+        )
+
+    def _not_finite(self, requests: Requests, oracle_expected: np.ndarray) -> FloatingPointError:
+        bad = int((~np.isfinite(oracle_expected)).sum())
+        processes = ", ".join(repr(p) for p in self.processes) or "none"
+        return FloatingPointError(
+            f"the world's true utilities are not finite at t={self.clock} ({bad} of "
+            f"{len(requests)} requests): a user or item state holds NaN, infinity or values too "
+            f"large for the choice model. Drift processes of this world: {processes}. A "
+            "process's parameters or its advance() made it so "
+            "(driftrec.simulators.drift.check_drift_process tests a process for it)"
         )
 
     def _consume(self, users: np.ndarray, items: np.ndarray, clicked: np.ndarray) -> None:

@@ -23,7 +23,10 @@ from driftrec.simulators import (
     NewCohort,
     QualityShift,
     RecurringShift,
+    SessionBatch,
     SuddenShift,
+    World,
+    WorldConfig,
     check_drift_process,
     make_scenario,
 )
@@ -177,3 +180,40 @@ def test_a_preset_world_advanced_in_one_call_equals_one_advanced_in_steps(name):
             if isinstance(value, np.ndarray):
                 np.testing.assert_array_equal(getattr(getattr(steps, part), key), value, key)
     assert pickle.dumps(whole.memory) == pickle.dumps(steps.memory)
+
+
+@dataclass(frozen=True)
+class UncheckedJitter(DriftProcess):
+    """Adds ``scale`` to every item's quality at ``at``, without checking ``scale``."""
+
+    at: int = 40
+    scale: float = 1.0
+    kind: ClassVar[str] = "jitter"
+    touches: ClassVar[frozenset[str]] = frozenset({"items.quality"})
+
+    def advance(self, users, items, memory, t0, t1, rng):
+        if not t0 < self.at <= t1:
+            return []
+        items.quality += np.float32(self.scale)
+        return [DriftEvent(self.at, self.kind, 1.0)]
+
+    def boundaries(self, until):
+        return [self.at] if self.at <= until else []
+
+
+@pytest.mark.parametrize("sessions", [1, 16])
+@pytest.mark.parametrize("scale", [float("nan"), float("inf"), 1e30])
+def test_a_process_that_breaks_the_ground_truth_is_named_at_the_next_step(sessions, scale):
+    # The process is the user's, unchecked: the world cannot refuse its parameters, but it
+    # refuses to serve non-finite ground truth (it served NaN expected and oracle rewards,
+    # and a run died later in a metric), naming the process.
+    config = WorldConfig(num_users=300, num_items=300, num_candidates=20, slate_size=4)
+    world = World.draw(config, seed=0, processes=[UncheckedJitter(scale=scale)])
+    batch = SessionBatch(world, sessions)
+    rng = np.random.default_rng(0)
+    with pytest.raises(FloatingPointError, match=r"not finite at t=(40|48) .*UncheckedJitter"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's overflow in exp
+            for _ in range(60):
+                batch.serve(np.argsort(rng.random((sessions, 20)), axis=1)[:, :4])
+    assert world.clock <= 48  # nothing after the change was served
