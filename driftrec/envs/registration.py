@@ -27,9 +27,13 @@ def registered_ids() -> list[str]:
 
 
 def register_envs() -> None:
-    """Register all ids (idempotent)."""
+    """Register all ids (idempotent), and drop the ids of presets no longer registered.
+    Importing ``driftrec`` calls it, and again whenever ``SCENARIOS`` changes."""
     specs: dict[str, dict[str, str]] = {"driftrec/RecDrift-v0": {}}
     specs |= {env_id(n): {"preset": n} for n in SCENARIOS}
+    for id_ in [i for i, s in gym.registry.items() if s.entry_point == ENTRY_POINT]:
+        if id_ not in specs:
+            del gym.registry[id_]
     for id_, kwargs in specs.items():
         if id_ in gym.registry:
             continue

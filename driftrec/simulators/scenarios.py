@@ -62,7 +62,8 @@ class Scenario:
 SCENARIOS: Registry[Scenario] = Registry("scenario")
 """Scenario presets by name; each builder's keyword parameters are the preset's parameters.
 Register your own with ``@SCENARIOS.register()``: ``build_world``, ``resolve_world`` and
-``driftrec list`` know it at once; ``driftrec.envs.register_envs()`` gives it a Gymnasium id."""
+``driftrec list`` know it at once, and (once ``driftrec.envs`` is imported, as ``import driftrec``
+does) so does Gymnasium: ``gymnasium.make(driftrec.envs.env_id(name))``."""
 
 _preset = SCENARIOS.register()
 

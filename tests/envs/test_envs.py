@@ -318,3 +318,27 @@ def test_large_catalogues_gather_item_rows_through_the_batch_index_to_the_same_n
         return out
 
     assert_same_tree(trajectory(0), trajectory(10**9))
+
+
+def test_a_preset_registered_after_import_gets_its_id_at_once():
+    from driftrec.envs import env_id
+    from driftrec.simulators import SCENARIOS, Scenario, SuddenShift
+
+    @SCENARIOS.register()
+    def late_shock(at: int = 50) -> Scenario:
+        """A shock, registered after ``import driftrec``."""
+        return Scenario("late_shock", (SuddenShift(at=at),))
+
+    try:
+        assert env_id("late_shock") == "driftrec/LateShock-v0" in registered_ids()
+        env = gym.make("driftrec/LateShock-v0", at=20, **SMALL)
+        env.reset(seed=0)
+        vec = gym.make_vec("driftrec/LateShock-v0", num_envs=4, at=20, **SMALL)
+        vec.reset(seed=0)
+        events = [vec.step(vec.action_space.sample())[4]["drift_events"][0] for _ in range(8)]
+        assert any(e and e[0].kind == "sudden" for e in events)
+    finally:
+        SCENARIOS.unregister("late_shock")
+    assert "driftrec/LateShock-v0" not in gym.registry  # gone with its preset
+    with pytest.raises(gym.error.NameNotFound):
+        gym.make("driftrec/LateShock-v0")
