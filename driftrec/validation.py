@@ -163,9 +163,9 @@ def check_time(name: str, value: Any, *, minimum: int = 1) -> int:
     """
     value = check_integer(name, value, minimum=minimum)
     if value > MAX_TIME:
-        raise ValueError(
-            f"{name} is a time in requests and must be at most 10**15, got {float(value):.3g}"
-        )
+        # Exact while it is short enough to read (1e+15 would read as the bound itself).
+        shown = f"{value:,}" if value < 10**18 else f"{float(value):.3g}"
+        raise ValueError(f"{name} is a time in requests and must be at most 10**15, got {shown}")
     return value
 
 

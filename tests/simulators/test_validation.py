@@ -2,6 +2,7 @@
 drift fires hours into a run. Sweeps built from NumPy grids work."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -200,3 +201,9 @@ def test_processes_are_validated_against_the_config_by_the_world_itself():
         World.draw(config, [SuddenShift(5)], regime_every=0)
     with pytest.raises(TypeError, match=r"seed must be an integer"):
         World.draw(config, seed=1.5)
+
+
+@pytest.mark.parametrize("value, shown", [(10**15 + 1, "1,000,000,000,000,001"), (10**30, "1e+30")])
+def test_a_time_past_the_bound_is_shown_so_it_does_not_read_as_the_bound(value, shown):
+    with pytest.raises(ValueError, match=re.escape(f"at most 10**15, got {shown}") + "$"):
+        build_world("stationary", arrival_horizon=value)
