@@ -109,6 +109,7 @@ def measure_one(num_users: int, num_items: int, timing: Timing) -> Measurement:
     """Build, then time, one world (in this process: call it in a fresh one)."""
     from driftrec.envs import RecDriftVectorEnv
     from driftrec.simulators import SessionBatch
+    from driftrec.slates import empty_repeats
 
     if "torch" in sys.modules:  # not imported by the environment today; pinned if it ever is
         import torch
@@ -135,14 +136,17 @@ def measure_one(num_users: int, num_items: int, timing: Timing) -> Measurement:
         ms.append((time.perf_counter() - start) / timing.steps * 1e3)
     assert env.world is not None
     single = SessionBatch(env.world, 1)
-    slates = rng.integers(0, cfg.num_candidates, (timing.single_steps, 1, cfg.slate_size))
+    # Slates as the environments' action check makes them (repeats emptied), which the engine
+    # then takes unchecked, as the environments have it do.
+    actions = rng.integers(0, cfg.num_candidates, (timing.single_steps, cfg.slate_size))
+    slates = empty_repeats(actions)[:, None, :]
     for slate in slates[: timing.warmup]:
-        single.serve(slate)
+        single.serve(slate, checked=True)
     us = []
     for _ in range(timing.rounds):
         start = time.perf_counter()
         for slate in slates:
-            single.serve(slate)
+            single.serve(slate, checked=True)
         us.append((time.perf_counter() - start) / len(slates) * 1e6)
     return Measurement(
         num_users=num_users,

@@ -186,7 +186,7 @@ class RecDriftVectorEnv(VectorEnv):
         t = sessions.requests.t
         before = sessions.requests
         active = ~self._resetting if self._resetting.any() else None
-        result = sessions.serve(slates, active)
+        result = sessions.serve(slates, active, checked=True)
         r = result.response
         rows = np.arange(self.num_envs) if active is None else np.flatnonzero(active)
         n = self.num_envs
@@ -232,7 +232,7 @@ class RecDriftVectorEnv(VectorEnv):
         world = sessions.world
         before = sessions.requests
         t = before.t
-        result = sessions.serve(slates)
+        result = sessions.serve(slates, checked=True)
         r = result.response
         info = _info(
             float(r.expected_reward[0]),

@@ -24,6 +24,7 @@ import numpy as np
 
 from driftrec.simulators.requests import Requests, Response, lean
 from driftrec.simulators.world import World
+from driftrec.slates import as_slates
 
 __all__ = ["SessionBatch", "SessionStep"]
 
@@ -76,10 +77,11 @@ class SessionBatch:
         self._start(np.asarray(slots, dtype=np.int64))
         self.requests = self.world.make_requests(self.users)
 
-    def serve(self, slates: np.ndarray, active: np.ndarray | None = None) -> SessionStep:
-        """Serve ``slates`` (n, k) of candidate positions (-1: empty) to the pending requests:
-        slates as the environments' action check makes them (``driftrec.slates.as_slates``
-        checks and makes them from any input; this does not check again).
+    def serve(
+        self, slates: np.ndarray, active: np.ndarray | None = None, *, checked: bool = False
+    ) -> SessionStep:
+        """Serve ``slates`` (n, k) of candidate positions to the pending requests: -1 is an
+        empty slot, and a position repeated in a row is shown once, at its first slot.
 
         Args:
             slates: one slate per session slot.
@@ -87,7 +89,14 @@ class SessionBatch:
                 is not served (its slate is ignored, the clock does not count it) and its
                 session neither advances nor ends; the response covers active slots only, in
                 slot order.
+            checked: the slates were already checked and their repeats emptied (by
+                ``driftrec.slates.as_slates``, or the environments' action check, which pass
+                True): skip doing it again.
         """
+        if not checked:
+            cfg = self.world.config
+            c = self.requests.candidates.shape[1]
+            slates = as_slates(slates, self.num_sessions, cfg.slate_size, c)
         if active is None and lean(self.num_sessions):
             return self._serve_one(slates)
         world = self.world

@@ -142,6 +142,12 @@ def test_a_repeated_position_is_shown_once_outside_the_environment_too(seed):
     response = world.respond(requests, repeated)
     assert (response.expected_reward <= oracle_value).all()
     assert set(response.click_slot.tolist()) <= {-1, 0}
+    for sessions in (1, 16):  # the single request's path too
+        batch = SessionBatch(world, sessions)
+        oracle_slates, oracle_value = world.oracle(batch.requests)
+        step = batch.serve(np.repeat(oracle_slates[:, :1], 4, axis=1))
+        assert (step.response.expected_reward <= oracle_value).all()
+        assert set(step.response.click_slot.tolist()) <= {-1, 0}
 
 
 @pytest.mark.parametrize(
@@ -164,6 +170,7 @@ def test_the_world_and_the_probe_refuse_slates_they_cannot_score(slates, error, 
         lambda s: world.slot_probabilities(requests, s),
         lambda s: world.expected_reward(requests, s),
         lambda s: world.respond(requests, s),
+        SessionBatch(world, 30).serve,
     ):
         with pytest.raises(error, match=match):
             score(slates)
