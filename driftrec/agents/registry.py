@@ -37,6 +37,7 @@ __all__ = [
     "agent_names",
     "agent_parameters",
     "make_agent",
+    "make_agent_recording",
 ]
 
 LEARNER_PARAMETERS = tuple(f.name for f in dataclasses.fields(LearnerConfig))
@@ -56,6 +57,29 @@ class AgentSettings:
     """Seeds every random stream of the agent (checked by the agent)."""
     device: str = "cpu"
     """``"cpu"`` or ``"cuda"`` (learning agents)."""
+
+
+SETTINGS = tuple(f.name for f in dataclasses.fields(AgentSettings))
+
+
+@dataclass(frozen=True)
+class RecordingSettings(AgentSettings):
+    """:class:`AgentSettings` that record which of their fields are read (:attr:`read`): how
+    an experiment spec's check tells whether a user's builder uses the ``model`` or the
+    ``exploration`` it is given."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_read", set())
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in SETTINGS:
+            object.__getattribute__(self, "_read").add(name)
+        return object.__getattribute__(self, name)
+
+    @property
+    def read(self) -> frozenset[str]:
+        """The fields read so far."""
+        return frozenset(object.__getattribute__(self, "_read"))
 
 
 AGENTS: Registry[Agent] = Registry("agent", skip=2, sort_names=False)
@@ -306,6 +330,28 @@ def make_agent(
         ValueError: unknown agent 'onlin'; valid agents are ['random', 'popularity', ...
     """
     settings = AgentSettings(model=model, exploration=exploration, seed=seed, device=device)
+    return _make(name, env_or_spaces, settings, params)
+
+
+def make_agent_recording(
+    name: str,
+    env_or_spaces: Any,
+    *,
+    model: str | Mapping[str, Any] = "mf",
+    exploration: str | Mapping[str, Any] = "greedy",
+    seed: int = 0,
+    device: str = "cpu",
+    **params: Any,
+) -> tuple[Agent, RecordingSettings]:
+    """:func:`make_agent`, also returning the settings its builder was given, which record
+    the fields read (by the builder, and by the agent if it kept them)."""
+    settings = RecordingSettings(model=model, exploration=exploration, seed=seed, device=device)
+    return _make(name, env_or_spaces, settings, params), settings
+
+
+def _make(
+    name: str | Strategy, env_or_spaces: Any, settings: AgentSettings, params: dict[str, Any]
+) -> Agent:
     if isinstance(name, Strategy):
         unknown = sorted(set(params) - set(LEARNER_PARAMETERS))
         if unknown:

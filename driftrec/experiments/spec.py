@@ -46,6 +46,7 @@ __all__ = [
     "ScenarioSpec",
     "SpecError",
     "WarmStartSpec",
+    "import_modules",
     "load_spec",
 ]
 
@@ -199,25 +200,15 @@ class ExperimentSpec(_FreeForm, _Model):
     @field_validator("imports")
     @classmethod
     def _imports(cls, value: list[str]) -> list[str]:
-        bad = [name for name in value if not _MODULE.match(name)]
-        if bad:
-            raise ValueError(f"imports must be dotted Python module names, got {bad}")
+        problem = module_name_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     def import_modules(self) -> None:
         """Import the spec's ``imports`` (their registrations run); a :class:`SpecError` names
-        one that cannot be imported. The working directory is searched first, as ``python -m``
-        and a local Ray cluster's workers do (the ``driftrec`` command's own path lacks it)."""
-        if self.imports and not {"", os.getcwd()} & set(sys.path):
-            sys.path.insert(0, os.getcwd())
-        for i, name in enumerate(self.imports):
-            try:
-                importlib.import_module(name)
-            except ImportError as error:
-                raise SpecError(
-                    f"bad experiment spec:\n  imports.{i}: cannot import {name!r}: {error} (it "
-                    "must be importable from the working directory or PYTHONPATH)"
-                ) from None
+        one that cannot be imported (:func:`import_modules`)."""
+        import_modules(self.imports)
 
     @field_validator("seeds")
     @classmethod
@@ -298,7 +289,6 @@ class ExperimentSpec(_FreeForm, _Model):
         that a bad name or parameter fails now, naming it (raises :class:`SpecError`); refuse
         arrays a cell could not allocate, and warn about evaluation settings that would measure
         nothing or nonsense (``driftrec.experiments.spec_checks``)."""
-        from driftrec.agents import make_agent
         from driftrec.envs import RecDriftVectorEnv
         from driftrec.experiments import spec_checks as checks
         from driftrec.simulators.scenarios import resolve_world
@@ -335,42 +325,118 @@ class ExperimentSpec(_FreeForm, _Model):
         problems += too_big.values()
         problems += checks.agent_setting_problems(self)
         checks.evaluation_warnings(self, measured)
-        env = next(iter(envs.values()), None)
-        if env is not None:
-            env.reset(seed=0)  # agents such as the frozen oracle read the drawn world
-        for i, agent in enumerate(self.agents):
-            if env is None:
-                break
-            try:
-                built = make_agent(
-                    agent.name,
-                    env,
-                    model=agent.model,
-                    exploration=agent.exploration,
-                    seed=0,
-                    **agent.params,
-                )
-            except (TypeError, ValueError) as error:
-                problems.append(f"agents.{i} ({agent.key}): {error}")
-                continue
-            except MemoryError as error:
-                problems.append(
-                    f"agents.{i} ({agent.key}): it does not fit in memory ({error}); "
-                    "lower its sizes (model, buffers)"
-                )
-                continue
-            first = first_update(built)
-            if first is not None and first >= self.horizon:
-                warnings.warn(
-                    f"agents.{i} ({agent.key}): its first update comes after {first:,} "
-                    f"requests, not within the horizon of {self.horizon:,}: it never updates "
-                    "in a cell (lower its every / train_on / warmup / micro_batch, or use "
-                    "train_on: 0 for a model that is never updated on purpose)",
-                    UserWarning,
-                    stacklevel=2,
-                )
+        first = next(iter(envs), None)
+        if first is not None:
+            problems += self._agent_problems(self.scenarios[first])
         if problems:
             raise SpecError("bad experiment spec:\n  " + "\n  ".join(problems))
+
+    def _agent_problems(self, scenario: ScenarioSpec) -> list[str]:
+        """Build every agent once on a small environment of ``scenario`` (a batch of
+        ``DRY_BATCH`` requests, reset), check that it has ``act`` and ``observe``, and call its
+        ``act`` (and ``greedy`` and ``scores`` if it has them) once on the reset observation
+        batch; warn about an agent that would never update within the horizon. The
+        environment and the agents are thrown away, and every global random stream (Python's,
+        NumPy's, torch's) is restored after, so that the cells draw what they would without the
+        check."""
+        import random
+
+        import numpy as np
+        import torch
+
+        from driftrec.agents import BASELINES
+        from driftrec.agents.registry import make_agent_recording
+        from driftrec.envs import RecDriftVectorEnv
+        from driftrec.experiments import spec_checks as checks
+
+        # a user's agent may draw from the legacy global streams: they are put back after
+        python_state, numpy_state = random.getstate(), np.random.get_state()  # noqa: NPY002
+        try:
+            with torch.random.fork_rng(devices=[]):
+                env = RecDriftVectorEnv(
+                    min(self.num_envs, checks.DRY_BATCH),
+                    scenario.name,
+                    **self.world,
+                    **scenario.params,
+                )
+                obs, _ = env.reset(seed=0)  # agents such as the frozen oracle read the world
+                slate_size = env.config.slate_size
+                problems = []
+                for i, agent in enumerate(self.agents):
+                    where = f"agents.{i} ({agent.key})"
+                    try:
+                        built, settings = make_agent_recording(
+                            agent.name,
+                            env,
+                            model=agent.model,
+                            exploration=agent.exploration,
+                            seed=0,
+                            **agent.params,
+                        )
+                    except (TypeError, ValueError) as error:
+                        problems.append(f"{where}: {error}")
+                        continue
+                    except MemoryError as error:
+                        problems.append(
+                            f"{where}: it does not fit in memory ({error}); lower its sizes "
+                            "(model, buffers)"
+                        )
+                        continue
+                    except Exception as error:  # a user's builder: its bug, named in one line
+                        problems.append(
+                            f"{where}: building it raised {type(error).__name__}: {error}"
+                        )
+                        continue
+                    problem = checks.agent_call_problem(built, obs, slate_size)
+                    if problem is not None:
+                        problems.append(f"{where}: {problem}")
+                        continue
+                    if agent.name not in BASELINES:  # those are refused with their own line
+                        problems += checks.unread_setting_problems(self, i, built, settings)
+                    self._warn_first_update(i, built)
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)  # noqa: NPY002
+        return problems
+
+    def _warn_first_update(self, i: int, built: Any) -> None:
+        first = first_update(built)
+        if first is not None and first >= self.horizon:
+            warnings.warn(
+                f"agents.{i} ({self.agents[i].key}): its first update comes after {first:,} "
+                f"requests, not within the horizon of {self.horizon:,}: it never updates "
+                "in a cell (lower its every / train_on / warmup / micro_batch, or use "
+                "train_on: 0 for a model that is never updated on purpose)",
+                UserWarning,
+                stacklevel=4,
+            )
+
+
+def module_name_problem(names: list[str]) -> str | None:
+    """Why ``names`` are not all dotted Python module names, or None."""
+    bad = [name for name in names if not _MODULE.match(name)]
+    return f"imports must be dotted Python module names, got {bad}" if bad else None
+
+
+def import_modules(names: list[str], where: str = "bad experiment spec:\n  imports.{i}") -> None:
+    """Import the modules ``names`` (a spec's ``imports``, or ``driftrec list --imports``):
+    their registrations run. The working directory is searched first, as ``python -m`` and a
+    local Ray cluster's workers do (the ``driftrec`` command's own path lacks it).
+
+    Raises:
+        SpecError: ``"<where>: cannot import ..."`` for the first that cannot be imported
+            (``where`` formatted with its index ``i``).
+    """
+    if names and not {"", os.getcwd()} & set(sys.path):
+        sys.path.insert(0, os.getcwd())
+    for i, name in enumerate(names):
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            raise SpecError(
+                f"{where.format(i=i)}: cannot import {name!r}: {error} (it must be importable "
+                "from the working directory or PYTHONPATH)"
+            ) from None
 
 
 @dataclass(frozen=True)

@@ -27,14 +27,22 @@ if TYPE_CHECKING:
 __all__ = [
     "ENV_OPTIONS",
     "MANY_REGIMES",
+    "agent_call_problem",
     "agent_setting_problems",
     "evaluation_warnings",
     "first_update",
     "memory_problems",
     "request_bytes",
     "scenario_warnings",
+    "unread_setting_problems",
     "world_key_problems",
 ]
+
+PROTOCOL = "driftrec.agents.protocol.Agent"
+"""Where the methods an agent needs are documented, for the messages."""
+
+DRY_BATCH = 8
+"""Requests in the observation batch an agent answers once when the spec is checked."""
 
 ENV_OPTIONS = ("twin", "autoreset_mode", "preset", "render_mode")
 """Environment options a cell sets itself: not world settings (one in ``world`` would clash)."""
@@ -145,6 +153,105 @@ def agent_setting_problems(spec: ExperimentSpec) -> list[str]:
                 "agents take them)"
             )
     return problems
+
+
+def agent_call_problem(agent: Any, obs: Any, slate_size: int) -> str | None:
+    """What is wrong with ``agent`` (just built, thrown away after) as a cell would call it:
+    ``act`` or ``observe`` missing, or ``act`` (and ``greedy`` and ``scores`` where it has
+    them) called once on the observation batch ``obs`` (of a reset environment) raising or
+    answering other than the protocol says: (B, k) integer positions into the B rows of
+    ``candidate_ids`` for ``act`` and ``greedy``, (B, C) finite real scores for ``scores``.
+    The calls may change the agent (an exploration draws), so it must not be used again."""
+    missing = [m for m in ("act", "observe") if not callable(getattr(agent, m, None))]
+    if missing:
+        return (
+            f"a {type(agent).__name__} has no callable {' or '.join(missing)}: every agent "
+            f"needs act(obs) and observe(transition) ({PROTOCOL})"
+        )
+    batch, candidates = np.shape(obs["candidate_ids"])
+    methods = ["act"] + [m for m in ("greedy", "scores") if getattr(agent, m, None) is not None]
+    for method in methods:
+        call = getattr(agent, method)
+        if not callable(call):
+            return f"its {method} is a {type(call).__name__}, not a method ({PROTOCOL})"
+        try:
+            answer = np.asarray(call(obs))
+        except Exception as error:  # a user's agent: its bug, named, not a traceback
+            return (
+                f"{method}(obs) raised {type(error).__name__}: {error} (called once on a reset "
+                f"observation batch of {batch} requests)"
+            )
+        if method == "scores":
+            problem = _scores_problem(answer, batch, candidates)
+        else:
+            problem = _slates_problem(answer, batch, slate_size, candidates)
+        if problem is not None:
+            return f"{method}(obs) on a reset observation batch {problem} ({PROTOCOL})"
+    return None
+
+
+def _slates_problem(answer: np.ndarray, batch: int, k: int, candidates: int) -> str | None:
+    expected = f"(B, k) = ({batch}, {k}) integer positions into candidate_ids"
+    if answer.shape != (batch, k):
+        return f"returned shape {answer.shape}, expected {expected}"
+    if answer.dtype.kind not in "iu":
+        return f"returned {answer.dtype} values, expected {expected}"
+    low, high = int(answer.min()), int(answer.max())
+    if low < 0 or high >= candidates:
+        return (
+            f"returned positions from {low} to {high}, expected positions in [0, "
+            f"{candidates}) (C = {candidates} candidates a request)"
+        )
+    return None
+
+
+def _scores_problem(answer: np.ndarray, batch: int, candidates: int) -> str | None:
+    expected = f"(B, C) = ({batch}, {candidates}) finite real scores, one per candidate"
+    if answer.shape != (batch, candidates):
+        return f"returned shape {answer.shape}, expected {expected}"
+    if answer.dtype.kind not in "fiu":
+        return f"returned {answer.dtype} values, expected {expected}"
+    if not np.isfinite(answer).all():
+        return (
+            f"returned {int((~np.isfinite(answer)).sum())} non-finite values (NaN or inf) of "
+            f"{answer.size}, before the agent learned anything; expected {expected}: check its "
+            "model's initial parameters and its scores method"
+        )
+    return None
+
+
+def unread_setting_problems(spec: ExperimentSpec, i: int, agent: Any, settings: Any) -> list[str]:
+    """An explicit ``model`` or ``exploration`` given to agent ``i`` of the spec (not a
+    baseline, built as ``agent`` from ``settings``, which record what was read) that its
+    builder never read, during the build or the calls of the check: the agent ignores it.
+    Refused, or warned about where the agent kept the settings (it may read them later)."""
+    entry = spec.agents[i]
+    defaults = {field: type(entry).model_fields[field].default for field in FOR_LEARNERS}
+    unread = [
+        field
+        for field in FOR_LEARNERS
+        if getattr(entry, field) != defaults[field] and field not in settings.read
+    ]
+    if not unread:
+        return []
+    given = " and ".join(unread)
+    reads = " and ".join(f"settings.{field}" for field in unread)
+    where = f"agents.{i} ({entry.key})"
+    kept = any(value is settings for value in getattr(agent, "__dict__", {}).values())
+    if kept:  # it may read them when it acts or learns: it cannot be told now
+        warnings.warn(
+            f"{where}: {given} given, but agent {entry.name!r} did not read {reads} when it "
+            "was built (it keeps the settings, so it may read them later); check that it uses "
+            f"{given}",
+            UserWarning,
+            stacklevel=5,
+        )
+        return []
+    return [
+        f"{where}: {given} given, but agent {entry.name!r}'s builder never reads {reads} "
+        f"(the AgentSettings it is passed), so it would ignore {given}; remove {given}, or "
+        f"have the builder use {reads}"
+    ]
 
 
 def _warn(message: str) -> None:

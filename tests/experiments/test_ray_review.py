@@ -24,8 +24,15 @@ from driftrec.agents.protocol import task_sizes
 
 
 class Bad(RandomAgent):
+    """Acts once (so the spec check's one call passes), then fails in the cell."""
+
+    acted = False
+
     def act(self, obs):
-        raise ValueError("bad agent acted")
+        if self.acted:
+            raise ValueError("bad agent acted")
+        self.acted = True
+        return super().act(obs)
 
 
 @AGENTS.register("review_bad")

@@ -94,13 +94,14 @@ def test_a_batch_too_large_is_refused_before_the_environment_is_built(monkeypatc
 
 
 def test_running_out_of_memory_while_building_is_a_spec_error_naming_it(monkeypatch):
-    import driftrec.agents
+    import driftrec.agents.registry
     import driftrec.envs
 
     def no_memory(*args, **kwargs):
         raise MemoryError("Unable to allocate 80 GiB")
 
-    monkeypatch.setattr(driftrec.agents, "make_agent", no_memory)
+    # the spec check builds agents with make_agent_recording (make_agent, recording reads)
+    monkeypatch.setattr(driftrec.agents.registry, "make_agent_recording", no_memory)
     assert "agents.0 (online): it does not fit in memory" in _refused(_spec())
     monkeypatch.setattr(driftrec.envs, "RecDriftVectorEnv", no_memory)
     assert "scenarios.0 (sudden): its environment does not fit in memory" in _refused(_spec())
