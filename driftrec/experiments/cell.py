@@ -33,7 +33,9 @@ __all__ = [
     "COUNTERS",
     "RANKING_KEYS",
     "CellResult",
+    "divergence_cause",
     "effective_clock",
+    "has_lr",
     "measured_changes",
     "run_cell",
 ]
@@ -156,20 +158,21 @@ def _make_env(cell: Cell, twin: bool = False) -> Any:
 
 
 def _make_agent(cell: Cell, env: Any, device: str) -> Any:
+    """The cell's agent, built on ``env`` with the cell's seed and ``device`` (every builder
+    gets them in its ``AgentSettings``: a learner puts its model there, a user's builder may
+    read ``settings.device``, a baseline has no model to put anywhere)."""
     from driftrec.agents import make_agent
 
     agent = cell.agent
-    kwargs: dict[str, Any] = {"model": agent.model, "exploration": agent.exploration}
-    if _is_learner(agent.name):
-        kwargs["device"] = device
-    return make_agent(agent.name, env, seed=cell.seed, **kwargs, **agent.params)
-
-
-def _is_learner(name: str) -> bool:
-    """A built-in agent with a model (a strategy or an RL agent), built on the cell's device."""
-    from driftrec.agents import RL_AGENTS, STRATEGIES
-
-    return name in STRATEGIES or name in RL_AGENTS
+    return make_agent(
+        agent.name,
+        env,
+        model=agent.model,
+        exploration=agent.exploration,
+        seed=cell.seed,
+        device=device,
+        **agent.params,
+    )
 
 
 def _device(cell: Cell) -> str:
@@ -313,6 +316,7 @@ def _run_cell(cell: Cell) -> CellResult:
     greedy = getattr(agent, "greedy", None)
     scores = getattr(agent, "scores", None)
     diverged_at: int | None = None
+    pretrained = spec.warm_start is not None and hasattr(agent, "pretrain")  # as _rollout does
 
     def evaluate(clock: int) -> None:
         nonlocal diverged_at
@@ -334,7 +338,7 @@ def _run_cell(cell: Cell) -> CellResult:
         ranking_rows.append(dict.fromkeys(RANKING_KEYS, np.nan))
         if diverged_at is None:
             diverged_at = clock
-            _warn_diverged(cell, clock)
+            _warn_diverged(cell, clock, pretrained)
 
     curves, events, cost, sessions = _rollout(cell, env, obs, agent, steps, evaluate, eval_clocks)
     cost["peak_rss_mb"] = peak_rss_mb(peak_reset)
@@ -365,16 +369,53 @@ def _run_cell(cell: Cell) -> CellResult:
     )
 
 
-def _warn_diverged(cell: Cell, clock: int) -> None:
-    warm = clock == 0 and cell.spec.warm_start is not None
-    when = "during the warm start" if warm else "first seen at this probe evaluation"
+def _warn_diverged(cell: Cell, clock: int, pretrained: bool) -> None:
+    from_start = clock == 0 and not pretrained
+    if from_start:
+        when = "from the start, before it learned anything"
+    elif clock == 0:
+        when = "during the warm start"
+    else:
+        when = "first seen at this probe evaluation"
     warnings.warn(
         f"cell {cell.id}: agent {cell.agent.key}'s scores became non-finite at t={clock:,} "
-        f"({when}): its model diverged. The cell goes on (its ranking metrics are NaN from "
-        "then on, its rewards those of the slates it serves) and the report lists it; lower "
-        "its learning rate (lr) for a stable run",
+        f"({when}): {divergence_cause(from_start, has_lr(cell.agent.name))}. The cell goes on "
+        "(its ranking metrics are NaN from then on, its rewards those of the slates it serves) "
+        "and the report lists it",
         RuntimeWarning,
         stacklevel=2,
+    )
+
+
+def has_lr(agent: str) -> bool:
+    """Whether agent ``agent`` (a name of ``AGENTS``) has a learning rate setting ``lr``
+    (False for a name not registered in this process)."""
+    from driftrec.agents import AGENTS
+
+    try:
+        return "lr" in AGENTS.parameters(agent)
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def divergence_cause(from_start: bool, lr: bool) -> str:
+    """What non-finite scores say about an agent and what to check: ``from_start``, at t=0
+    before any update (no warm start, or an agent that does not pretrain), or after it learned
+    (``lr``: the agent has a learning rate setting)."""
+    if from_start:
+        return (
+            "its scores were not finite from the start, before it learned anything, so no "
+            "update rule is to blame; check its model's initial parameters and its scores "
+            "method"
+        )
+    if lr:
+        return (
+            "its model diverged: its update rule is unstable at these settings (most often, a "
+            "learning rate too high); lower its learning rate (lr) for a stable run"
+        )
+    return (
+        "its model diverged as it learned: its update rule is unstable at these settings; "
+        "check how it updates (its step sizes and what it learns from)"
     )
 
 

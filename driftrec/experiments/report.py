@@ -5,6 +5,7 @@ least, at what cost"."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import math
 import warnings
@@ -13,9 +14,10 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
-from driftrec.experiments.cell import CellResult
+from driftrec.experiments.cell import CellResult, divergence_cause, has_lr
 from driftrec.experiments.figures import FIGURES, write_figures
 from driftrec.experiments.results import ResultsDir, atomic_write
+from driftrec.experiments.spec import ExperimentSpec, SpecError
 from driftrec.experiments.summary import build_tables
 
 __all__ = ["FIGURES", "write_report"]
@@ -150,13 +152,34 @@ def _diverged(results: list[CellResult]) -> list[list[str]]:
     ]
 
 
-def _diverged_text(count: int, total: int) -> str:
+def diverged_from_start(result: CellResult, spec: ExperimentSpec) -> bool:
+    """Whether ``result``'s scores were not finite from the start: at t=0, before any update
+    (no warm start, or an agent that did not pretrain: the cell timed no pretraining)."""
+    pretrained = spec.warm_start is not None and result.cost.get("pretrain_seconds", 0.0) > 0
+    return result.diverged_at == 0 and not pretrained
+
+
+def _diverged_text(results: list[CellResult], spec: ExperimentSpec) -> str:
+    """The warning above the report's list of diverged cells: how many, and for each kind of
+    cause among them (from the start; as it learned, with or without a learning rate) what it
+    says and what to check."""
+    diverged = [r for r in results if r.diverged_at is not None]
+    agents = {a.key: a.name for a in spec.agents}
+    causes: dict[str, list[str]] = {}
+    for r in diverged:
+        start = diverged_from_start(r, spec)
+        cause = divergence_cause(start, not start and has_lr(agents.get(r.agent, r.agent)))
+        causes.setdefault(cause, []).append(r.agent)
+    said = " ".join(
+        f"{'Agent' if len(set(names)) == 1 else 'Agents'} {', '.join(sorted(set(names)))}: {cause}."
+        for cause, names in causes.items()
+    )
     return (
-        f"{count} of {total} cells diverged: the agent's scores were non-finite (NaN or inf) "
-        "at the clock given (the first probe evaluation that saw it), so its update rule is "
-        "unstable at these settings (most often, a learning rate too high). Their rewards are "
-        "those of the slates the diverged model served; their ranking metrics are NaN from "
-        "then on and are left out of the means over seeds (the diverged column counts them)."
+        f"{len(diverged)} of {len(results)} cells diverged: the agent's scores were non-finite "
+        f"(NaN or inf) at the clock given (the first probe evaluation that saw it). {said} "
+        "Their rewards are those of the slates the diverged model served; their ranking "
+        "metrics are NaN from then on and are left out of the means over seeds (the diverged "
+        "column counts them)."
     )
 
 
@@ -182,13 +205,15 @@ class _Page(NamedTuple):
     """Cells summarised."""
     legend: list[tuple[str, str]]
     """(header, meaning) of each column the table shows."""
+    warning: str = ""
+    """What the diverged cells say (:func:`_diverged_text`), where some diverged."""
 
 
 def _markdown(page: _Page) -> str:
-    title, header, rows, figures, diverged, total, legend = page
+    title, header, rows, figures, diverged, _, legend, _ = page
     lines = [f"# {title}", ""]
     if diverged:
-        lines += [f"> **Warning:** {_diverged_text(len(diverged), total)}", ""]
+        lines += [f"> **Warning:** {page.warning}", ""]
         lines += ["| " + " | ".join(DIVERGED_HEADER) + " |", "|" + "---|" * len(DIVERGED_HEADER)]
         lines += ["| " + " | ".join(r) + " |" for r in diverged]
         lines += [""]
@@ -209,12 +234,12 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _html(page: _Page) -> str:
-    title, header, rows, figures, diverged, total, legend = page
+    title, header, rows, figures, diverged, _, legend, _ = page
     warning = ""
     if diverged:
         warning = (
             f'<div class="diverged"><p><b>Warning:</b> '
-            f"{html.escape(_diverged_text(len(diverged), total))}</p>"
+            f"{html.escape(page.warning)}</p>"
             f"{_html_table(DIVERGED_HEADER, diverged)}</div>"
         )
     items = "".join(
@@ -259,7 +284,12 @@ def write_report(directory: str | Path) -> Path:
     title = f"driftrec experiment: {spec.name} ({len(results)}/{len(spec.cells())} cells)"
     header, rows, legend = _summary_rows(tables.summary, len(spec.seeds))
     diverged = _diverged(results)
-    page = _Page(title, header, rows, figures, diverged, len(results), legend)
+    warning = ""
+    if diverged:
+        with contextlib.suppress(SpecError):  # the agents' settings (lr) where importable
+            spec.import_modules()
+        warning = _diverged_text(results, spec)
+    page = _Page(title, header, rows, figures, diverged, len(results), legend, warning)
     atomic_write(root / "summary.md", _markdown(page).encode())
     report = root / "report.html"
     atomic_write(report, _html(page).encode())
@@ -267,7 +297,7 @@ def write_report(directory: str | Path) -> Path:
         # Said again here: a Ray worker's own warning does not reach this process
         cells = ", ".join(f"{r[0]} (t={r[4]})" for r in diverged)
         warnings.warn(
-            f"{_diverged_text(len(diverged), len(results))} Cells: {cells}. See {report}",
+            f"{warning} Cells: {cells}. See {report}",
             RuntimeWarning,
             stacklevel=2,
         )
