@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Callable
@@ -42,15 +43,31 @@ def _integer(minimum: int | None = None) -> Callable[[str], int]:
     return parse
 
 
+def plain_summary(summary: str) -> str:
+    """A docstring's first sentence for the terminal: reStructuredText's double backticks
+    around a name become single ones (the name kept: "At `at` every ...")."""
+    return re.sub(r"``(.+?)``", r"`\1`", summary)
+
+
 def _list(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from driftrec.envs import env_id
+    from driftrec.experiments.commands import one_line
+    from driftrec.experiments.spec import SpecError, import_modules, module_name_problem
     from driftrec.simulators.scenarios import SCENARIOS
 
+    modules = args.imports or []
+    problem = module_name_problem(modules)
+    if problem:
+        parser.error(f"argument --imports: {problem}")
+    try:  # as a spec's imports: their registrations run before the listing
+        import_modules(modules, where="argument --imports")
+    except SpecError as error:
+        parser.error(one_line(error))
     print("Scenarios (gymnasium id, parameters with defaults):")
     for entry in SCENARIOS.describe():
         params = ", ".join(f"{k}={v!r}" for k, v in entry.parameters.items())
         print(f"  {entry.name:<14} {env_id(entry.name):<26} {params or '-'}")
-        print(f"  {'':<14} {entry.summary.replace('``', '')}")
+        print(f"  {'':<14} {plain_summary(entry.summary)}")
     print("Also: driftrec/RecDrift-v0 (pass scenario=... and any parameter).")
     from driftrec.experiments.commands import list_agents
 
@@ -191,6 +208,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     listing = sub.add_parser("list", help="list scenarios (with gymnasium ids) and agents")
+    listing.add_argument(
+        "--imports",
+        nargs="+",
+        metavar="MODULE",
+        default=[],
+        help="modules to import first (as a spec's imports), so that the scenarios, agents, "
+        "strategies and models they register are listed",
+    )
     listing.set_defaults(func=_list, parser=listing)
     demo = sub.add_parser("demo", help="what drift does to a recommender that stops learning")
     demo.add_argument(

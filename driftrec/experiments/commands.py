@@ -10,9 +10,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from driftrec.validation import one_line
+from driftrec.validation import one_line as _joined
 
-__all__ = ["add_experiment_commands", "list_agents"]
+__all__ = ["add_experiment_commands", "list_agents", "one_line"]
+
+
+def one_line(error: object) -> str:
+    """An error on one line: its lines joined by ``"; "``, but a heading that ends in ``":"``
+    joined to what follows by a space (``bad experiment spec: agents.0 ...``, not ``spec:;``).
+
+    Example:
+        >>> one_line("bad experiment spec:\n  horizon: too large\n  seeds: empty")
+        'bad experiment spec: horizon: too large; seeds: empty'
+    """
+    return _joined(error).replace(":; ", ": ")
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
