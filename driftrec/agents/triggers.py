@@ -211,6 +211,10 @@ class DriftAlarm:
         grace_period: values a (new) detector sees before it may raise an alarm, in [1,
             10**15].
         reward_scale: the reward that maps to 1 (``signal="reward"``), in (0, 10**6].
+        start: the detector watches the micro-batches that begin at or after this many
+            requests, in [0, 10**15]: when a warm-up model starts serving (the
+            ``drift_triggered`` preset), so that the jump of the reward when the warm-up model
+            replaces the untrained one is not taken for drift.
     """
 
     signal: str = "loss"
@@ -219,12 +223,13 @@ class DriftAlarm:
     min_gap: int = 0
     grace_period: int = 1_000
     reward_scale: float = 1.0
+    start: int = 0
 
     def __post_init__(self) -> None:
         check_choice("signal", self.signal, ("loss", "reward"))
         delta = check_real("delta", self.delta, low=0.0, high=1.0, low_open=True, high_open=True)
         object.__setattr__(self, "delta", delta)
-        for name in ("hold", "min_gap"):
+        for name in ("hold", "min_gap", "start"):
             object.__setattr__(self, name, check_time(name, getattr(self, name), minimum=0))
         grace = check_time("grace_period", self.grace_period, minimum=1)
         object.__setattr__(self, "grace_period", grace)
@@ -255,6 +260,8 @@ class DriftAlarm:
     ) -> bool:
         if values is None:
             raise ValueError("DriftAlarm needs the signal's values for every micro-batch")
+        if seen_before < self.start:
+            return False  # not watching yet
         until = state["hold_until"]
         holding = until is not None and seen_after < until
         if state["learning"] and not holding:

@@ -55,39 +55,30 @@ def test_sudden_shift_recovery(name, params, recovers):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_drift_triggered_alarm_follows_the_shift_and_adapts(seed):
-    """ADWIN (delta 0.002) on the agent's own reward stream, sudden shift at 60k: one alarm
-    during the warm-up period (by 25k: the reward jumps when the warm-up model starts serving,
-    or it moves earlier, while the untrained model meets the users' growing boredom), none from
-    there to the shift, the next within 5k requests after it; after it, the 20k-request hold
-    brings the reward back to at least 0.90 of its level before the shift (recovery with
-    eps=0.10: this agent learns for a bounded hold after an alarm, not continuously; a model
-    that does not adapt stays near the dip: static's best after the shift is at most 0.87 of
-    before).
+    """ADWIN (delta 0.002) on the agent's own reward stream, watched from when the warm-up
+    model starts serving (20k), sudden shift at 60k: no alarm before the shift, the first
+    within 5k requests after it; the 20k-request hold then brings the reward back to at least
+    0.90 of its level before the shift (recovery with eps=0.10: this agent learns for a
+    bounded hold after an alarm, not continuously; a model that does not adapt stays near the
+    dip: static's best after the shift is at most 0.87 of before).
 
-    Measured at seeds 0, 1, 2 (streams of CHANGELOG "Scale"): alarms [20480, 60672],
-    [20480, 60672], [5632, 60672]; holds extended at [76032], [78848], [11520, 20736, 72448];
-    best 10k window after the shift / the 10k before it: 1.01, 0.98, 0.96. (With the streams
-    before, seed 2's warm-up alarm came at 20,736; it now comes at 5,632, which the claim
-    "by 25k" covers and the earlier "in (20k, 25k]" did not.)
+    Measured at seeds 0-5 (2026-11-30): alarms at 61,440, 61,696, 61,696, 61,696, 61,184,
+    62,976 and none before; the 10k windows before and after the shift 0.580 -> 0.526, 0.584
+    -> 0.515, 0.569 -> 0.539, 0.590 -> 0.537, 0.568 -> 0.517, 0.566 -> 0.511 (the shift hurts
+    a fixed warm-up model by 0.03-0.07); best 10k window after the shift / the 10k before it:
+    1.09, 1.07, 1.12, 1.07, 1.08, 1.10.
 
-    Before the detector was restarted when a hold runs out, seed 0 raised a false alarm at
-    54,016 (its window held the rise of the reward, 0.446 -> 0.470, that the hold's own online
-    learning had produced), and seed 2 one at 34,560.
-
-    The claims are about these seeds; seeds 3-5, measured once and not run here, show their
-    limits: seeds 3 and 5 alarm early (8,448 and 3,840: the untrained model's reward moves as
-    the world's boredom builds up), seed 5 has one false alarm at 50,432 on a fixed model (a
-    rise of 0.014 in expected reward plus noise), and seed 3 comes back to 0.896 only."""
+    Watched from the first request (before 2026-11-30), the reward's jump when the warm-up
+    model replaced the untrained one raised an alarm at the warm-up in every run (20,480, or
+    as early as 3,840 while the untrained model met the users' growing boredom), and its
+    20k-request hold swallowed any shift within it; seed 5 also had a false alarm at 50,432."""
     at, window = 60_000, 10_000
     env = make_env(scenario="sudden", at=at)
     agent = make_agent("drift_triggered", env, model="mf", seed=seed)
     run, _ = rollout(agent, env, 550, seed=seed)
     alarms = agent.trainer.rule_states[1].trigger_state["alarm_at"]
-    before = [t for t in alarms if t <= at]
-    after = [t for t in alarms if t > at]
-    assert len(before) == 1 and before[0] <= 25_000, f"false alarm: {alarms}"
-    assert after and after[0] - at <= 5_000, alarms
-    assert run.window_mean(at, at + window) < run.window_mean(at - window, at) - 0.05
+    assert alarms and at < alarms[0] <= at + 5_000, f"false or late alarm: {alarms}"
+    assert run.window_mean(at, at + window) < run.window_mean(at - window, at) - 0.02
     assert recovered(run, at, window, eps=0.10)
 
 

@@ -241,3 +241,21 @@ def test_an_engagement_reward_is_scaled_into_adwins_range():
 def test_drift_triggered_passes_reward_scale_to_its_trigger():
     agent = make_agent("drift_triggered", make_env(4), reward_scale=20.0)
     assert agent.strategy.rules[-1].trigger.reward_scale == 20.0
+
+
+def test_a_jump_before_the_detector_starts_is_not_an_alarm():
+    """The reward jumps at 10,240 (a warm-up model replacing an untrained one: 0.2 -> 0.5),
+    then stays put; a real shift (0.5 -> 0.2) comes at 30,720. Watched from the start, ADWIN
+    alarms at the jump; started at the jump, it alarms at the shift only."""
+    rng = np.random.default_rng(0)
+    p = np.r_[np.full(10_240, 0.2), np.full(20_480, 0.5), np.full(10_240, 0.2)]
+    reward = (rng.random(p.size) < p).astype(np.float64)
+    from_start = _alarms(DriftAlarm("reward", hold=2_000), reward)
+    assert from_start and from_start[0] < 12_000
+    started = _alarms(DriftAlarm("reward", hold=2_000, start=10_240), reward)
+    assert started and all(30_720 < t < 33_000 for t in started[:1]) and len(started) == 1
+
+
+def test_drift_triggered_starts_watching_when_its_warm_up_model_serves():
+    agent = make_agent("drift_triggered", make_env(4), warmup=4_096)
+    assert agent.strategy.rules[-1].trigger.start == 4_096
