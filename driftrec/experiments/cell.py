@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
+from driftrec.experiments.divergence import divergence_cause, has_lr, warn_diverged
 from driftrec.experiments.memory import peak_rss_mb, reset_peak_rss
 from driftrec.experiments.metrics import Curve, CurveRecorder, SessionRecorder, ranking_metrics
 from driftrec.experiments.spec import Cell
@@ -338,7 +338,7 @@ def _run_cell(cell: Cell) -> CellResult:
         ranking_rows.append(dict.fromkeys(RANKING_KEYS, np.nan))
         if diverged_at is None:
             diverged_at = clock
-            _warn_diverged(cell, clock, pretrained)
+            warn_diverged(cell, clock, pretrained)
 
     curves, events, cost, sessions = _rollout(cell, env, obs, agent, steps, evaluate, eval_clocks)
     cost["peak_rss_mb"] = peak_rss_mb(peak_reset)
@@ -366,56 +366,6 @@ def _run_cell(cell: Cell) -> CellResult:
         sessions=sessions,
         seconds=time.perf_counter() - began,
         diverged_at=diverged_at,
-    )
-
-
-def _warn_diverged(cell: Cell, clock: int, pretrained: bool) -> None:
-    from_start = clock == 0 and not pretrained
-    if from_start:
-        when = "from the start, before it learned anything"
-    elif clock == 0:
-        when = "during the warm start"
-    else:
-        when = "first seen at this probe evaluation"
-    warnings.warn(
-        f"cell {cell.id}: agent {cell.agent.key}'s scores became non-finite at t={clock:,} "
-        f"({when}): {divergence_cause(from_start, has_lr(cell.agent.name))}. The cell goes on "
-        "(its ranking metrics are NaN from then on, its rewards those of the slates it serves) "
-        "and the report lists it",
-        RuntimeWarning,
-        stacklevel=2,
-    )
-
-
-def has_lr(agent: str) -> bool:
-    """Whether agent ``agent`` (a name of ``AGENTS``) has a learning rate setting ``lr``
-    (False for a name not registered in this process)."""
-    from driftrec.agents import AGENTS
-
-    try:
-        return "lr" in AGENTS.parameters(agent)
-    except (KeyError, TypeError, ValueError):
-        return False
-
-
-def divergence_cause(from_start: bool, lr: bool) -> str:
-    """What non-finite scores say about an agent and what to check: ``from_start``, at t=0
-    before any update (no warm start, or an agent that does not pretrain), or after it learned
-    (``lr``: the agent has a learning rate setting)."""
-    if from_start:
-        return (
-            "its scores were not finite from the start, before it learned anything, so no "
-            "update rule is to blame; check its model's initial parameters and its scores "
-            "method"
-        )
-    if lr:
-        return (
-            "its model diverged: its update rule is unstable at these settings (most often, a "
-            "learning rate too high); lower its learning rate (lr) for a stable run"
-        )
-    return (
-        "its model diverged as it learned: its update rule is unstable at these settings; "
-        "check how it updates (its step sizes and what it learns from)"
     )
 
 

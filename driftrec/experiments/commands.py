@@ -16,7 +16,7 @@ __all__ = ["add_experiment_commands", "list_agents", "one_line"]
 
 
 def one_line(error: object) -> str:
-    """An error on one line: its lines joined by ``"; "``, but a heading that ends in ``":"``
+    r"""An error on one line: its lines joined by ``"; "``, but a heading that ends in ``":"``
     joined to what follows by a space (``bad experiment spec: agents.0 ...``, not ``spec:;``).
 
     Example:

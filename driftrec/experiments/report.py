@@ -14,7 +14,8 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
-from driftrec.experiments.cell import CellResult, divergence_cause, has_lr
+from driftrec.experiments.cell import CellResult
+from driftrec.experiments.divergence import divergence_cause, has_lr
 from driftrec.experiments.figures import FIGURES, write_figures
 from driftrec.experiments.results import ResultsDir, atomic_write
 from driftrec.experiments.spec import ExperimentSpec, SpecError

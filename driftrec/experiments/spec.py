@@ -25,7 +25,6 @@ import json
 import os
 import re
 import sys
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,6 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from driftrec.experiments.spec_checks import first_update
 from driftrec.validation import MAX_SIZE, MAX_TIME
 
 __all__ = [
@@ -327,89 +325,9 @@ class ExperimentSpec(_FreeForm, _Model):
         checks.evaluation_warnings(self, measured)
         first = next(iter(envs), None)
         if first is not None:
-            problems += self._agent_problems(self.scenarios[first])
+            problems += checks.agent_problems(self, self.scenarios[first])
         if problems:
             raise SpecError("bad experiment spec:\n  " + "\n  ".join(problems))
-
-    def _agent_problems(self, scenario: ScenarioSpec) -> list[str]:
-        """Build every agent once on a small environment of ``scenario`` (a batch of
-        ``DRY_BATCH`` requests, reset), check that it has ``act`` and ``observe``, and call its
-        ``act`` (and ``greedy`` and ``scores`` if it has them) once on the reset observation
-        batch; warn about an agent that would never update within the horizon. The
-        environment and the agents are thrown away, and every global random stream (Python's,
-        NumPy's, torch's) is restored after, so that the cells draw what they would without the
-        check."""
-        import random
-
-        import numpy as np
-        import torch
-
-        from driftrec.agents import BASELINES
-        from driftrec.agents.registry import make_agent_recording
-        from driftrec.envs import RecDriftVectorEnv
-        from driftrec.experiments import spec_checks as checks
-
-        # a user's agent may draw from the legacy global streams: they are put back after
-        python_state, numpy_state = random.getstate(), np.random.get_state()  # noqa: NPY002
-        try:
-            with torch.random.fork_rng(devices=[]):
-                env = RecDriftVectorEnv(
-                    min(self.num_envs, checks.DRY_BATCH),
-                    scenario.name,
-                    **self.world,
-                    **scenario.params,
-                )
-                obs, _ = env.reset(seed=0)  # agents such as the frozen oracle read the world
-                slate_size = env.config.slate_size
-                problems = []
-                for i, agent in enumerate(self.agents):
-                    where = f"agents.{i} ({agent.key})"
-                    try:
-                        built, settings = make_agent_recording(
-                            agent.name,
-                            env,
-                            model=agent.model,
-                            exploration=agent.exploration,
-                            seed=0,
-                            **agent.params,
-                        )
-                    except (TypeError, ValueError) as error:
-                        problems.append(f"{where}: {error}")
-                        continue
-                    except MemoryError as error:
-                        problems.append(
-                            f"{where}: it does not fit in memory ({error}); lower its sizes "
-                            "(model, buffers)"
-                        )
-                        continue
-                    except Exception as error:  # a user's builder: its bug, named in one line
-                        problems.append(
-                            f"{where}: building it raised {type(error).__name__}: {error}"
-                        )
-                        continue
-                    problem = checks.agent_call_problem(built, obs, slate_size)
-                    if problem is not None:
-                        problems.append(f"{where}: {problem}")
-                        continue
-                    if agent.name not in BASELINES:  # those are refused with their own line
-                        problems += checks.unread_setting_problems(self, i, built, settings)
-                    self._warn_first_update(i, built)
-        finally:
-            random.setstate(python_state)
-            np.random.set_state(numpy_state)  # noqa: NPY002
-        return problems
-
-    def _warn_first_update(self, i: int, built: Any) -> None:
-        first = first_update(built)
-        if first is not None and first >= self.horizon:
-            warnings.warn(
-                f"agents.{i} ({self.agents[i].key}): its first update comes after {first:,} "
-                f"requests, not within the horizon of {self.horizon:,}: it never updates "
-                "in a cell (lower its every / train_on / warmup / micro_batch, or use "
-                "train_on: 0 for a model that is never updated on purpose)",
-                UserWarning,
-                stacklevel=4,
-            )
 
 
 def module_name_problem(names: list[str]) -> str | None:

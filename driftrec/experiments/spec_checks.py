@@ -20,7 +20,7 @@ import numpy as np
 from driftrec.validation import machine_memory
 
 if TYPE_CHECKING:
-    from driftrec.experiments.spec import ExperimentSpec
+    from driftrec.experiments.spec import ExperimentSpec, ScenarioSpec
     from driftrec.simulators import WorldConfig
     from driftrec.simulators.scenarios import WorldSpec
 
@@ -28,6 +28,7 @@ __all__ = [
     "ENV_OPTIONS",
     "MANY_REGIMES",
     "agent_call_problem",
+    "agent_problems",
     "agent_setting_problems",
     "evaluation_warnings",
     "first_update",
@@ -155,6 +156,84 @@ def agent_setting_problems(spec: ExperimentSpec) -> list[str]:
     return problems
 
 
+def agent_problems(spec: ExperimentSpec, scenario: ScenarioSpec) -> list[str]:
+    """Build every agent once on a small environment of ``scenario`` (a batch of
+    ``DRY_BATCH`` requests, reset), check that it has ``act`` and ``observe``, and call its
+    ``act`` (and ``greedy`` and ``scores`` if it has them) once on the reset observation
+    batch; warn about an agent that would never update within the horizon. The
+    environment and the agents are thrown away, and every global random stream (Python's,
+    NumPy's, torch's) is restored after, so that the cells draw what they would without the
+    check."""
+    import random
+
+    import torch
+
+    from driftrec.agents import BASELINES
+    from driftrec.agents.registry import make_agent_recording
+    from driftrec.envs import RecDriftVectorEnv
+
+    # a user's agent may draw from the legacy global streams: they are put back after
+    python_state, numpy_state = random.getstate(), np.random.get_state()  # noqa: NPY002
+    try:
+        with torch.random.fork_rng(devices=[]):
+            env = RecDriftVectorEnv(
+                min(spec.num_envs, DRY_BATCH),
+                scenario.name,
+                **spec.world,
+                **scenario.params,
+            )
+            obs, _ = env.reset(seed=0)  # agents such as the frozen oracle read the world
+            slate_size = env.config.slate_size
+            problems = []
+            for i, agent in enumerate(spec.agents):
+                where = f"agents.{i} ({agent.key})"
+                try:
+                    built, settings = make_agent_recording(
+                        agent.name,
+                        env,
+                        model=agent.model,
+                        exploration=agent.exploration,
+                        seed=0,
+                        **agent.params,
+                    )
+                except (TypeError, ValueError) as error:
+                    problems.append(f"{where}: {error}")
+                    continue
+                except MemoryError as error:
+                    problems.append(
+                        f"{where}: it does not fit in memory ({error}); lower its sizes "
+                        "(model, buffers)"
+                    )
+                    continue
+                except Exception as error:  # a user's builder: its bug, named in one line
+                    problems.append(f"{where}: building it raised {type(error).__name__}: {error}")
+                    continue
+                problem = agent_call_problem(built, obs, slate_size)
+                if problem is not None:
+                    problems.append(f"{where}: {problem}")
+                    continue
+                if agent.name not in BASELINES:  # those are refused with their own line
+                    problems += unread_setting_problems(spec, i, built, settings)
+                _warn_first_update(spec, i, built)
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)  # noqa: NPY002
+    return problems
+
+
+def _warn_first_update(spec: ExperimentSpec, i: int, built: Any) -> None:
+    first = first_update(built)
+    if first is not None and first >= spec.horizon:
+        warnings.warn(
+            f"agents.{i} ({spec.agents[i].key}): its first update comes after {first:,} "
+            f"requests, not within the horizon of {spec.horizon:,}: it never updates "
+            "in a cell (lower its every / train_on / warmup / micro_batch, or use "
+            "train_on: 0 for a model that is never updated on purpose)",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
 def agent_call_problem(agent: Any, obs: Any, slate_size: int) -> str | None:
     """What is wrong with ``agent`` (just built, thrown away after) as a cell would call it:
     ``act`` or ``observe`` missing, or ``act`` (and ``greedy`` and ``scores`` where it has
@@ -244,7 +323,7 @@ def unread_setting_problems(spec: ExperimentSpec, i: int, agent: Any, settings: 
             "was built (it keeps the settings, so it may read them later); check that it uses "
             f"{given}",
             UserWarning,
-            stacklevel=5,
+            stacklevel=4,
         )
         return []
     return [
