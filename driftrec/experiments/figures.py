@@ -181,7 +181,7 @@ def _recovery_figure(tables: Tables, path: Path, window: int) -> None:
     plt = _plt()
     rec = tables.recovery
     groups = list(dict.fromkeys(zip(rec.scenario, rec.event_t, strict=True))) if len(rec) else []
-    fig, axes = plt.subplots(2, 1, figsize=(max(7.0, 1.1 * len(groups) + 2.0), 6.4))
+    fig, axes = plt.subplots(2, 1, figsize=(max(7.0, 1.1 * len(groups) + 2.0) + 1.8, 6.4))
     if not groups:
         for ax in axes:
             ax.text(0.5, 0.5, "no scheduled drift event", ha="center", transform=ax.transAxes)
@@ -211,9 +211,14 @@ def _recovery_figure(tables: Tables, path: Path, window: int) -> None:
                     if hatch:
                         bar.set_hatch("///")
                         bar.set_alpha(0.5)
-    labels = [f"{s}\nt={t:,}" for s, t in groups]
+    labels = []
+    for scenario, t in groups:
+        outcome = rec.outcome[(rec.scenario == scenario) & (rec.event_t == t)]
+        # An event within W of the horizon is censored for every agent, the oracle too.
+        unmeasured = "\n(censored for all)" if outcome.eq("censored").all() else ""
+        labels.append(f"{scenario}\nt={t:,}{unmeasured}")
     titles = (
-        "recovery time after each drift event (hatched: censored in some seeds, counted at "
+        "recovery time after each drift event\n(hatched: censored in some seeds, counted at "
         "the censoring point: a lower bound)",
         "dip: pre-event level minus the lowest window after it",
     )
@@ -225,7 +230,15 @@ def _recovery_figure(tables: Tables, path: Path, window: int) -> None:
     axes[0].set_ylim(bottom=0)
     axes[1].axhline(0, color="0.5", lw=0.8)
     axes[1].set_ylabel("normalised reward")
-    axes[0].legend(fontsize=7, ncol=min(len(agents), 6), loc="upper right")
+    # Beside the panels, not on them: with many agents a legend inside covered the bars. One
+    # plain patch per agent (a bar's own handle shows its first group's hatching).
+    from matplotlib.patches import Patch
+
+    handles, names = axes[0].get_legend_handles_labels()
+    plain = [
+        Patch(color=colors[n]) if n in colors else h for h, n in zip(handles, names, strict=True)
+    ]
+    axes[0].legend(plain, names, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     _save(plt, fig, path)
 
 
