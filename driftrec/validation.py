@@ -292,10 +292,15 @@ def machine_memory() -> int | None:
 
 
 def one_line(text: object) -> str:
-    r"""``str(text)``'s non-empty lines, stripped, joined by ``"; "``: an error on one line.
+    r"""``str(text)``'s non-empty lines, stripped, joined by ``"; "`` (by a space after a
+    heading that ends in ``":"``): an error on one line.
 
     Example:
-        >>> one_line("bad spec:\n  horizon: too large\n")
-        'bad spec:; horizon: too large'
+        >>> one_line("bad spec:\n  horizon: too large\n  seeds: empty")
+        'bad spec: horizon: too large; seeds: empty'
     """
-    return "; ".join(line.strip() for line in str(text).splitlines() if line.strip())
+    joined = ""
+    for line in str(text).splitlines():
+        if line.strip():
+            joined += (" " if joined.endswith(":") else "; ") * bool(joined) + line.strip()
+    return joined

@@ -51,9 +51,9 @@ def plain_summary(summary: str) -> str:
 
 def _list(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from driftrec.envs import env_id
-    from driftrec.experiments.commands import one_line
     from driftrec.experiments.spec import SpecError, import_modules, module_name_problem
     from driftrec.simulators.scenarios import SCENARIOS
+    from driftrec.validation import one_line
 
     modules = args.imports or []
     problem = module_name_problem(modules)

@@ -10,20 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from driftrec.validation import one_line as _joined
+from driftrec.validation import one_line
 
-__all__ = ["add_experiment_commands", "list_agents", "one_line"]
-
-
-def one_line(error: object) -> str:
-    r"""An error on one line: its lines joined by ``"; "``, but a heading that ends in ``":"``
-    joined to what follows by a space (``bad experiment spec: agents.0 ...``, not ``spec:;``).
-
-    Example:
-        >>> one_line("bad experiment spec:\n  horizon: too large\n  seeds: empty")
-        'bad experiment spec: horizon: too large; seeds: empty'
-    """
-    return _joined(error).replace(":; ", ": ")
+__all__ = ["add_experiment_commands", "list_agents"]
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
