@@ -193,6 +193,31 @@ FOOTER = (
 """Under the summary table, in the Markdown and the HTML report alike."""
 
 
+PAIRED_HEADER = [
+    "scenario", "agent", "versus", "seeds", "Δ reward", "Δ final", "Δ forgetting", "reward"
+]  # fmt: skip
+PAIRED_TEXT = (
+    "Each agent minus its scenario's leader (the learner with the highest mean reward), seed "
+    "by seed: the agents of a scenario serve the same seeded worlds, so the spread between "
+    "seeds, which widens each row's own interval above, cancels in their difference. Mean "
+    "± 95% t-interval half-width of the differences; the last column says whether the reward "
+    "difference is within noise (the interval holds 0). Forgetting: lower is better."
+)
+
+
+def _paired_rows(paired: pd.DataFrame) -> list[list[str]]:
+    """The rows of :data:`PAIRED_HEADER` from the paired table."""
+    rows = []
+    for _, row in paired.iterrows():
+        cells = [row.scenario, row.agent, row.versus, str(row.seeds)]
+        for metric in ("reward", "final_reward", "forgetting"):
+            # A signed difference, its half-width unsigned.
+            mean, half = _fmt(row.get(metric), "+.4f"), _fmt(row.get(f"{metric}_ci"), ".4f")
+            cells.append(mean if half == "—" or mean == "—" else f"{mean} ± {half}")
+        rows.append([*cells, row.verdict])
+    return rows
+
+
 class _Page(NamedTuple):
     """What the Markdown and the HTML report show, in that order."""
 
@@ -208,10 +233,12 @@ class _Page(NamedTuple):
     """(header, meaning) of each column the table shows."""
     warning: str = ""
     """What the diverged cells say (:func:`_diverged_text`), where some diverged."""
+    paired: list[list[str]] = []
+    """Rows of :data:`PAIRED_HEADER` (:func:`_paired_rows`), where a scenario has two agents."""
 
 
 def _markdown(page: _Page) -> str:
-    title, header, rows, figures, diverged, _, legend, _ = page
+    title, header, rows, figures, diverged, _, legend, *_ = page
     lines = [f"# {title}", ""]
     if diverged:
         lines += [f"> **Warning:** {page.warning}", ""]
@@ -222,6 +249,10 @@ def _markdown(page: _Page) -> str:
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     lines += ["", FOOTER, ""]
     lines += [f"- **{label}**: {text}" for label, text in legend] + [""]
+    if page.paired:
+        lines += ["## Paired differences", "", PAIRED_TEXT, ""]
+        lines += ["| " + " | ".join(PAIRED_HEADER) + " |", "|" + "---|" * len(PAIRED_HEADER)]
+        lines += ["| " + " | ".join(r) + " |" for r in page.paired] + [""]
     lines += [f"![{name}](figures/{path.name})" for name, path in figures.items()]
     return "\n".join(lines) + "\n"
 
@@ -235,7 +266,7 @@ def _html_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _html(page: _Page) -> str:
-    title, header, rows, figures, diverged, _, legend, _ = page
+    title, header, rows, figures, diverged, _, legend, *_ = page
     warning = ""
     if diverged:
         warning = (
@@ -246,6 +277,12 @@ def _html(page: _Page) -> str:
     items = "".join(
         f"<li><b>{html.escape(label)}</b>: {html.escape(text)}</li>" for label, text in legend
     )
+    paired = ""
+    if page.paired:
+        paired = (
+            f"<h2>Paired differences</h2><p>{html.escape(PAIRED_TEXT)}</p>"
+            f"{_html_table(PAIRED_HEADER, page.paired)}"
+        )
     images = "".join(
         f'<h2>{html.escape(name.replace("_", " "))}</h2><img alt="{name}" '
         f'src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}">'
@@ -262,7 +299,7 @@ def _html(page: _Page) -> str:
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
         f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>{warning}"
         f"{_html_table(header, rows)}<p>{html.escape(FOOTER)}</p>"
-        f"<ul>{items}</ul>{images}</body></html>"
+        f"<ul>{items}</ul>{paired}{images}</body></html>"
     )
 
 
@@ -277,7 +314,7 @@ def write_report(directory: str | Path) -> Path:
         raise FileNotFoundError(f"{directory} has no finished cell yet: run the experiment first")
     tables = build_tables(results, spec)
     root = results_dir.root
-    for name in ("curves", "probes", "events", "recovery", "cells", "summary"):
+    for name in ("curves", "probes", "events", "recovery", "cells", "summary", "paired"):
         getattr(tables, name).to_parquet(root / f"{name}.parquet", index=False)
     figures_dir = root / "figures"
     figures_dir.mkdir(exist_ok=True)
@@ -290,7 +327,8 @@ def write_report(directory: str | Path) -> Path:
         with contextlib.suppress(SpecError):  # the agents' settings (lr) where importable
             spec.import_modules()
         warning = _diverged_text(results, spec)
-    page = _Page(title, header, rows, figures, diverged, len(results), legend, warning)
+    paired = _paired_rows(tables.paired)
+    page = _Page(title, header, rows, figures, diverged, len(results), legend, warning, paired)
     atomic_write(root / "summary.md", _markdown(page).encode())
     report = root / "report.html"
     atomic_write(report, _html(page).encode())

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from driftrec.agents.registry import BASELINES
 from driftrec.experiments.cell import RANKING_KEYS, CellResult
 from driftrec.experiments.metrics import (
     Curve,
@@ -55,6 +56,11 @@ class Tables:
     (event metrics averaged over each seed's events first); ``diverged``: how many of its
     seeds' models diverged (``"1/3"``); ``censored`` / ``twin_censored``: censored of
     measurable events; ``unmeasurable``: events without a pre-event window, of all events."""
+    paired: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """A row per (scenario, agent other than the scenario's leader): the agent's metric minus
+    the leader's (the learner with the highest mean reward), seed by seed on the same worlds,
+    then the mean and 95% half-width of those differences (:data:`PAIRED_METRICS`);
+    ``seeds``: the seeds both ran; ``verdict``: how the reward compares."""
 
 
 def _ids(result: CellResult) -> dict[str, Any]:
@@ -226,6 +232,42 @@ def _summary(cells: pd.DataFrame, recovery: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+PAIRED_METRICS = ("reward", "final_reward", "forgetting")
+"""The metrics of the paired table: differences seed by seed against the scenario's leader."""
+
+
+def _paired(cells: pd.DataFrame, baselines: set[str]) -> pd.DataFrame:
+    """Each agent against its scenario's leader, seed by seed (see :attr:`Tables.paired`).
+    The agents of a scenario serve the same seeded worlds, so the seed-to-seed spread that
+    widens each agent's own interval cancels in their difference."""
+    rows = []
+    for scenario, group in cells.groupby("scenario", sort=False):
+        means = group.groupby("agent", sort=False)["reward"].mean()
+        learners = means[[a not in baselines for a in means.index]]
+        if learners.isna().all() or len(means) < 2:
+            continue
+        leader = str(learners.idxmax())
+        base = group[group.agent == leader].set_index("seed")
+        for agent, other in group.groupby("agent", sort=False):
+            if agent == leader:
+                continue
+            row: dict[str, Any] = {"scenario": scenario, "agent": agent, "versus": leader}
+            diff = other.set_index("seed")[list(PAIRED_METRICS)] - base[list(PAIRED_METRICS)]
+            row["seeds"] = int(diff["reward"].notna().sum())
+            for metric in PAIRED_METRICS:
+                row[metric], row[f"{metric}_ci"] = t_interval(diff[metric].tolist())
+            mean, half = row["reward"], row["reward_ci"]
+            row["verdict"] = (
+                "one seed" if not math.isfinite(half)
+                else "within noise" if abs(mean) <= half
+                else "better" if mean > 0
+                else "worse"
+            )  # fmt: skip
+            rows.append(row)
+    columns = ["scenario", "agent", "versus", "seeds", "verdict"]
+    return pd.DataFrame(rows, columns=None if rows else columns)
+
+
 def build_tables(results: Iterable[CellResult], spec: ExperimentSpec) -> Tables:
     """Every table of an experiment from its cell results."""
     order = {c.id: i for i, c in enumerate(spec.cells())}
@@ -261,4 +303,5 @@ def build_tables(results: Iterable[CellResult], spec: ExperimentSpec) -> Tables:
         recovery=recovery,
         cells=cells,
         summary=_summary(cells, recovery),
+        paired=_paired(cells, {a.key for a in spec.agents if a.name in BASELINES}),
     )

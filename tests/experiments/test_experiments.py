@@ -167,7 +167,7 @@ def test_the_report_has_every_table_figure_and_a_row_per_scenario_and_agent(tiny
     root = report.parent
     page = report.read_text()
     assert page.count("data:image/png;base64,") == len(FIGURES)  # self-contained
-    for name in ("curves", "probes", "events", "recovery", "cells", "summary"):
+    for name in ("curves", "probes", "events", "recovery", "cells", "summary", "paired"):
         assert (root / f"{name}.parquet").is_file()
     summary = pd.read_parquet(root / "summary.parquet")
     assert len(summary) == 4 and set(summary.agent) == {"online", "random"}
@@ -180,6 +180,14 @@ def test_the_report_has_every_table_figure_and_a_row_per_scenario_and_agent(tiny
         assert events > 0
         assert math.isfinite(row.recovery_time) or recovered == events
     assert "| sudden | online |" in (root / "summary.md").read_text()
+    # random against the leader, online, seed by seed on the same worlds
+    assert "| sudden | random | online | 2 | -0." in (root / "summary.md").read_text()
+    paired = pd.read_parquet(root / "paired.parquet").set_index(["scenario", "agent"])
+    cells = pd.read_parquet(root / "cells.parquet")
+    for scenario in ("sudden", "recurring"):
+        by_seed = cells[cells.scenario == scenario].pivot(index="seed", columns="agent")
+        diff = by_seed.reward.random - by_seed.reward.online
+        assert paired.loc[(scenario, "random")].reward == pytest.approx(diff.mean())
 
 
 def test_probes_cover_every_regime_and_the_twin_runs_for_learners_on_scheduled_drift(tiny):

@@ -8,6 +8,7 @@ import re
 from html import unescape
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -608,6 +609,34 @@ def test_t_interval_by_hand():
     # n = 3: mean 2, s = 1, half = t * 1 / sqrt(3); NaNs and Nones are dropped first
     assert t_interval([1.0, math.nan, 2.0, None, 3.0]) == pytest.approx((2.0, T2 / math.sqrt(3)))
     assert all(math.isnan(x) for x in t_interval([math.nan]))
+
+
+def test_paired_differences_by_hand():
+    # Two learners and a baseline on the same three seeded worlds. b trails a by 0.01 at every
+    # seed: a paired difference of -0.01 with no spread, although the seeds' levels (0.5, 0.6,
+    # 0.7) make each agent's own interval about +-0.25 wide. c differs from a by +-0.02
+    # (mean 0, s = 0.02): within noise. The oracle, a baseline, is never the leader.
+    from driftrec.experiments.summary import _paired
+
+    rows = []
+    for seed, level in enumerate((0.5, 0.6, 0.7)):
+        for agent, reward in (("a", level), ("b", level - 0.01), ("oracle", 1.0)):
+            rows.append({"scenario": "s", "agent": agent, "seed": seed, "reward": reward})
+        rows.append(
+            {"scenario": "s", "agent": "c", "seed": seed, "reward": level + (0.02, -0.02, 0)[seed]}
+        )
+    cells = pd.DataFrame(rows)
+    cells["final_reward"], cells["forgetting"] = cells.reward, 0.1
+    paired = _paired(cells, {"oracle"}).set_index("agent")
+    assert set(paired.versus) == {"a"} and "a" not in paired.index  # the leader, not the oracle
+    b, c = paired.loc["b"], paired.loc["c"]
+    assert b.seeds == 3 and b.reward == pytest.approx(-0.01) and b.reward_ci == pytest.approx(0)
+    assert b.verdict == "worse" and b.forgetting == 0.0
+    assert c.reward == pytest.approx(0) and c.reward_ci == pytest.approx(T2 * 0.02 / math.sqrt(3))
+    assert c.verdict == "within noise"
+    assert paired.loc["oracle"].verdict == "better"
+    one = _paired(cells[cells.seed == 0], {"oracle"}).set_index("agent")
+    assert set(one.verdict) == {"one seed"}
 
 
 def _spec(seeds: list[int]):
