@@ -377,8 +377,9 @@ def evaluation_warnings(spec: ExperimentSpec, measured: bool) -> None:
 
 def scenario_warnings(spec: ExperimentSpec, i: int, world_spec: WorldSpec, regimes: int) -> bool:
     """Warn about scenario ``i``'s ``regimes`` within the horizon and its scheduled changes:
-    too many regimes, none seen within the horizon, or two changes closer than the window
-    (docs/metrics.md's pitfalls). Whether it has a change to measure within the horizon."""
+    too many regimes, none seen within the horizon, two changes closer than the window, or the
+    last within a window of the horizon (docs/metrics.md's pitfalls). Whether it has a change
+    to measure within the horizon."""
     from driftrec.experiments.cell import measured_changes
     from driftrec.simulators.drift.base import DriftProcess
 
@@ -409,6 +410,12 @@ def scenario_warnings(spec: ExperimentSpec, i: int, world_spec: WorldSpec, regim
             "grid): each is measured against the previous one's degraded level (docs/metrics.md, "
             "pitfalls); lower evaluation.window below the gap or space the changes, and read "
             "the twin columns"
+        )
+    if changes and changes[-1] + window > horizon:
+        _warn(
+            f"{where}: its change at {changes[-1]:,} leaves less than evaluation.window "
+            f"({window:,}) before the horizon: no agent, the oracle included, can be seen back "
+            "within it, so it is censored for all; end the horizon a window after it"
         )
     return bool(changes)
 
