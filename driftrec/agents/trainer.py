@@ -155,8 +155,10 @@ class Trainer:
         their current size. It bounds the parameters one step updates: a step on sparse id
         tables changes only the rows of the batch's ids.
         ``stored_examples``: the requests held in the rules' stores and in the recent window
-        kept for loss terms to consolidate on (EWC's Fisher samples)."""
+        kept for loss terms to consolidate on (EWC's Fisher samples). ``drift_alarms``: the
+        alarms of the rules' drift detectors (``DriftAlarm``; each starts a hold of learning)."""
         distinct = {id(p): p.numel() for state in self.rule_states for p in state.scope.params}
+        triggers = [state.trigger_state for state in self.rule_states]
         return {
             "gradient_steps": self.gradient_steps,
             "examples_trained": self.examples_trained,
@@ -164,6 +166,7 @@ class Trainer:
             "parameters_updated": self.parameters_updated,
             "updates": [state.updates for state in self.rule_states],
             "parameters_in_scope": sum(distinct.values()),
+            "drift_alarms": sum(t.get("alarms", 0) for t in triggers if isinstance(t, dict)),
             "stored_examples": sum(len(state.store) for state in self.rule_states)
             + (0 if self.recent is None else len(self.recent)),
         }

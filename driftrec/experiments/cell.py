@@ -48,6 +48,7 @@ COUNTERS = (
     "updates",
     "optimiser_steps",
     "parameters_updated",
+    "drift_alarms",
 )
 """Learning counters of ``agent.cost()`` that a cell reports for the stream alone: what the
 warm start's pretraining added is taken off (and reported as ``pretrain_<counter>``)."""

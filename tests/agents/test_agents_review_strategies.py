@@ -259,3 +259,18 @@ def test_a_jump_before_the_detector_starts_is_not_an_alarm():
 def test_drift_triggered_starts_watching_when_its_warm_up_model_serves():
     agent = make_agent("drift_triggered", make_env(4), warmup=4_096)
     assert agent.strategy.rules[-1].trigger.start == 4_096
+
+
+def test_the_cost_counts_the_drift_alarms_a_lab_cell_reports():
+    agent = make_agent("drift_triggered", make_env(4), warmup=0, hold=512)
+    assert agent.cost()["drift_alarms"] == 0
+    state = agent.trainer.rule_states[-1]
+    rng = np.random.default_rng(0)
+    p = np.r_[np.full(8_192, 0.5), np.full(8_192, 0.1)]  # one shift
+    reward = (rng.random(p.size) < p).astype(np.float64)
+    for start in range(0, p.size, 256):
+        state.rule.trigger.fires(
+            state.trigger_state, start, start + 256, reward[start : start + 256]
+        )
+    assert agent.cost()["drift_alarms"] == len(state.trigger_state["alarm_at"]) >= 1
+    assert make_agent("online", make_env(4)).cost()["drift_alarms"] == 0

@@ -89,6 +89,7 @@ def test_a_spec_with_very_many_regimes_is_accepted_with_a_warning(tiny):
     with (
         pytest.warns(UserWarning, match=r"scenarios\.0 \(recurring\): 400 regimes within the"),
         pytest.warns(UserWarning, match=r"changes come less than evaluation\.window \(600\)"),
+        pytest.warns(UserWarning, match=r"change at 3,800 leaves less than evaluation\.window"),
     ):
         load_spec(many)
     with warnings.catch_warnings():
@@ -158,7 +159,10 @@ def test_a_changed_spec_in_an_existing_directory_is_refused(tiny, tmp_path):
     ResultsDir(out).prepare(spec)
     ResultsDir(out).write_cell(spec.cells()[0].id, {})  # a finished cell (none: a fresh start)
     changed = {**tiny, "horizon": 3_000}
-    with pytest.raises(SpecError, match="holds results of a different spec"):
+    with (
+        pytest.raises(SpecError, match="holds results of a different spec"),
+        pytest.warns(UserWarning, match=r"change at 2,800 leaves less than evaluation\.window"),
+    ):
         run_experiment(changed, out, runner="local", progress=False)
 
 
