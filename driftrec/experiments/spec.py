@@ -319,6 +319,9 @@ class ExperimentSpec(_FreeForm, _Model):
                     "lower num_envs or the world's sizes"
                 )
                 continue
+            except Exception as error:  # a user's scenario or drift process fails its own way
+                problems.append(f"{where}: building it raised {type(error).__name__}: {error}")
+                continue
             measured |= checks.scenario_warnings(self, i, world_spec, regimes)
         problems += too_big.values()
         problems += checks.agent_setting_problems(self)
@@ -355,6 +358,10 @@ def import_modules(names: list[str], where: str = "bad experiment spec:\n  impor
                 f"{where.format(i=i)}: cannot import {name!r}: {error} (it must be importable "
                 "from the working directory or PYTHONPATH)"
             ) from None
+        except Exception as error:  # the module itself fails (a syntax error, a bad register)
+            raise SpecError(
+                f"{where.format(i=i)}: importing {name!r} raised {type(error).__name__}: {error}"
+            ) from error
 
 
 @dataclass(frozen=True)

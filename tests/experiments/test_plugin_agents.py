@@ -450,3 +450,44 @@ def test_the_docs_plugin_example_runs(tmp_path, monkeypatch):
         AGENTS.unregister("top_score")
         MODELS.unregister("mf_scaled")
         sys.modules.pop("myplugins", None)
+
+
+BROKEN_SCENARIO = '''
+from driftrec.simulators import SCENARIOS, Scenario
+
+
+@SCENARIOS.register()
+def failing_scenario(x: int = 1) -> Scenario:
+    """Fails its own way when built."""
+    return {"x": x}["y"]
+'''
+
+
+@pytest.mark.parametrize(
+    ("source", "said"),
+    [
+        ("def broken(:\n", "imports.0: importing 'user_mod' raised SyntaxError: invalid syntax"),
+        (
+            "raise RuntimeError('boom')\n",
+            "imports.0: importing 'user_mod' raised RuntimeError: boom",
+        ),
+        (BROKEN_SCENARIO, "scenarios.0 (failing_scenario): building it raised KeyError: 'y'"),
+    ],
+)
+def test_a_users_module_or_scenario_that_fails_its_own_way_is_one_line(
+    tiny, tmp_path, monkeypatch, source, said
+):
+    # ImportError, TypeError and ValueError were one line; anything else was a traceback
+    from driftrec.simulators import SCENARIOS
+
+    (tmp_path / "user_mod.py").write_text(source)
+    monkeypatch.chdir(tmp_path)
+    spec = {**tiny, "imports": ["user_mod"]}
+    if "failing_scenario" in source:
+        spec["scenarios"] = [{"name": "failing_scenario"}]
+    try:
+        assert said in _refusal(spec)
+    finally:
+        sys.modules.pop("user_mod", None)
+        if "failing_scenario" in SCENARIOS:
+            SCENARIOS.unregister("failing_scenario")
