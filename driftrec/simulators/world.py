@@ -305,10 +305,14 @@ class World:
         values = slot_values(requests, slates)
         expected = expected_reward(probs, values)
         oracle_expected = self.choice.oracle_value(requests.utilities, requests.values)
-        # One sum (one entry for a single request): NaN or infinity anywhere in a row's top
-        # utilities or values makes its oracle value, and so the sum, not finite.
-        if not math.isfinite(oracle_expected[0] if n == 1 else oracle_expected.sum()):
-            raise self._not_finite(requests, oracle_expected)
+        # One sum of the served and the oracle's expected rewards (one entry each for a single
+        # request): NaN or infinity in a served item's utility or value, or in a row's top
+        # utilities (clicks; an item-dependent reward's oracle passes a NaN item over), makes
+        # the sum not finite.
+        one = n == 1
+        total = oracle_expected[0] + expected[0] if one else oracle_expected.sum() + expected.sum()
+        if not math.isfinite(total):
+            raise self._not_finite(requests, oracle_expected + expected)
         true_slot = sample_slots(probs, self.rng["responses"])
 
         clicked = true_slot >= 0
@@ -344,8 +348,8 @@ class World:
             events=events,
         )
 
-    def _not_finite(self, requests: Requests, oracle_expected: np.ndarray) -> FloatingPointError:
-        bad = int((~np.isfinite(oracle_expected)).sum())
+    def _not_finite(self, requests: Requests, expected: np.ndarray) -> FloatingPointError:
+        bad = int((~np.isfinite(expected)).sum())
         processes = ", ".join(repr(p) for p in self.processes) or "none"
         return FloatingPointError(
             f"the world's true utilities are not finite at t={self.clock} ({bad} of "

@@ -217,3 +217,26 @@ def test_a_process_that_breaks_the_ground_truth_is_named_at_the_next_step(sessio
             for _ in range(60):
                 batch.serve(np.argsort(rng.random((sessions, 20)), axis=1)[:, :4])
     assert world.clock <= 48  # nothing after the change was served
+
+
+@pytest.mark.parametrize("choice_model", ["mnl", "cascade"])
+@pytest.mark.parametrize("reward", ["click", "engagement"])
+def test_one_broken_item_served_is_refused_whatever_the_reward(choice_model, reward):
+    # An item-dependent reward's oracle passes a NaN item over (its value stayed finite), so the
+    # served slates' expected reward is checked too: it was served as NaN without a word.
+    config = WorldConfig(
+        num_users=300, num_items=300, num_candidates=20, slate_size=4,
+        choice_model=choice_model, reward=reward,
+    )  # fmt: skip
+    world = World.draw(config, seed=0)
+    requests = world.make_requests(world.sample_users(16))
+    broken = int(requests.candidates[0, 5])
+    world.items.quality[broken] = np.nan  # as a user's drift process might leave it
+    requests = world.rescore(requests)
+    slates = np.tile(np.arange(4), (16, 1))
+    slates[0] = [5, 0, 1, 2]  # the broken item shown first to request 0
+    with pytest.raises(FloatingPointError, match=r"not finite at t=0 \(\d+ of 16 requests\)"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            world.respond(requests, slates)
+    assert world.clock == 0
