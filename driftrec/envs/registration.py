@@ -26,14 +26,18 @@ def registered_ids() -> list[str]:
     return ["driftrec/RecDrift-v0"] + [env_id(name) for name in SCENARIOS]
 
 
+_REGISTERED: set[str] = set()
+"""The ids :func:`register_envs` registered (a user's own ids over our entry point are not)."""
+
+
 def register_envs() -> None:
-    """Register all ids (idempotent), and drop the ids of presets no longer registered.
-    Importing ``driftrec`` calls it, and again whenever ``SCENARIOS`` changes."""
+    """Register all ids (idempotent), and drop the ids it registered for presets no longer
+    registered. Importing ``driftrec`` calls it, and again whenever ``SCENARIOS`` changes."""
     specs: dict[str, dict[str, str]] = {"driftrec/RecDrift-v0": {}}
     specs |= {env_id(n): {"preset": n} for n in SCENARIOS}
-    for id_ in [i for i, s in gym.registry.items() if s.entry_point == ENTRY_POINT]:
-        if id_ not in specs:
-            del gym.registry[id_]
+    for id_ in _REGISTERED - set(specs):
+        gym.registry.pop(id_, None)
+        _REGISTERED.discard(id_)
     for id_, kwargs in specs.items():
         if id_ in gym.registry:
             continue
@@ -44,3 +48,4 @@ def register_envs() -> None:
             kwargs=kwargs,
             disable_env_checker=False,
         )
+        _REGISTERED.add(id_)

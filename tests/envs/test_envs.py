@@ -324,6 +324,11 @@ def test_a_preset_registered_after_import_gets_its_id_at_once():
     from driftrec.envs import env_id
     from driftrec.simulators import SCENARIOS, Scenario, SuddenShift
 
+    # A user's own id over the same entry point is theirs: registering or removing a preset
+    # leaves it (it was deleted whenever SCENARIOS changed).
+    gym.register("mylab/SuddenAt50-v0", entry_point="driftrec.envs.single:RecDriftEnv",
+                 kwargs={"preset": "sudden", "at": 50})  # fmt: skip
+
     @SCENARIOS.register()
     def late_shock(at: int = 50) -> Scenario:
         """A shock, registered after ``import driftrec``."""
@@ -342,3 +347,5 @@ def test_a_preset_registered_after_import_gets_its_id_at_once():
     assert "driftrec/LateShock-v0" not in gym.registry  # gone with its preset
     with pytest.raises(gym.error.NameNotFound):
         gym.make("driftrec/LateShock-v0")
+    assert "mylab/SuddenAt50-v0" in gym.registry
+    del gym.registry["mylab/SuddenAt50-v0"]
