@@ -242,11 +242,17 @@ def _paired(cells: pd.DataFrame, baselines: set[str]) -> pd.DataFrame:
     widens each agent's own interval cancels in their difference."""
     rows = []
     for scenario, group in cells.groupby("scenario", sort=False):
-        means = group.groupby("agent", sort=False)["reward"].mean()
-        learners = means[[a not in baselines for a in means.index]]
-        if learners.isna().all() or len(means) < 2:
+        # The leader: among the learners that ran the most seeds (a partial report's agents
+        # may have run different ones), the highest mean reward over the seeds they share.
+        seeds = group.groupby("agent", sort=False)["seed"].agg(set)
+        learners = seeds[[a not in baselines for a in seeds.index]]
+        if learners.empty or len(seeds) < 2:
             continue
-        leader = str(learners.idxmax())
+        full = learners[learners.map(len) == learners.map(len).max()]
+        shared = group[group.agent.isin(full.index) & group.seed.isin(set.intersection(*full))]
+        if shared.empty:  # learners with disjoint seeds: no pairing to rank them by
+            shared = group[group.agent.isin(full.index)]
+        leader = str(shared.groupby("agent", sort=False)["reward"].mean().idxmax())
         base = group[group.agent == leader].set_index("seed")
         for agent, other in group.groupby("agent", sort=False):
             if agent == leader:
@@ -258,7 +264,8 @@ def _paired(cells: pd.DataFrame, baselines: set[str]) -> pd.DataFrame:
                 row[metric], row[f"{metric}_ci"] = t_interval(diff[metric].tolist())
             mean, half = row["reward"], row["reward_ci"]
             row["verdict"] = (
-                "one seed" if not math.isfinite(half)
+                "no common seed" if not row["seeds"]
+                else "one seed" if not math.isfinite(half)
                 else "within noise" if abs(mean) <= half
                 else "better" if mean > 0
                 else "worse"

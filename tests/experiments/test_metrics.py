@@ -637,6 +637,18 @@ def test_paired_differences_by_hand():
     assert paired.loc["oracle"].verdict == "better"
     one = _paired(cells[cells.seed == 0], {"oracle"}).set_index("agent")
     assert set(one.verdict) == {"one seed"}
+    # A partial report: b finished seeds 0 and 1 only, c only seed 2 (at 0.69, above a's mean
+    # over its three seeds). The leader is chosen among the agents that ran the most seeds,
+    # and each is paired on the seeds it shares with it.
+    partial = cells[(cells.agent == "a") | ((cells.agent == "b") & (cells.seed < 2))]
+    partial = pd.concat([partial, partial.iloc[:1].assign(agent="c", seed=2, reward=0.69)])
+    paired = _paired(partial, set()).set_index("agent")
+    assert set(paired.versus) == {"a"}
+    assert paired.loc["b"].seeds == 2 and paired.loc["b"].reward == pytest.approx(-0.01)
+    assert paired.loc["c"].seeds == 1 and paired.loc["c"].reward == pytest.approx(-0.01)
+    d = cells[(cells.agent == "a") & (cells.seed == 1)].assign(agent="d")
+    disjoint = pd.concat([partial[partial.agent == "c"], d])
+    assert _paired(disjoint, set()).verdict.tolist() == ["no common seed"]
 
 
 def _spec(seeds: list[int]):
