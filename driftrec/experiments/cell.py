@@ -346,7 +346,9 @@ def _run_cell(cell: Cell) -> CellResult:
 
     twin_curves = None
     if _wants_twin(cell, scheduled, agent):
-        twin_curves, _, _, _ = _rollout(cell, *_start(cell, True, device), steps)
+        twin_curves, _, twin_cost, _ = _rollout(cell, *_start(cell, True, device), steps)
+        if "drift_alarms" in twin_cost:  # an alarm where nothing drifts is the agent's noise
+            cost["twin_drift_alarms"] = twin_cost["drift_alarms"]
 
     return CellResult(
         cell_id=cell.id,
