@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["as_slates", "empty_repeats", "slates_to_action", "topic_diverse_top_k"]
+__all__ = [
+    "as_slates",
+    "check_positions",
+    "empty_repeats",
+    "slates_to_action",
+    "topic_diverse_top_k",
+]
 
 
 def empty_repeats(positions: np.ndarray) -> np.ndarray:
@@ -35,6 +41,42 @@ def empty_repeats(positions: np.ndarray) -> np.ndarray:
     return slates
 
 
+def check_positions(
+    value: object,
+    shape: tuple[int, ...],
+    num_candidates: int,
+    *,
+    name: str = "slates",
+    empty: bool = True,
+) -> np.ndarray:
+    """``value`` as an integer array of ``shape`` of candidate positions in
+    ``[0, num_candidates)``, and -1 (an empty slot) if ``empty``: the one check of an action
+    (the environments, ``empty=False``) or of slates (the world, probes and sessions).
+
+    Raises:
+        TypeError / ValueError naming ``name``, the expected dtype, shape or range.
+    """
+    arr = np.asarray(value)
+    c = num_candidates
+    low, slot = (-1, " (-1: an empty slot)") if empty else (0, "")
+    if arr.dtype == object or not np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool:
+        hint = " (it contains NaN)" if arr.dtype.kind == "f" and np.isnan(arr).any() else ""
+        raise TypeError(
+            f"{name} must be an integer array of shape {shape} of candidate positions in "
+            f"[0, {c - 1}]{slot}, got dtype {arr.dtype}{hint}; e.g. "
+            f"np.argsort(-scores)[..., :{shape[-1]}]"
+        )
+    if arr.shape != shape:
+        raise ValueError(f"{name} must be an integer array of shape {shape}, got shape {arr.shape}")
+    if arr.size and (arr.min() < low or arr.max() >= c):
+        raise ValueError(
+            f"{name} positions must be in [0, {c - 1}] (indices into the candidate list)"
+            f"{' or -1 for an empty slot' if empty else ''}, got values from {arr.min()} to "
+            f"{arr.max()}"
+        )
+    return arr
+
+
 def as_slates(slates: object, n: int, slate_size: int, num_candidates: int) -> np.ndarray:
     """Checked slates for ``n`` requests: (n, k) int64 candidate positions, -1 an empty slot,
     and a position repeated in a row shown once, at its first slot (the environments' rule:
@@ -43,21 +85,7 @@ def as_slates(slates: object, n: int, slate_size: int, num_candidates: int) -> n
     Raises:
         TypeError / ValueError naming the expected dtype, shape or range.
     """
-    arr = np.asarray(slates)
-    shape = (n, slate_size)
-    if arr.dtype == object or not np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool:
-        raise TypeError(
-            f"slates must be an integer array of shape {shape} of candidate positions "
-            f"(-1: an empty slot), got dtype {arr.dtype}"
-        )
-    if arr.shape != shape:
-        raise ValueError(f"slates must have shape {shape} (requests, slate size), got {arr.shape}")
-    if arr.size and (arr.min() < -1 or arr.max() >= num_candidates):
-        raise ValueError(
-            f"slate positions must be in [0, {num_candidates - 1}] (indices into the candidate "
-            f"list) or -1 for an empty slot, got values from {arr.min()} to {arr.max()}"
-        )
-    return empty_repeats(arr)
+    return empty_repeats(check_positions(slates, (n, slate_size), num_candidates))
 
 
 def slates_to_action(slates: np.ndarray) -> np.ndarray:

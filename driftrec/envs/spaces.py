@@ -11,7 +11,7 @@ from gymnasium import spaces
 from driftrec.simulators import WorldConfig
 from driftrec.simulators.population import FEATURE_BOUND
 from driftrec.simulators.requests import lean
-from driftrec.slates import empty_repeats
+from driftrec.slates import check_positions, empty_repeats
 
 __all__ = ["action_to_slates", "observation_space"]
 
@@ -45,25 +45,13 @@ def action_to_slates(action: Any, batch: int, config: WorldConfig) -> np.ndarray
         slate = _plain_slate(action, config)
         if slate is not None:
             return slate
-    k, c = config.slate_size, config.num_candidates
+    k = config.slate_size
+    shape = (batch, k) if batch > 1 else (k,)
     arr = np.asarray(action)
-    expected = f"an integer array of shape {(batch, k) if batch > 1 else (k,)}"
-    if arr.dtype == object or not np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool:
-        hint = " (it contains NaN)" if arr.dtype.kind == "f" and np.isnan(arr).any() else ""
-        raise TypeError(
-            f"action must be {expected} of candidate positions in [0, {c - 1}], got dtype "
-            f"{arr.dtype}{hint}; e.g. np.argsort(-scores)[..., :{k}]"
-        )
-    if arr.shape == (k,) and batch == 1:
-        arr = arr[None]
-    if arr.shape != (batch, k):
-        raise ValueError(f"action must be {expected}, got shape {arr.shape}")
-    if arr.size and (arr.min() < 0 or arr.max() >= c):
-        raise ValueError(
-            f"action positions must be in [0, {c - 1}] (indices into the candidate list), got "
-            f"values from {arr.min()} to {arr.max()}"
-        )
-    return empty_repeats(arr)
+    if batch == 1 and arr.shape == (1, k):
+        shape = (1, k)
+    arr = check_positions(arr, shape, config.num_candidates, name="action", empty=False)
+    return empty_repeats(arr.reshape(batch, k))
 
 
 def _plain_slate(action: Any, config: WorldConfig) -> np.ndarray | None:
