@@ -104,10 +104,12 @@ class SessionBatch:
         activity = world.users.cohort_activity.copy()
         if active is None:
             rows = np.arange(self.num_sessions)
-            response = world._respond(self.requests, slates)
+            response = world.respond(self.requests, slates, checked=True)
         else:
             rows = np.flatnonzero(active)
-            response = world._respond(self.requests.take(rows), np.asarray(slates)[rows])
+            response = world.respond(
+                self.requests.take(rows), np.asarray(slates)[rows], checked=True
+            )
         true_click = np.zeros(self.num_sessions, dtype=bool)
         true_click[rows] = response.true_click_slot >= 0
         served = np.zeros(self.num_sessions, dtype=bool)
@@ -139,7 +141,7 @@ class SessionBatch:
         world = self.world
         cfg = world.config
         activity = world.users.cohort_activity.copy()
-        response = world._respond(self.requests, slates)
+        response = world.respond(self.requests, slates, checked=True)
         clicked = bool(response.true_click_slot[0] >= 0)
         self.length[0] += 1
         self.clicks[0] += clicked

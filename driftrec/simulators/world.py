@@ -280,19 +280,19 @@ class World:
         shown = slates >= 0
         return self.choice.slot_probabilities(at_slots(requests.utilities, slates), shown)
 
-    def respond(self, requests: Requests, slates: np.ndarray) -> Response:
+    def respond(self, requests: Requests, slates: np.ndarray, *, checked: bool = False) -> Response:
         """Serve ``slates`` (n, k) of candidate positions (-1: empty slot; a repeated position
-        is shown once, at its first slot) and advance the clock.
+        is shown once, at its first slot) and advance the clock. ``checked``: the slates were
+        already checked and their repeats emptied (``driftrec.slates.as_slates``, or the
+        environments' action check): skip doing it again.
 
         Effects: sampled clicks; clicked topics bore the user, and so do topics a slate repeats
         (``monotony_boredom``); every request decays boredom;
         click histories and popularity update; feedback-loop drift sees the clicks; the clock
         advances by n and drift processes fire.
         """
-        return self._respond(requests, self._slates(requests, slates))
-
-    def _respond(self, requests: Requests, slates: np.ndarray) -> Response:
-        """:meth:`respond` to slates already checked (the environments check every action)."""
+        if not checked:
+            slates = self._slates(requests, slates)
         if requests.t != self.clock:
             raise RuntimeError(
                 f"these requests were made at t={requests.t} but the world is at t={self.clock}: "
