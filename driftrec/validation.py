@@ -292,15 +292,14 @@ def machine_memory() -> int | None:
 
 
 def one_line(text: object) -> str:
-    r"""``str(text)``'s non-empty lines, stripped, joined by ``"; "`` (by a space after a
-    heading that ends in ``":"``): an error on one line.
+    r"""``str(text)``'s non-empty lines, stripped, joined by ``"; "`` (the first by a space
+    when it is a heading, ending in ``":"``): an error on one line.
 
     Example:
         >>> one_line("bad spec:\n  horizon: too large\n  seeds: empty")
         'bad spec: horizon: too large; seeds: empty'
     """
-    joined = ""
-    for line in str(text).splitlines():
-        if line.strip():
-            joined += (" " if joined.endswith(":") else "; ") * bool(joined) + line.strip()
-    return joined
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):  # the heading, then its items
+        return lines[0] + " " + "; ".join(lines[1:])
+    return "; ".join(lines)

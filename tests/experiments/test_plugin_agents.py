@@ -231,6 +231,9 @@ def test_the_spec_check_leaves_the_global_random_streams_as_they_were(tiny):
 
 
 def test_a_cell_is_bit_identical_with_and_without_the_spec_check(tiny):
+    # The check builds its own environment and agents: a cell's seeded streams (world, agent)
+    # are untouched. (The cells do not seed the global streams, which an agent should not use;
+    # that the check leaves them as they were is the test above.)
     spec_dict = _spec(tiny, {"name": "online"}, {"name": "p_feature"})
     unchecked = ExperimentSpec.model_validate(spec_dict).cells()
     alone = [cell_module.run_cell(cell) for cell in unchecked]
