@@ -295,7 +295,7 @@ class ExperimentSpec(_FreeForm, _Model):
         problems = checks.world_key_problems(self)  # once, not once per scenario
         if problems:
             raise SpecError("bad experiment spec:\n  " + "\n  ".join(problems))
-        envs: dict[int, Any] = {}
+        built: list[int] = []  # scenarios whose environment builds (checked, not drawn)
         too_big: dict[str, str] = {}
         measured = False  # some scenario has a change to measure
         for i, scenario in enumerate(self.scenarios):
@@ -307,9 +307,8 @@ class ExperimentSpec(_FreeForm, _Model):
                 found = checks.memory_problems(self, where, world_spec.config, regimes)
                 too_big = {**found, **too_big}  # one line a field
                 if not found:
-                    envs[i] = RecDriftVectorEnv(
-                        self.num_envs, scenario.name, **self.world, **scenario.params
-                    )
+                    RecDriftVectorEnv(self.num_envs, scenario.name, **self.world, **scenario.params)
+                    built.append(i)
             except (TypeError, ValueError) as error:
                 problems.append(f"{where}: {error}")
                 continue
@@ -326,9 +325,8 @@ class ExperimentSpec(_FreeForm, _Model):
         problems += too_big.values()
         problems += checks.agent_setting_problems(self)
         checks.evaluation_warnings(self, measured)
-        first = next(iter(envs), None)
-        if first is not None:
-            problems += checks.agent_problems(self, self.scenarios[first])
+        if built:
+            problems += checks.agent_problems(self, self.scenarios[built[0]])
         if problems:
             raise SpecError("bad experiment spec:\n  " + "\n  ".join(problems))
 
