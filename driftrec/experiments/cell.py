@@ -222,6 +222,12 @@ def _start(cell: Cell, twin: bool, device: str) -> tuple[Any, Any, Any]:
     return env, obs, _make_agent(cell, env, device)
 
 
+def warm_starts(cell: Cell, agent: Any) -> bool:
+    """Whether ``agent`` pretrains on the spec's warm start before the stream (a report reads
+    it back as ``pretrain_seconds > 0``)."""
+    return cell.spec.warm_start is not None and hasattr(agent, "pretrain")
+
+
 def _rollout(
     cell: Cell,
     env: Any,
@@ -240,7 +246,7 @@ def _rollout(
 
     spec = cell.spec
     pretrain_s = 0.0
-    if spec.warm_start is not None and hasattr(agent, "pretrain"):
+    if warm_starts(cell, agent):
         logged = env.log_interactions(spec.warm_start.requests, spec.warm_start.policy)
         start = time.perf_counter()
         agent.pretrain(logged)
@@ -317,7 +323,7 @@ def _run_cell(cell: Cell) -> CellResult:
     greedy = getattr(agent, "greedy", None)
     scores = getattr(agent, "scores", None)
     diverged_at: int | None = None
-    pretrained = spec.warm_start is not None and hasattr(agent, "pretrain")  # as _rollout does
+    pretrained = warm_starts(cell, agent)
 
     def evaluate(clock: int) -> None:
         nonlocal diverged_at
