@@ -27,7 +27,7 @@ from gymnasium.vector import AutoresetMode
 from driftrec.experiments.divergence import divergence_cause, has_lr, warn_diverged
 from driftrec.experiments.memory import peak_rss_mb, reset_peak_rss
 from driftrec.experiments.metrics import Curve, CurveRecorder, SessionRecorder, ranking_metrics
-from driftrec.experiments.spec import Cell
+from driftrec.experiments.spec import Cell, WarmStartSpec
 
 __all__ = [
     "COUNTERS",
@@ -222,10 +222,10 @@ def _start(cell: Cell, twin: bool, device: str) -> tuple[Any, Any, Any]:
     return env, obs, _make_agent(cell, env, device)
 
 
-def warm_starts(cell: Cell, agent: Any) -> bool:
-    """Whether ``agent`` pretrains on the spec's warm start before the stream (a report reads
-    it back as ``pretrain_seconds > 0``)."""
-    return cell.spec.warm_start is not None and hasattr(agent, "pretrain")
+def agent_warm_start(cell: Cell, agent: Any) -> WarmStartSpec | None:
+    """The spec's warm start if ``agent`` pretrains on it before the stream (a report reads it
+    back as ``pretrain_seconds > 0``), else None."""
+    return cell.spec.warm_start if hasattr(agent, "pretrain") else None
 
 
 def _rollout(
@@ -246,8 +246,9 @@ def _rollout(
 
     spec = cell.spec
     pretrain_s = 0.0
-    if warm_starts(cell, agent):
-        logged = env.log_interactions(spec.warm_start.requests, spec.warm_start.policy)
+    warm_start = agent_warm_start(cell, agent)
+    if warm_start is not None:
+        logged = env.log_interactions(warm_start.requests, warm_start.policy)
         start = time.perf_counter()
         agent.pretrain(logged)
         pretrain_s = time.perf_counter() - start
@@ -323,7 +324,7 @@ def _run_cell(cell: Cell) -> CellResult:
     greedy = getattr(agent, "greedy", None)
     scores = getattr(agent, "scores", None)
     diverged_at: int | None = None
-    pretrained = warm_starts(cell, agent)
+    pretrained = agent_warm_start(cell, agent) is not None
 
     def evaluate(clock: int) -> None:
         nonlocal diverged_at
