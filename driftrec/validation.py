@@ -24,6 +24,7 @@ __all__ = [
     "MAX_TIME",
     "MAX_WEIGHT",
     "MAX_WIDTH",
+    "build_failure",
     "check_choice",
     "check_flag",
     "check_fraction",
@@ -303,3 +304,20 @@ def one_line(text: object) -> str:
     if len(lines) > 1 and lines[0].endswith(":"):  # the heading, then its items
         return lines[0] + " " + "; ".join(lines[1:])
     return "; ".join(lines)
+
+
+def build_failure(where: str, error: Exception, memory_advice: str) -> str:
+    """One line saying why building ``where`` (a spec's scenario, agent, ...) failed: a
+    TypeError's or ValueError's own message (the checks' refusals), a MemoryError with
+    ``memory_advice`` (what to lower), anything else by its type (a user's plugin failing its
+    own way).
+
+    Example:
+        >>> build_failure("agents.0 (mine)", KeyError("x"), "lower its sizes")
+        "agents.0 (mine): building it raised KeyError: 'x'"
+    """
+    if isinstance(error, (TypeError, ValueError)):
+        return f"{where}: {error}"
+    if isinstance(error, MemoryError):
+        return f"{where}: it does not fit in memory ({error}); {memory_advice}"
+    return f"{where}: building it raised {type(error).__name__}: {error}"

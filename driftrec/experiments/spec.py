@@ -33,7 +33,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from driftrec.validation import MAX_SIZE, MAX_TIME
+from driftrec.validation import MAX_SIZE, MAX_TIME, build_failure
 
 __all__ = [
     "AgentSpec",
@@ -309,17 +309,8 @@ class ExperimentSpec(_FreeForm, _Model):
                 if not found:
                     RecDriftVectorEnv(self.num_envs, scenario.name, **self.world, **scenario.params)
                     built.append(i)
-            except (TypeError, ValueError) as error:
-                problems.append(f"{where}: {error}")
-                continue
-            except MemoryError as error:
-                problems.append(
-                    f"{where}: its environment does not fit in memory ({error}); "
-                    "lower num_envs or the world's sizes"
-                )
-                continue
-            except Exception as error:  # a user's scenario or drift process fails its own way
-                problems.append(f"{where}: building it raised {type(error).__name__}: {error}")
+            except Exception as error:  # a user's scenario or process failing its own way too
+                problems.append(build_failure(where, error, "lower num_envs or the world's sizes"))
                 continue
             measured |= checks.scenario_warnings(self, i, world_spec, regimes)
         problems += too_big.values()

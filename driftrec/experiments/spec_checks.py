@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from driftrec.validation import machine_memory
+from driftrec.validation import build_failure, machine_memory
 
 if TYPE_CHECKING:
     from driftrec.experiments.spec import ExperimentSpec, ScenarioSpec
@@ -196,17 +196,8 @@ def agent_problems(spec: ExperimentSpec, scenario: ScenarioSpec) -> list[str]:
                         seed=0,
                         **agent.params,
                     )
-                except (TypeError, ValueError) as error:
-                    problems.append(f"{where}: {error}")
-                    continue
-                except MemoryError as error:
-                    problems.append(
-                        f"{where}: it does not fit in memory ({error}); lower its sizes "
-                        "(model, buffers)"
-                    )
-                    continue
-                except Exception as error:  # a user's builder: its bug, named in one line
-                    problems.append(f"{where}: building it raised {type(error).__name__}: {error}")
+                except Exception as error:  # a user's builder's own bug too, in one line
+                    problems.append(build_failure(where, error, "lower its sizes (model, buffers)"))
                     continue
                 problem = agent_call_problem(built, obs, slate_size)
                 if problem is not None:

@@ -104,7 +104,7 @@ def test_running_out_of_memory_while_building_is_a_spec_error_naming_it(monkeypa
     monkeypatch.setattr(driftrec.agents.registry, "make_agent_recording", no_memory)
     assert "agents.0 (online): it does not fit in memory" in _refused(_spec())
     monkeypatch.setattr(driftrec.envs, "RecDriftVectorEnv", no_memory)
-    assert "scenarios.0 (sudden): its environment does not fit in memory" in _refused(_spec())
+    assert "scenarios.0 (sudden): it does not fit in memory" in _refused(_spec())
 
 
 @pytest.mark.parametrize(
