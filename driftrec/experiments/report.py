@@ -76,6 +76,19 @@ SUMMARY_COLUMNS = [
         "pre-change level minus the lowest window after it: each seed's mean over its "
         "measurable events, then the mean over seeds",
     ),
+    (
+        "adaptation_regret",
+        "adapt. regret",
+        ",.0f",
+        "regret summed from each change to the next one (or the end): each seed's mean over "
+        "its events, then the mean over seeds",
+    ),
+    (
+        "twin_excess_regret",
+        "excess regret (twin)",
+        ",.0f",
+        "that regret less the no-drift twin's over the same requests: what the drift cost",
+    ),
     ("forgetting", "forgetting", ".3f", "mean drop from the best to the final probe score"),
     ("bwt", "BWT", ".3f", "backward transfer on the probes"),
     ("acc", "ACC", ".3f", "final mean probe score over regimes"),

@@ -184,6 +184,11 @@ def test_the_report_has_every_table_figure_and_a_row_per_scenario_and_agent(tiny
         assert events > 0
         assert math.isfinite(row.recovery_time) or recovered == events
     assert "| sudden | online |" in (root / "summary.md").read_text()
+    # DESIGN's adaptation regret, and against the twin, are in the table as in the Parquet
+    header = (root / "summary.md").read_text().splitlines()[2]
+    assert "| adapt. regret | excess regret (twin) |" in header
+    online = summary.set_index(["scenario", "agent"]).loc[("sudden", "online")]
+    assert f"| {online.adaptation_regret:,.0f} ± " in (root / "summary.md").read_text()
     # random against the leader, online, seed by seed on the same worlds
     assert "| sudden | random | online | 2 | -0." in (root / "summary.md").read_text()
     paired = pd.read_parquet(root / "paired.parquet").set_index(["scenario", "agent"])
