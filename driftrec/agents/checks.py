@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from driftrec.agents.protocol import OBSERVATION_KEYS, Observation, TaskSizes, Transition
-from driftrec.slates import empty_repeats
+from driftrec.slates import check_positions, empty_repeats
 
 __all__ = [
     "Feedback",
@@ -320,25 +320,18 @@ def check_feedback(
 def _check_positions(
     name: str, positions: Any, b: int, k: int | None, c: int, low: int, caller: str
 ) -> np.ndarray:
-    """``positions`` as (b, k) int64 candidate positions in [low, c)."""
+    """``positions`` as (b, k) int64 candidate positions in [low, c) (``k`` None: any width;
+    ``low`` -1: empty slots allowed): :func:`driftrec.slates.check_positions`, its message
+    prefixed with ``caller``."""
     arr = np.asarray(positions)
-    k = arr.shape[1] if k is None and arr.ndim == 2 else k
-    if arr.dtype.kind not in "iu":
-        raise TypeError(
-            f"{caller}: {name} must be an integer array of shape ({b}, {k or 'k'}) (candidate "
-            f"positions), got dtype {arr.dtype}"
-        )
-    if arr.shape != (b, k):
-        raise ValueError(
-            f"{caller}: {name} must have shape ({b}, {k or 'k'}) for a batch of {b} requests, "
-            f"got {arr.shape}"
-        )
-    if arr.size and (arr.min() < low or arr.max() >= c):
-        raise ValueError(
-            f"{caller}: {name} positions must be in [{low}, {c}) (indices into candidate_ids), "
-            f"got values from {arr.min()} to {arr.max()}"
-        )
-    return np.asarray(arr, dtype=np.int64)
+    if k is None and arr.ndim != 2:
+        raise ValueError(f"{caller}: {name} must have shape ({b}, k), got {arr.shape}")
+    width = arr.shape[1] if k is None else k
+    try:
+        checked = check_positions(arr, (b, width), c, name=name, empty=low < 0)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"{caller}: {error}") from None
+    return np.asarray(checked, dtype=np.int64)
 
 
 def check_transition(transition: Transition, sizes: TaskSizes | None = None) -> Feedback:
