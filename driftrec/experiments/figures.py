@@ -380,22 +380,42 @@ def _stability_figure(tables: Tables, path: Path, window: int | None = None) -> 
     _save(plt, fig, path)
 
 
+def _cost_half_widths(cells: pd.DataFrame, summary: pd.DataFrame) -> pd.Series:
+    """Per summary row, the 95% half-width over seeds of the seconds acting and learning per
+    cell (0 where there is none: one seed, or no timing)."""
+    if "cost_learn_seconds" not in cells or "cost_act_seconds" not in cells:
+        return pd.Series(0.0, index=summary.index)
+    seconds = cells.cost_learn_seconds + cells.cost_act_seconds
+    half = {
+        key: t_interval(group.tolist())[1]
+        for key, group in seconds.groupby([cells.scenario, cells.agent], sort=False)
+    }
+    values = [
+        half.get((s, a), math.nan) for s, a in zip(summary.scenario, summary.agent, strict=True)
+    ]
+    return pd.Series(values, index=summary.index).fillna(0.0)
+
+
 def _cost_figure(tables: Tables, path: Path) -> None:
     """Mean normalised reward against seconds acting and learning per cell, one panel per
-    scenario, agents as points with 95% intervals, and the Pareto front (cheaper and better)."""
+    scenario, agents as points with 95% intervals over seeds both ways (wall time moves with
+    the machine's load: the horizontal bar says by how much), and the Pareto front (cheaper and
+    better)."""
     plt = _plt()
     summary = tables.summary
     colors = _colors(tables)
     zero = pd.Series(0.0, index=summary.index)
     cost = summary.get("cost_learn_seconds", zero) + summary.get("cost_act_seconds", zero)
     reward_ci = summary.get("reward_ci", zero).fillna(0.0)
+    cost_ci = _cost_half_widths(tables.cells, summary)
     scenarios = list(dict.fromkeys(summary.scenario))
     fig, axes = _panels(plt, len(scenarios), (5.2, 3.6))
     for ax, scenario in zip(axes, scenarios, strict=True):
         sel = summary.scenario == scenario
         for i in summary.index[sel]:
-            ax.errorbar(cost[i], summary.reward[i], yerr=reward_ci[i], fmt="o", ms=6,
-                        color=colors[summary.agent[i]], label=summary.agent[i])  # fmt: skip
+            xerr = [[min(cost_ci[i], cost[i])], [cost_ci[i]]]  # no seconds below zero
+            ax.errorbar(cost[i], summary.reward[i], yerr=reward_ci[i], xerr=xerr, fmt="o",
+                        ms=6, color=colors[summary.agent[i]], label=summary.agent[i])  # fmt: skip
         points = np.column_stack([cost[sel], summary.reward[sel]]).astype(float)
         finite = np.isfinite(points).all(axis=1)
         if finite.any():

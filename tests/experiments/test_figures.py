@@ -140,6 +140,35 @@ def test_cost_figure_has_a_panel_per_scenario_and_rings_the_cheaper_and_better(t
     np.testing.assert_allclose(front.get_xydata(), [[0.2, 0.5], [1.2, 0.6]])  # not ewc
 
 
+def test_cost_points_carry_the_seconds_spread_over_seeds_never_below_zero(tmp_path, drawn):
+    # online's three cells took 1, 2 and 3 s acting + learning: mean 2, s = 1, a 95% half-width
+    # of t(0.975, 2) / sqrt(3) = 2.48 s, drawn to 0 on the left (no seconds below zero)
+    cells = pd.DataFrame(
+        {
+            "scenario": ["sudden"] * 3,
+            "agent": ["online"] * 3,
+            "cost_learn_seconds": [0.5, 1.5, 2.5],
+            "cost_act_seconds": [0.5, 0.5, 0.5],
+        }
+    )
+    summary = pd.DataFrame(
+        {
+            "scenario": ["sudden"],
+            "agent": ["online"],
+            "reward": [0.6],
+            "reward_ci": [0.01],
+            "cost_learn_seconds": [1.5],
+            "cost_act_seconds": [0.5],
+        }
+    )
+    _cost_figure(_tables(summary, cells=cells), tmp_path / "c.png")
+    (ax,) = drawn[0].axes
+    half = (0.95 / math.sqrt(2 * 0.975 * 0.025)) / math.sqrt(3)
+    segments = [seg for c in ax.collections for seg in c.get_segments()]
+    (segment,) = [seg for seg in segments if seg[0, 1] == seg[1, 1]]  # the horizontal bar
+    np.testing.assert_allclose(segment[:, 0], [0.0, 2.0 + half])
+
+
 def test_an_agent_censored_in_some_events_is_hollow_and_off_the_front(tmp_path, drawn):
     summary = pd.DataFrame(
         {
