@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
-from driftrec.experiments.divergence import divergence_cause, has_lr, warn_diverged
+from driftrec.experiments.divergence import warn_diverged
 from driftrec.experiments.memory import peak_rss_mb, reset_peak_rss
 from driftrec.experiments.metrics import Curve, CurveRecorder, SessionRecorder, ranking_metrics
 from driftrec.experiments.spec import Cell, WarmStartSpec
@@ -33,9 +33,7 @@ __all__ = [
     "COUNTERS",
     "RANKING_KEYS",
     "CellResult",
-    "divergence_cause",
     "effective_clock",
-    "has_lr",
     "measured_changes",
     "run_cell",
 ]
