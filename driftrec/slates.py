@@ -59,7 +59,7 @@ def check_positions(
     arr = np.asarray(value)
     c = num_candidates
     low, slot = (-1, " (-1: an empty slot)") if empty else (0, "")
-    if arr.dtype == object or not np.issubdtype(arr.dtype, np.integer) or arr.dtype == bool:
+    if arr.dtype.kind not in "iu":  # booleans and objects are not positions
         hint = " (it contains NaN)" if arr.dtype.kind == "f" and np.isnan(arr).any() else ""
         raise TypeError(
             f"{name} must be an integer array of shape {shape} of candidate positions in "
