@@ -9,7 +9,13 @@ draws a named preset. Probe sets and logged data are in :mod:`~driftrec.simulato
 :mod:`~driftrec.simulators.logged`.
 """
 
-from driftrec.simulators.choice import CascadeChoice, ChoiceModel, MultinomialLogitChoice
+from driftrec.simulators.choice import (
+    CHOICE_MODELS,
+    CascadeChoice,
+    ChoiceModel,
+    MultinomialLogitChoice,
+)
+from driftrec.simulators.choice_checks import check_choice_model
 from driftrec.simulators.config import WorldConfig
 from driftrec.simulators.drift import (
     AlternatingPopulation,
@@ -46,6 +52,7 @@ from driftrec.simulators.streams import Streams
 from driftrec.simulators.world import World
 
 __all__ = [
+    "CHOICE_MODELS",
     "SCENARIOS",
     "ActivitySampler",
     "AlternatingPopulation",
@@ -81,6 +88,7 @@ __all__ = [
     "World",
     "WorldConfig",
     "build_world",
+    "check_choice_model",
     "check_drift_process",
     "log_interactions",
     "make_scenario",

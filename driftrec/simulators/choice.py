@@ -4,21 +4,27 @@ A slate is given as candidate positions, shape (n, k), with ``-1`` for an empty 
 utilities over the candidate set are ``utilities: (n, C)``; ``values: (n, C)`` is the reward an
 item earns when clicked (``None`` means every click is worth 1, the click reward).
 
-Both models give, for any slate, the exact probability that each slot is clicked, so expected
-rewards are computed in closed form rather than estimated; sampling draws one response from the
-same probabilities.
+Both built-in models give, for any slate, the exact probability that each slot is clicked, so
+expected rewards are computed in closed form rather than estimated; sampling draws one response
+from the same probabilities. :data:`CHOICE_MODELS` names them, and users' own models.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from driftrec.registry import Registry
 from driftrec.simulators.requests import lean
+from driftrec.validation import check_integer, check_real
+
+if TYPE_CHECKING:
+    from driftrec.simulators.config import WorldConfig
 
 __all__ = [
+    "CHOICE_MODELS",
     "CascadeChoice",
     "ChoiceModel",
     "MultinomialLogitChoice",
@@ -182,7 +188,20 @@ class MultinomialLogitChoice:
     """``_shift`` in float32, for the float32 exponential."""
 
     def __post_init__(self) -> None:
-        shift = np.asarray(self.position_bias, dtype=np.float64) - self.no_click_utility
+        k = check_integer("slate_size", self.slate_size, minimum=1)
+        s0 = check_real("no_click_utility", self.no_click_utility)
+        bias = np.asarray(self.position_bias, dtype=np.float64)
+        # The oracle pairs sorted utilities with sorted slots: it is exact for a bias that
+        # never rises from one slot to the next.
+        if bias.shape != (k,) or not np.isfinite(bias).all() or (np.diff(bias) > 0).any():
+            raise ValueError(
+                f"position_bias must be {k} finite values (one per slot), non-increasing, got "
+                f"{bias.tolist()}"
+            )
+        object.__setattr__(self, "slate_size", k)
+        object.__setattr__(self, "no_click_utility", s0)
+        object.__setattr__(self, "position_bias", bias)
+        shift = bias - s0
         object.__setattr__(self, "_shift", shift)
         object.__setattr__(self, "_shift32", shift.astype(np.float32))
 
@@ -280,6 +299,12 @@ class CascadeChoice:
     slate_size: int
     no_click_utility: float
 
+    def __post_init__(self) -> None:
+        k = check_integer("slate_size", self.slate_size, minimum=1)
+        object.__setattr__(self, "slate_size", k)
+        s0 = check_real("no_click_utility", self.no_click_utility)
+        object.__setattr__(self, "no_click_utility", s0)
+
     def attraction(self, utilities: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(self.no_click_utility - utilities.astype(np.float64)))
 
@@ -353,7 +378,8 @@ def oracle_value(
 def make_choice_model(
     kind: str, slate_size: int, no_click_utility: float, position_bias: float
 ) -> MultinomialLogitChoice | CascadeChoice:
-    """The choice model named ``kind`` ('mnl' or 'cascade')."""
+    """The built-in choice model named ``kind`` ('mnl' or 'cascade'), from its parameters
+    (a world builds its model from ``CHOICE_MODELS``, which holds these two and users' own)."""
     if kind == "mnl":
         return MultinomialLogitChoice(
             slate_size, no_click_utility, position_bias_terms(slate_size, position_bias)
@@ -361,3 +387,25 @@ def make_choice_model(
     if kind == "cascade":
         return CascadeChoice(slate_size, no_click_utility)
     raise ValueError(f"unknown choice model {kind!r}; valid ones are ['cascade', 'mnl']")
+
+
+CHOICE_MODELS: Registry[ChoiceModel] = Registry("choice model", skip=1)
+"""Choice models by name, as ``WorldConfig.choice_model`` names them: a builder takes the
+world's :class:`~driftrec.simulators.WorldConfig` and returns a :class:`ChoiceModel` with its
+``slate_size``. Register your own with ``@CHOICE_MODELS.register()``: from then on it is a
+value of ``choice_model`` for worlds, environments and experiment specs (through their
+``imports``). The world checks a model that is not a built-in one when it is built
+(:func:`~driftrec.simulators.check_choice_model`)."""
+
+
+@CHOICE_MODELS.register("mnl")
+def _mnl(config: WorldConfig) -> MultinomialLogitChoice:
+    """Multinomial logit over the slate plus no-click, with additive position bias."""
+    bias = position_bias_terms(config.slate_size, config.position_bias)
+    return MultinomialLogitChoice(config.slate_size, config.no_click_utility, bias)
+
+
+@CHOICE_MODELS.register("cascade")
+def _cascade(config: WorldConfig) -> CascadeChoice:
+    """Cascade: a top-down scan, each slot clicked with its attraction if reached."""
+    return CascadeChoice(config.slate_size, config.no_click_utility)

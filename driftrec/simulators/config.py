@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from driftrec.simulators.choice import CHOICE_MODELS
 from driftrec.validation import check_choice, check_integer, check_real, check_time, machine_memory
 
-CHOICE_MODELS = ("mnl", "cascade")
 REWARDS = ("click", "engagement")
 
 _INTEGER_FIELDS = frozenset(
@@ -35,7 +36,8 @@ _INTEGER_FIELDS = frozenset(
 _TIME_FIELDS = frozenset(("arrival_horizon", "popularity_half_life"))
 """Integer fields that are times in requests (at most ``validation.MAX_TIME``)."""
 
-_CHOICE_FIELDS = {"choice_model": CHOICE_MODELS, "reward": REWARDS}
+_CHOICE_FIELDS: dict[str, Iterable[str]] = {"choice_model": CHOICE_MODELS, "reward": REWARDS}
+"""Fields naming one of a set: the registered choice models (users' own too), the rewards."""
 
 _REAL_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     # name: (low, high, low_open). Utilities are logits: beyond +-100 every choice is already
@@ -109,8 +111,9 @@ class WorldConfig:
     """Utility s_0 of not clicking (MNL) or the attraction offset (cascade)."""
     position_bias: float = 1.0
     """Additive position bias b_j = -position_bias * log2(1 + j) on MNL utilities (j from 0)."""
-    choice_model: Literal["mnl", "cascade"] = "mnl"
-    """'mnl': multinomial logit over the slate plus no-click; 'cascade': top-down scan."""
+    choice_model: str = "mnl"
+    """'mnl': multinomial logit over the slate plus no-click; 'cascade': top-down scan; or the
+    name of a choice model registered in ``CHOICE_MODELS`` (docs/scenarios.md)."""
     reward: Literal["click", "engagement"] = "click"
     """'click': reward 1 per click; 'engagement': the clicked item's engagement value."""
     engagement_sigma: float = 0.5

@@ -4,10 +4,12 @@ slates were served to it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from driftrec.simulators.drift import DriftEvent
+if TYPE_CHECKING:  # annotations only: the choice models import this module, config them
+    from driftrec.simulators.drift import DriftEvent
 
 __all__ = [
     "LEAN_SINGLE_REQUEST",

@@ -21,7 +21,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from driftrec.simulators.choice import ChoiceModel, expected_reward, make_choice_model, sample_slots
+from driftrec.simulators.choice import CHOICE_MODELS, ChoiceModel, expected_reward, sample_slots
+from driftrec.simulators.choice_checks import BUILT_IN_CHOICE_MODELS, check_choice_model
 from driftrec.simulators.config import WorldConfig
 from driftrec.simulators.consumption import consume, tire
 from driftrec.simulators.drift import DriftEvent, DriftProcess, check_processes, rebuild_after
@@ -102,6 +103,10 @@ class World:
         self.rng = Streams.spawn() if streams is None else streams
         self.users = users
         self.items = items
+        if type(choice) not in BUILT_IN_CHOICE_MODELS:  # a user's: refused now, if wrong
+            check_choice_model(
+                choice, config.num_candidates, slate_size=config.slate_size, reward=config.reward
+            )
         self.choice = choice
         self.retrieval = retrieval
         self.memory: list[dict] = [{} for _ in self.processes]
@@ -123,9 +128,10 @@ class World:
         retrieval: Retrieval | Callable[[WorldConfig, ItemCatalogue], Retrieval] | None = None,
     ) -> World:
         """Draw a world from ``seed``: users, then items, from the world stream; the choice
-        model named by ``config.choice_model`` and :class:`PooledRetrieval` unless given
-        (``retrieval`` may be a retriever, or a callable that builds one from the config and
-        the drawn catalogue, as ``PooledRetrieval`` is built).
+        model named by ``config.choice_model`` (built from ``CHOICE_MODELS``) and
+        :class:`PooledRetrieval` unless given (``retrieval`` may be a retriever, or a callable
+        that builds one from the config and the drawn catalogue, as ``PooledRetrieval`` is
+        built).
 
         The processes are validated against ``config`` before anything is drawn, so a bad
         parameter fails here, naming it.
@@ -137,9 +143,7 @@ class World:
         streams = Streams.spawn(check_seed(seed))
         users = UserPopulation.draw(config, streams.world)
         items = ItemCatalogue.draw(config, streams.world)
-        model: ChoiceModel = choice or make_choice_model(
-            config.choice_model, config.slate_size, config.no_click_utility, config.position_bias
-        )
+        model: ChoiceModel = choice or CHOICE_MODELS[config.choice_model](config)
         if retrieval is None or isinstance(retrieval, type) or not hasattr(retrieval, "retrieve"):
             retrieval = (retrieval or PooledRetrieval)(config, items)  # a factory, or the default
         retriever: Retrieval = retrieval  # type: ignore[assignment]

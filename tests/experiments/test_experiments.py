@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import math
 import re
-import sys
 import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
-from user_plugins import user_spec, write_user_module
+from user_plugins import unregister_user_module, user_spec, write_user_module
 
 from driftrec.agents import AGENTS
 from driftrec.agents.protocol import AgentBase, task_sizes
@@ -21,7 +20,6 @@ from driftrec.experiments.report import FIGURES
 from driftrec.experiments.results import ResultsDir
 from driftrec.experiments.runners import run_cells
 from driftrec.experiments.spec import SpecError, load_spec
-from driftrec.simulators import SCENARIOS
 
 
 @pytest.mark.parametrize(
@@ -249,7 +247,7 @@ class TopicCounter(AgentBase):
 
 def test_a_spec_imports_the_users_own_scenarios_and_agents(tiny, tmp_path, monkeypatch):
     """``imports`` makes a user's registrations known where the spec is checked and where its
-    cells run: a scenario and an agent the package does not have."""
+    cells run: a scenario, a choice model and an agent the package does not have."""
     monkeypatch.syspath_prepend(str(tmp_path))
     module = write_user_module(tmp_path, "local")
     try:
@@ -259,9 +257,7 @@ def test_a_spec_imports_the_users_own_scenarios_and_agents(tiny, tmp_path, monke
         cells = {"local_shift__local_random__s0", "local_shift__online__s0"}
         assert ResultsDir(report.parent).finished() == cells
     finally:
-        SCENARIOS.unregister("local_shift")
-        AGENTS.unregister("local_random")
-        sys.modules.pop(module, None)
+        unregister_user_module(module, "local")
     with pytest.raises(SpecError, match=r"imports\.0: cannot import 'no_such_plugins'"):
         load_spec({**tiny, "imports": ["no_such_plugins"]})
     with pytest.raises(SpecError, match=r"imports must be dotted Python module names"):

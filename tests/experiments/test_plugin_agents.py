@@ -333,7 +333,8 @@ from driftrec.agents import AGENTS, STRATEGIES, make_strategy
 from driftrec.agents.baselines import RandomAgent
 from driftrec.agents.models import MODELS, MatrixFactorisation
 from driftrec.agents.protocol import task_sizes
-from driftrec.simulators import SCENARIOS, SuddenShift
+from driftrec.simulators import CHOICE_MODELS, SCENARIOS, SuddenShift
+from driftrec.simulators.choice import CascadeChoice
 from driftrec.simulators.scenarios import Scenario
 
 
@@ -341,6 +342,12 @@ from driftrec.simulators.scenarios import Scenario
 def listed_shift(at: int = 1_234) -> Scenario:
     """A sudden shift at ``at`` under another name."""
     return Scenario("listed_shift", (SuddenShift(at),))
+
+
+@CHOICE_MODELS.register()
+def listed_choice(config):
+    """A cascade that ignores ``no_click_utility``."""
+    return CascadeChoice(config.slate_size, 0.0)
 
 
 @AGENTS.register("listed_agent")
@@ -366,7 +373,7 @@ class ListedModel(MatrixFactorisation):
 
 def test_list_imports_a_users_module_and_lists_its_registrations(tmp_path, monkeypatch, capsys):
     from driftrec.agents import MODELS, STRATEGIES
-    from driftrec.simulators import SCENARIOS
+    from driftrec.simulators import CHOICE_MODELS, SCENARIOS
 
     (tmp_path / "listed_plugins.py").write_text(LIST_MODULE)
     monkeypatch.chdir(tmp_path)  # found in the working directory, as a spec's imports are
@@ -375,6 +382,7 @@ def test_list_imports_a_users_module_and_lists_its_registrations(tmp_path, monke
         assert main(["list", "--imports", "listed_plugins"]) == 0
     finally:
         SCENARIOS.unregister("listed_shift")
+        CHOICE_MODELS.unregister("listed_choice")
         AGENTS.unregister("listed_agent")
         STRATEGIES.unregister("listed_strategy")
         MODELS.unregister("listed_model")
@@ -386,6 +394,7 @@ def test_list_imports_a_users_module_and_lists_its_registrations(tmp_path, monke
     assert "width=7" in lines["listed_agent"]
     assert "epochs=3" in lines["listed_strategy"]
     assert "dim=5" in lines["listed_model"]
+    assert "A cascade that ignores `no_click_utility`." in lines["listed_choice"]
 
 
 def test_list_refuses_a_module_it_cannot_import_in_one_line(capsys):

@@ -4,18 +4,15 @@ request the cluster cannot meet refused at once. One local Ray session (2 CPUs) 
 from __future__ import annotations
 
 import os
-import sys
 
 import pandas as pd
 import pytest
-from user_plugins import user_spec, write_user_module
+from user_plugins import unregister_user_module, user_spec, write_user_module
 
-from driftrec.agents import AGENTS
 from driftrec.experiments.experiment import run_experiment
 from driftrec.experiments.results import ResultsDir
 from driftrec.experiments.runners import FAULT_ENV
 from driftrec.experiments.spec import SpecError
-from driftrec.simulators import SCENARIOS
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
 
@@ -96,9 +93,7 @@ def test_ray_workers_import_the_users_own_scenarios_and_agents(
             user_spec(tiny, module, "onray"), tmp_path / "out", runner="ray", progress=False
         )
     finally:
-        SCENARIOS.unregister("onray_shift")
-        AGENTS.unregister("onray_random")
-        sys.modules.pop(module, None)
+        unregister_user_module(module, "onray")
     directory = ResultsDir(report.parent)
     assert directory.finished() == {"onray_shift__onray_random__s0", "onray_shift__online__s0"}
     node = directory.read_cell("onray_shift__online__s0").node

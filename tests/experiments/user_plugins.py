@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-USER_MODULE = '''"""A user's own scenario and agent, registered when the module is imported."""
+USER_MODULE = '''"""A user's own scenario, choice model and agent, registered when the module is
+imported."""
+import numpy as np
+
 from driftrec.agents import AGENTS
 from driftrec.agents.baselines import RandomAgent
 from driftrec.agents.protocol import task_sizes
-from driftrec.simulators import SCENARIOS, SuddenShift
+from driftrec.simulators import CHOICE_MODELS, SCENARIOS, MultinomialLogitChoice, SuddenShift
 from driftrec.simulators.scenarios import Scenario
+
+
+@CHOICE_MODELS.register()
+def {prefix}_steep(config):
+    """A logit whose position bias halves each next slot's weight."""
+    bias = -np.log(2.0) * np.arange(config.slate_size)
+    return MultinomialLogitChoice(config.slate_size, config.no_click_utility, bias)
 
 
 @SCENARIOS.register()
@@ -24,20 +34,35 @@ def {prefix}_random(env_or_spaces, settings, /):
 
 
 def write_user_module(directory, prefix: str) -> str:
-    """Write a module registering ``<prefix>_shift`` and ``<prefix>_random`` into
-    ``directory``; return its name."""
+    """Write a module registering ``<prefix>_shift``, ``<prefix>_steep`` (a choice model) and
+    ``<prefix>_random`` into ``directory``; return its name."""
     name = f"{prefix}_plugins"
     (directory / f"{name}.py").write_text(USER_MODULE.format(prefix=prefix))
     return name
 
 
 def user_spec(tiny: dict, module: str, prefix: str) -> dict:
-    """The tiny spec with the user's scenario and agent, imported through ``imports``."""
+    """The tiny spec with the user's scenario, choice model and agent, imported through
+    ``imports``."""
     return {
         **tiny,
+        "world": {**tiny["world"], "choice_model": f"{prefix}_steep"},
         "imports": [module],
         "seeds": [0],
         "scenarios": [{"name": f"{prefix}_shift", "params": {"at": 2_000}}],
         "agents": [{"name": f"{prefix}_random"}, {"name": "online"}],
         "warm_start": None,
     }
+
+
+def unregister_user_module(module: str, prefix: str) -> None:
+    """Undo :func:`write_user_module`'s registrations and forget the module."""
+    import sys
+
+    from driftrec.agents import AGENTS
+    from driftrec.simulators import CHOICE_MODELS, SCENARIOS
+
+    SCENARIOS.unregister(f"{prefix}_shift")
+    CHOICE_MODELS.unregister(f"{prefix}_steep")
+    AGENTS.unregister(f"{prefix}_random")
+    sys.modules.pop(module, None)
