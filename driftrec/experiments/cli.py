@@ -15,7 +15,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -52,7 +52,9 @@ def plain_summary(summary: str) -> str:
 def _list(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from driftrec.envs import env_id
     from driftrec.experiments.spec import SpecError, import_modules, module_name_problem
+    from driftrec.registry import Registry
     from driftrec.simulators.choice import CHOICE_MODELS
+    from driftrec.simulators.retrieval import RETRIEVERS
     from driftrec.simulators.scenarios import SCENARIOS
     from driftrec.validation import one_line
 
@@ -70,9 +72,14 @@ def _list(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         print(f"  {entry.name:<14} {env_id(entry.name):<26} {params or '-'}")
         print(f"  {'':<14} {plain_summary(entry.summary)}")
     print("Also: driftrec/RecDrift-v0 (pass scenario=... and any parameter).")
-    print("Choice models (the world setting choice_model):")
-    for entry in CHOICE_MODELS.describe():
-        print(f"  {entry.name:<14} {plain_summary(entry.summary)}")
+    parts: list[tuple[str, str, Registry[Any]]] = [
+        ("Choice models", "choice_model", CHOICE_MODELS),
+        ("Retrievers", "retrieval", RETRIEVERS),
+    ]
+    for title, setting, registry in parts:
+        print(f"{title} (the world setting {setting}):")
+        for entry in registry.describe():
+            print(f"  {entry.name:<14} {plain_summary(entry.summary)}")
     from driftrec.experiments.commands import list_agents
 
     list_agents()

@@ -39,7 +39,7 @@ from driftrec.simulators.population import ActivitySampler, ItemCatalogue, UserP
 from driftrec.simulators.probes import ProbeSet, probe_set
 from driftrec.simulators.regimes import RegimeSchedule
 from driftrec.simulators.requests import Requests, Response
-from driftrec.simulators.retrieval import PooledRetrieval, Retrieval
+from driftrec.simulators.retrieval import RETRIEVERS, PooledRetrieval, Retrieval
 from driftrec.simulators.scenarios import (
     SCENARIOS,
     Scenario,
@@ -53,6 +53,7 @@ from driftrec.simulators.world import World
 
 __all__ = [
     "CHOICE_MODELS",
+    "RETRIEVERS",
     "SCENARIOS",
     "ActivitySampler",
     "AlternatingPopulation",

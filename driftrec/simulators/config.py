@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from driftrec.simulators.choice import CHOICE_MODELS
+from driftrec.simulators.retrieval import RETRIEVERS
 from driftrec.validation import check_choice, check_integer, check_real, check_time, machine_memory
 
 REWARDS = ("click", "engagement")
@@ -36,8 +37,13 @@ _INTEGER_FIELDS = frozenset(
 _TIME_FIELDS = frozenset(("arrival_horizon", "popularity_half_life"))
 """Integer fields that are times in requests (at most ``validation.MAX_TIME``)."""
 
-_CHOICE_FIELDS: dict[str, Iterable[str]] = {"choice_model": CHOICE_MODELS, "reward": REWARDS}
-"""Fields naming one of a set: the registered choice models (users' own too), the rewards."""
+_CHOICE_FIELDS: dict[str, Iterable[str]] = {
+    "choice_model": CHOICE_MODELS,
+    "reward": REWARDS,
+    "retrieval": RETRIEVERS,
+}
+"""Fields naming one of a set: the registered choice models and retrievers (users' own too),
+the rewards."""
 
 _REAL_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     # name: (low, high, low_open). Utilities are logits: beyond +-100 every choice is already
@@ -158,6 +164,9 @@ class WorldConfig:
     """Size of the fresh pool (most recently released items)."""
     popularity_half_life: int = 50_000
     """Half-life of click counts in the popularity ranking, in requests."""
+    retrieval: str = "pooled"
+    """'pooled': popular, fresh and random candidates (``PooledRetrieval``; the three fields
+    above); or the name of a retriever registered in ``RETRIEVERS`` (docs/scenarios.md)."""
 
     def __post_init__(self) -> None:
         # Normalise every field to a plain Python value of its declared kind (NumPy scalars from

@@ -2,26 +2,30 @@
 
 The world asks its retriever for ``num_candidates`` distinct live items per request and tells it
 about clicks (popularity) and catalogue changes. :class:`PooledRetrieval` is the built-in one;
-anything with the :class:`Retrieval` methods can be injected into a
-:class:`~driftrec.simulators.World` instead.
+anything with the :class:`Retrieval` methods can be registered in :data:`RETRIEVERS` (a name for
+the world setting ``retrieval``) or injected into a :class:`~driftrec.simulators.World`.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from driftrec.simulators.config import WorldConfig
-from driftrec.simulators.population import ItemCatalogue
+from driftrec.registry import Registry
 from driftrec.simulators.requests import lean
+
+if TYPE_CHECKING:  # annotations only: the config imports this module for RETRIEVERS
+    from driftrec.simulators.config import WorldConfig
+    from driftrec.simulators.population import ItemCatalogue
 
 __all__ = [
     "COMPACT_ITEMS",
     "FEW_REQUESTS",
+    "RETRIEVERS",
     "CandidateIndex",
     "PooledRetrieval",
     "Retrieval",
@@ -72,8 +76,9 @@ def _top(values: np.ndarray, n: int) -> np.ndarray:
 
 
 class PooledRetrieval:
-    """Popular + fresh + random candidates, from three disjoint pools of the live catalogue,
-    with work per step proportional to the requests served, not to the catalogue.
+    """Popular, fresh and random candidates, from three disjoint pools of the live catalogue.
+
+    Work per step is proportional to the requests served, not to the catalogue.
 
     - **Popular**: the top ``popular_pool`` live items by clicks decayed with
       ``popularity_half_life`` (starting from the catalogue's tiny quality-based
@@ -353,6 +358,17 @@ class _RowPlan:
     def _accepted(self, items: np.ndarray, reject: bool) -> list[int]:
         """``items`` as a list, without the pooled ones if ``reject``."""
         return (items[~self.pooled.take(items)] if reject else items).tolist()
+
+
+RETRIEVERS: Registry[Retrieval] = Registry("retriever", skip=2)
+"""Retrievers by name, as ``WorldConfig.retrieval`` names them: a builder takes the world's
+config and its drawn :class:`~driftrec.simulators.ItemCatalogue` and returns a
+:class:`Retrieval`. Register your own with ``@RETRIEVERS.register()``: from then on it is a
+value of ``retrieval`` for worlds, environments and experiment specs (through their
+``imports``). The world checks every batch of candidates a retriever that is not the built-in
+one returns (:func:`~driftrec.simulators.retrieval_checks.check_candidates`)."""
+
+RETRIEVERS.register("pooled")(PooledRetrieval)
 
 
 def sorted_unique(values: np.ndarray) -> np.ndarray:

@@ -38,7 +38,8 @@ from driftrec.simulators.requests import (
     slot_items,
     slot_values,
 )
-from driftrec.simulators.retrieval import PooledRetrieval, Retrieval, sorted_unique
+from driftrec.simulators.retrieval import RETRIEVERS, PooledRetrieval, Retrieval, sorted_unique
+from driftrec.simulators.retrieval_checks import check_candidates, check_retriever
 from driftrec.simulators.scoring import true_utilities
 from driftrec.simulators.streams import SeedLike, Streams, check_seed
 from driftrec.slates import as_slates
@@ -108,7 +109,10 @@ class World:
                 choice, config.num_candidates, slate_size=config.slate_size, reward=config.reward
             )
         self.choice = choice
+        check_retriever(retrieval)
         self.retrieval = retrieval
+        self._pooled = retrieval if type(retrieval) is PooledRetrieval else None
+        """The built-in retriever (None: a user's, whose every batch of candidates is checked)."""
         self.memory: list[dict] = [{} for _ in self.processes]
         for process, memory in zip(self.processes, self.memory, strict=True):
             process.prepare(config, self.users, self.items, memory, self.rng["world"])
@@ -144,8 +148,10 @@ class World:
         users = UserPopulation.draw(config, streams.world)
         items = ItemCatalogue.draw(config, streams.world)
         model: ChoiceModel = choice or CHOICE_MODELS[config.choice_model](config)
-        if retrieval is None or isinstance(retrieval, type) or not hasattr(retrieval, "retrieve"):
-            retrieval = (retrieval or PooledRetrieval)(config, items)  # a factory, or the default
+        if retrieval is None:
+            retrieval = RETRIEVERS[config.retrieval]
+        if isinstance(retrieval, type) or not hasattr(retrieval, "retrieve"):
+            retrieval = retrieval(config, items)  # a factory (a registered one's builder too)
         retriever: Retrieval = retrieval  # type: ignore[assignment]
         return cls(config, users, items, model, retriever, processes, streams, regime_every)
 
@@ -170,12 +176,18 @@ class World:
         """Retrieve candidates for ``users`` (n,) and score them with the true utilities."""
         rng = self.rng["requests"] if rng is None else rng
         users = np.array(users, dtype=np.int64)  # a copy: callers may reuse their array
-        indexed = getattr(self.retrieval, "retrieve_indexed", None)
         index: tuple[np.ndarray, np.ndarray] | None = None
-        if indexed is None:  # any Retrieval will do; PooledRetrieval indexes large catalogues
-            candidates = self.retrieval.retrieve(len(users), self.clock, rng)
-        else:
-            candidates, index = indexed(len(users), self.clock, rng)
+        if self._pooled is None:  # a user's retriever: every batch of candidates checked
+            candidates = check_candidates(
+                self.retrieval.retrieve(len(users), self.clock, rng),
+                len(users),
+                self.config.num_candidates,
+                self.items,
+                self.clock,
+                type(self.retrieval).__name__,
+            )
+        else:  # the built-in one indexes the candidates of large catalogues
+            candidates, index = self._pooled.retrieve_indexed(len(users), self.clock, rng)
         topics = item_rows(self.items.topic, candidates, index)
         return Requests(
             t=self.clock,

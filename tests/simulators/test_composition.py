@@ -44,14 +44,15 @@ class FirstSlotAlwaysClicked:
 
 
 class FixedCandidates:
-    """A fake retriever: always items 10..15, and it records what it is told."""
+    """A fake retriever: always the same six items, and it records what it is told."""
 
-    def __init__(self):
+    def __init__(self, items):
+        self.items = np.asarray(items)
         self.clicked = []
         self.changes = 0
 
     def retrieve(self, n, clock, rng):
-        return np.tile(np.arange(10, 16), (n, 1))
+        return np.tile(self.items, (n, 1))
 
     def record_clicks(self, items, clock):
         self.clicked.extend(items.tolist())
@@ -64,7 +65,8 @@ def test_a_fake_choice_model_and_a_fake_retriever_drive_a_world_end_to_end():
     streams = Streams.spawn(0)
     users = UserPopulation.draw(CONFIG, streams.world)
     items = ItemCatalogue.draw(CONFIG, streams.world)
-    retriever = FixedCandidates()
+    live = np.flatnonzero(items.available(0) & (items.retirement > 100))
+    retriever = FixedCandidates(live[10:16])
     world = World(
         CONFIG,
         users,
@@ -81,14 +83,14 @@ def test_a_fake_choice_model_and_a_fake_retriever_drive_a_world_end_to_end():
         step = sessions.serve(slates)
         response = step.response
         np.testing.assert_array_equal(response.true_click_slot, 0)  # the fake always clicks
-        np.testing.assert_array_equal(response.clicked_item, 12)  # position 2 of 10..15
+        np.testing.assert_array_equal(response.clicked_item, live[12])  # position 2
         np.testing.assert_array_equal(response.expected_reward, 1.0)
         np.testing.assert_array_equal(response.oracle_expected_reward, 1.0)
         events.extend(response.events)
     assert world.clock == 80
     assert [e.kind for e in events] == ["sudden"]
-    assert set(retriever.clicked) == {12} and len(retriever.clicked) == 80
-    assert (sessions.requests.candidates == np.arange(10, 16)).all()
+    assert set(retriever.clicked) == {live[12]} and len(retriever.clicked) == 80
+    assert (sessions.requests.candidates == live[10:16]).all()
     obs = world.observe(sessions.requests)
     assert obs["candidate_ids"].shape == (8, 6)
     probe = world.probe_set(5)
