@@ -66,9 +66,14 @@ def fine_tune_forgetting() -> float:
 
 @pytest.mark.parametrize("name", ["replay", "ewc"])
 def test_replay_and_ewc_forget_less_than_fine_tune(name, fine_tune_forgetting):
-    """Measured at seeds 0-2: fine_tune forgets 0.096, 0.139, 0.102 of A; replay 0.037, 0.051,
-    0.041; ewc 0.038, 0.024, 0.045. The margin asked, 0.025, is below every measured gap (the
-    smallest, 0.057, at seed 2)."""
+    """Runs seed 0 (each agent takes a minute). Measured at seeds 0-2: fine_tune forgets 0.096,
+    0.139, 0.102 of A; replay 0.037, 0.051, 0.041; ewc 0.038, 0.024, 0.045. The margin asked,
+    0.025, is below every gap at those seeds (the smallest, 0.057, at seed 2).
+
+    At seeds 3-7 (an independent re-run, 2026-11-30) replay's gap held (0.041-0.086), but ewc's
+    did not everywhere: it forgets less than fine_tune at every seed, by 0.016 only at seed 4
+    (0.109 against 0.125), and with a 30k period by 0.003 at seed 4 (0.116 against 0.119). So
+    ewc's margin here is this seed's, not a rule: docs/metrics.md says as much."""
     r_aa, forgetting = forgetting_of_a(name)
     assert r_aa > 0.5, f"{name} must have learned A (random: 0.40)"
     assert forgetting < fine_tune_forgetting - 0.025, (name, r_aa, forgetting, fine_tune_forgetting)
