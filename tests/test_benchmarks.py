@@ -24,6 +24,7 @@ def test_env_throughput_benchmark_runs():
         assert row in out
     assert "batched env, B=4096" in out and "gather-only bound, B=4096" in out
     assert "of the gather-only bound" in out
+    assert "B=4096, round by round: median" in out  # the paired share, with its spread
 
 
 @pytest.mark.slow
