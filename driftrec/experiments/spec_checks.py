@@ -182,7 +182,11 @@ def agent_problems(spec: ExperimentSpec, scenario: ScenarioSpec) -> list[str]:
                 **spec.world,
                 **scenario.params,
             )
-            obs, _ = env.reset(seed=0)  # agents such as the frozen oracle read the world
+            try:  # a user's retriever's first batch is checked here, a user's own bug too
+                obs, _ = env.reset(seed=0)  # agents such as the frozen oracle read the world
+            except Exception as error:
+                where = f"scenarios.{spec.scenarios.index(scenario)} ({scenario.key})"
+                return [build_failure(where, error, "lower the world's sizes")]
             slate_size = env.config.slate_size
             problems = []
             for i, agent in enumerate(spec.agents):

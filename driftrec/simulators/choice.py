@@ -57,14 +57,16 @@ class ChoiceModel(Protocol):
     def slot_probabilities(
         self, slate_utilities: np.ndarray, shown: np.ndarray | None = None
     ) -> np.ndarray:
-        """Click probability of each slot.
+        """Click probability of each slot: of a slate's first j slots, any j from 1 to k
+        (probes ask for one slot alone), for any number of requests n (one at a time in the
+        single environment), each row's answer its own. It must not write to its inputs.
 
         Args:
-            slate_utilities: (n, k) utility of the item in each slot (any value where empty).
-            shown: (n, k) bool, False for an empty slot (None: every slot is shown).
+            slate_utilities: (n, j) utility of the item in each slot (any value where empty).
+            shown: (n, j) bool, False for an empty slot (None: every slot is shown).
 
         Returns:
-            (n, k) float64; a row sums to P(click) <= 1, the rest is no click.
+            (n, j) float64; a row sums to P(click) <= 1, the rest is no click.
         """
         ...
 

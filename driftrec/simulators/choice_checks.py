@@ -12,14 +12,23 @@ from __future__ import annotations
 import copy
 import itertools
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from driftrec.simulators.choice import CascadeChoice, MultinomialLogitChoice, row_sums
+from driftrec.simulators.choice import (
+    CHOICE_MODELS,
+    CascadeChoice,
+    ChoiceModel,
+    MultinomialLogitChoice,
+    row_sums,
+)
 from driftrec.validation import check_choice, check_integer
 
-__all__ = ["BUILT_IN_CHOICE_MODELS", "check_choice_model"]
+if TYPE_CHECKING:
+    from driftrec.simulators.config import WorldConfig
+
+__all__ = ["BUILT_IN_CHOICE_MODELS", "check_choice_model", "check_for_world"]
 
 BUILT_IN_CHOICE_MODELS = (MultinomialLogitChoice, CascadeChoice)
 """The built-in models' classes: correct by construction (their parameters are checked when
@@ -29,6 +38,19 @@ instance of exactly these again (a subclass, which may override a method, it doe
 _METHODS = ("slot_probabilities", "oracle", "oracle_value")
 _TOLERANCE = 1e-6
 """Relative tolerance of the comparisons of two expected rewards (float32 utilities)."""
+
+
+def check_for_world(config: WorldConfig, model: ChoiceModel | None = None) -> ChoiceModel:
+    """``model`` (default: the one ``config.choice_model`` names, built from
+    :data:`~driftrec.simulators.CHOICE_MODELS`), checked for a world of ``config`` unless it
+    is a built-in one: where a world is resolved (an environment made) and where it is built."""
+    if model is None:
+        model = CHOICE_MODELS[config.choice_model](config)
+    if type(model) not in BUILT_IN_CHOICE_MODELS:
+        check_choice_model(
+            model, config.num_candidates, slate_size=config.slate_size, reward=config.reward
+        )
+    return model
 
 
 def check_choice_model(
@@ -47,17 +69,26 @@ def check_choice_model(
     1. It has ``slate_size`` (a positive integer, ``slate_size`` if given) and the methods
        ``slot_probabilities``, ``oracle`` and ``oracle_value``; it deep-copies (world
        snapshots copy it).
-    2. ``slot_probabilities(u, shown)`` is (n, k), real, finite, each >= 0, each row's sum
-       at most 1 (the rest is no click), and 0 at every slot not shown.
+    2. ``slot_probabilities(u, shown)`` is (n, j), real, finite, each >= 0, each row's sum
+       at most 1 (the rest is no click), and 0 at every slot not shown; for any number of
+       slots j from 1 to k (probes ask for one slot alone) and ``shown=None`` (every slot
+       shown: the same as all True).
     3. ``oracle(u, values)`` gives (n, k) integer positions in [-1, C-1] (-1: an empty slot),
        none shown twice in a row, and (n,) finite values >= 0, each the expected reward of
        its slate under ``slot_probabilities``; ``oracle_value`` gives the same values.
-    4. The oracle is the best slate: no full slate of distinct positions earns more, among
+    4. An answer for a request does not depend on the other requests of its batch: each
+       request alone (the single environment's batches of one; two of them) and the requests
+       repeated into a batch of 64 (past the built-in models' small-batch paths) get the
+       same answers.
+    5. No method writes to the arrays it is given (probes pass views of their own).
+    6. The oracle is the best slate: no full slate of distinct positions earns more, among
        ``random_slates`` random ones per request, the top k by utility, and every slate
        when there are at most 5,000 of them.
 
-    Under ``reward="engagement"`` rules 3 and 4 hold with each item's positive value
-    (``values``); under ``"click"`` with ``values=None`` (every click is worth 1).
+    Under ``reward="engagement"`` rules 3, 4 and 6 hold with each item's positive value
+    (``values``); under ``"click"`` with ``values=None`` (every click is worth 1). The check
+    runs on its own random utilities (a few times the usual spread of the world's): it is a
+    sample, not a proof.
 
     Args:
         model: the choice model.
@@ -84,26 +115,37 @@ def check_choice_model(
     values = None
     if reward == "engagement":
         values = np.exp(0.5 * rng.standard_normal((n, c))).astype(np.float32)
-    probabilities = _ProbabilityCheck(model, name, k)
+    checked = _Checked(model, name, f"check_choice_model(model, {c}, reward={reward!r})")
+
+    everything = np.ones((n, k), dtype=bool)
+    full = checked.probabilities(utilities[:, :k], everything)
     shown = rng.random((n, k)) < 0.7
     shown[:, 0] = True
-    for mask in (np.ones((n, k), dtype=bool), shown):
-        probabilities(utilities[:, :k], mask)
+    checked.probabilities(utilities[:, :k], shown)
+    checked.same(
+        "slot_probabilities() with shown=None differs from every slot shown",
+        checked.probabilities(utilities[:, :k], None),
+        full,
+    )
+    for j in sorted({1, k - 1} - {0}):  # fewer slots than k (probes: one alone)
+        checked.probabilities(utilities[:, :j], None)
 
-    slates, best = _oracle(model, name, utilities, values, k)
-    expected = _expected(probabilities, utilities, values, slates)
-    _same(name, "oracle(): its values are not its slates' expected rewards", best, expected)
-    alone = np.asarray(model.oracle_value(utilities, values), dtype=np.float64)
-    if alone.shape != (n,):
-        raise ValueError(f"choice model {name}: oracle_value() returned shape {alone.shape}")
-    _same(name, "oracle_value() differs from oracle()'s values", alone, best)
+    slates, best = checked.oracle(utilities, values, k)
+    expected = _expected(checked, utilities, values, slates)
+    checked.same("oracle(): its values are not its slates' expected rewards", best, expected)
+    checked.same(
+        "oracle_value() differs from oracle()'s values",
+        checked.oracle_value(utilities, values),
+        best,
+    )
+    _batch_independent(checked, utilities, values, full, best, k)
 
     # Every rival slate of every request in one call: (m, n, k) laid out as m n requests.
     rivals = _rival_slates(utilities, k, random_slates, rng)
     m = len(rivals)
     tiled = np.tile(utilities, (m, 1))
     rival = _expected(
-        probabilities,
+        checked,
         tiled,
         None if values is None else np.tile(values, (m, 1)),
         rivals.reshape(m * n, k),
@@ -111,8 +153,14 @@ def check_choice_model(
     beaten = rival > best + _TOLERANCE * np.maximum(1.0, np.abs(best))
     if beaten.any():
         which, row = (int(i[0]) for i in np.nonzero(beaten))
-        raise ValueError(
-            f"choice model {name}: oracle() is not the best slate: at request {row} the slate "
+        if np.array_equal(rivals[which, row], slates[row]):
+            raise checked.fail(
+                f"slot_probabilities() values the oracle's own slate {slates[row].tolist()} at "
+                f"{rival[which, row]:.6g} in a batch of {m * n} requests and at {best[row]:.6g} "
+                f"in a batch of {n}: an answer must not depend on the other requests"
+            )
+        raise checked.fail(
+            f"oracle() is not the best slate: at request {row} the slate "
             f"{rivals[which, row].tolist()} earns {rival[which, row]:.6g} against the oracle's "
             f"{slates[row].tolist()} at {best[row]:.6g}"
         )
@@ -141,89 +189,169 @@ def _slate_size(model: Any, name: str, wanted: int | None) -> int:
     return int(k)
 
 
-class _ProbabilityCheck:
-    """``model.slot_probabilities``, each answer checked against rule 2."""
+class _Checked:
+    """The model's methods, each answer checked (rules 2, 3 and 5), every refusal one line
+    ending with how to reproduce it (``reproduce``)."""
 
-    def __init__(self, model: Any, name: str, k: int) -> None:
-        self.model, self.name, self.k = model, name, k
+    def __init__(self, model: Any, name: str, reproduce: str) -> None:
+        self.model, self.name, self.reproduce = model, name, reproduce
 
-    def __call__(self, slate_utilities: np.ndarray, shown: np.ndarray) -> np.ndarray:
-        name = f"choice model {self.name}: slot_probabilities()"
-        probs = np.asarray(self.model.slot_probabilities(slate_utilities, shown))
-        if probs.shape != shown.shape:
-            raise ValueError(f"{name} returned shape {probs.shape}, expected {shown.shape}")
+    def fail(self, message: str, error: type[Exception] = ValueError) -> Exception:
+        return error(
+            f"choice model {self.name}: {message} (on the check's own random utilities; "
+            f"reproduce with driftrec.simulators.{self.reproduce})"
+        )
+
+    def same(self, rule: str, got: np.ndarray, want: np.ndarray) -> None:
+        wrong = ~np.isclose(got, want, rtol=_TOLERANCE, atol=1e-12)
+        if wrong.any():
+            row = int(np.flatnonzero(wrong)[0])
+            raise self.fail(f"{rule} (request {row}: {got[row]} and {want[row]})")
+
+    def call(self, method: str, *arrays: np.ndarray | None) -> Any:
+        """``model.<method>(*arrays)``, refusing an exception or a write to the arrays."""
+        before = [None if a is None else a.copy() for a in arrays]
+        shapes = ", ".join("None" if a is None else str(a.shape) for a in arrays)
+        try:
+            answer = getattr(self.model, method)(*arrays)
+        except Exception as error:
+            raise self.fail(
+                f"{method}() of inputs {shapes} raised {type(error).__name__}: {error}"
+            ) from error
+        for a, b in zip(arrays, before, strict=True):
+            if a is not None and b is not None and not np.array_equal(a, b, equal_nan=True):
+                raise self.fail(
+                    f"{method}() wrote to an array it was given ({shapes}): a model must not "
+                    "change its inputs (probes pass views of their own utilities)"
+                )
+        return answer
+
+    def probabilities(self, slate_utilities: np.ndarray, shown: np.ndarray | None) -> np.ndarray:
+        what = "slot_probabilities()"
+        probs = np.asarray(self.call("slot_probabilities", slate_utilities, shown))
+        if probs.shape != slate_utilities.shape:
+            raise self.fail(
+                f"{what} returned shape {probs.shape}, expected {slate_utilities.shape}"
+            )
         if probs.dtype.kind not in "fiu":
-            raise TypeError(f"{name} returned {probs.dtype} values, expected real numbers")
+            raise self.fail(f"{what} returned {probs.dtype} values, not real numbers", TypeError)
         probs = probs.astype(np.float64)
         problems = {
             "not finite": ~np.isfinite(probs).all(axis=1),
             "below 0": (probs < 0).any(axis=1),  # then a sum at most 1 holds each <= 1
             "summing to more than 1": row_sums(probs) > 1.0 + 1e-9,
-            "not 0 at an empty slot": (np.where(shown, 0.0, probs) != 0).any(axis=1),
         }
+        if shown is not None:
+            problems["not 0 at an empty slot"] = (np.where(shown, 0.0, probs) != 0).any(axis=1)
         for problem, rows in problems.items():
             if rows.any():
                 row = int(np.flatnonzero(rows)[0])
-                raise ValueError(
-                    f"{name} returned probabilities {problem} at request {row}: "
-                    f"{probs[row].tolist()} (shown {shown[row].tolist()})"
+                mask = "" if shown is None else f" (shown {shown[row].tolist()})"
+                raise self.fail(
+                    f"{what} returned probabilities {problem} at request {row}: "
+                    f"{probs[row].tolist()}{mask}"
                 )
         return probs
 
+    def oracle_value(self, utilities: np.ndarray, values: np.ndarray | None) -> np.ndarray:
+        alone = np.asarray(self.call("oracle_value", utilities, values), dtype=np.float64)
+        if alone.shape != (len(utilities),):
+            raise self.fail(f"oracle_value() returned shape {alone.shape}")
+        return alone
 
-def _oracle(
-    model: Any, name: str, utilities: np.ndarray, values: np.ndarray | None, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    n, c = utilities.shape
-    answer = model.oracle(utilities, values)
-    if not isinstance(answer, tuple) or len(answer) != 2:
-        raise TypeError(f"choice model {name}: oracle() must return (slates, values)")
-    slates, best = np.asarray(answer[0]), np.asarray(answer[1], dtype=np.float64)
-    if slates.shape != (n, k) or slates.dtype.kind not in "iu":
-        raise ValueError(
-            f"choice model {name}: oracle() returned slates of {slates.dtype} {slates.shape}, "
-            f"expected ({n}, {k}) integer positions"
+    def oracle(
+        self, utilities: np.ndarray, values: np.ndarray | None, k: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        n, c = utilities.shape
+        answer = self.call("oracle", utilities, values)
+        if not isinstance(answer, tuple) or len(answer) != 2:
+            raise self.fail("oracle() must return (slates, values)", TypeError)
+        slates, best = np.asarray(answer[0]), np.asarray(answer[1], dtype=np.float64)
+        if slates.shape != (n, k) or slates.dtype.kind not in "iu":
+            raise self.fail(
+                f"oracle() returned slates of {slates.dtype} {slates.shape}, expected ({n}, "
+                f"{k}) integer positions"
+            )
+        if best.shape != (n,) or not np.isfinite(best).all() or (best < 0).any():
+            raise self.fail(
+                f"oracle() returned values {best.tolist()}, expected ({n},) finite expected "
+                "rewards >= 0"
+            )
+        if slates.size and (slates.min() < -1 or slates.max() >= c):
+            raise self.fail(
+                f"oracle() returned positions from {slates.min()} to {slates.max()}, expected "
+                f"positions in [0, {c - 1}] or -1 for an empty slot"
+            )
+        ordered = np.sort(np.where(slates >= 0, slates, -1 - np.arange(k)), axis=1)
+        repeats = (ordered[:, 1:] == ordered[:, :-1]).any(axis=1)
+        if repeats.any():
+            row = int(np.flatnonzero(repeats)[0])
+            raise self.fail(
+                f"oracle() shows a position twice at request {row}: {slates[row].tolist()}"
+            )
+        return slates.astype(np.int64), best
+
+
+BIG_BATCH = 64
+"""Requests in the check's large batch: the built-in models' own large-batch path starts here."""
+
+ALONE = 2
+"""Requests of the check's batch asked alone too (a single environment's batches of one)."""
+
+
+def _batch_independent(
+    checked: _Checked,
+    utilities: np.ndarray,
+    values: np.ndarray | None,
+    full: np.ndarray,
+    best: np.ndarray,
+    k: int,
+) -> None:
+    """Rule 4: each request alone, and the requests repeated into a batch of
+    :data:`BIG_BATCH`, get the answers they got in the check's batch."""
+    n = len(utilities)
+    rule = "{} of request {} alone differs from its answer in a batch of {}: an answer must "
+    rule += "not depend on the other requests (the single environment asks one at a time)"
+    for r in range(min(n, ALONE)):
+        one = utilities[r : r + 1]
+        value = None if values is None else values[r : r + 1]
+        shown = np.ones((1, k), dtype=bool)
+        what = "slot_probabilities()"
+        checked.same(
+            rule.format(what, r, n), checked.probabilities(one[:, :k], shown), full[r : r + 1]
         )
-    if best.shape != (n,) or not np.isfinite(best).all() or (best < 0).any():
-        raise ValueError(
-            f"choice model {name}: oracle() returned values {best.tolist()}, expected ({n},) "
-            "finite expected rewards >= 0"
-        )
-    if slates.size and (slates.min() < -1 or slates.max() >= c):
-        raise ValueError(
-            f"choice model {name}: oracle() returned positions from {slates.min()} to "
-            f"{slates.max()}, expected positions in [0, {c - 1}] or -1 for an empty slot"
-        )
-    ordered = np.sort(np.where(slates >= 0, slates, -1 - np.arange(k)), axis=1)
-    repeats = (ordered[:, 1:] == ordered[:, :-1]).any(axis=1)
-    if repeats.any():
-        row = int(np.flatnonzero(repeats)[0])
-        raise ValueError(
-            f"choice model {name}: oracle() shows a position twice at request {row}: "
-            f"{slates[row].tolist()}"
-        )
-    return slates.astype(np.int64), best
+        best_alone = checked.oracle(one, value, k)[1]
+        checked.same(rule.format("oracle()", r, n), best_alone, best[r : r + 1])
+        alone = checked.oracle_value(one, value)
+        checked.same(rule.format("oracle_value()", r, n), alone, best[r : r + 1])
+    reps = -(-BIG_BATCH // n)
+    big = np.tile(utilities, (reps, 1))
+    big_values = None if values is None else np.tile(values, (reps, 1))
+    rule = f"{{}} in a batch of {len(big)} (the requests repeated) differs from its answers in "
+    rule += f"a batch of {n}: an answer must not depend on the batch's size"
+    everything = np.ones((len(big), k), dtype=bool)
+    probs = checked.probabilities(big[:, :k], everything)
+    checked.same(rule.format("slot_probabilities()"), probs, np.tile(full, (reps, 1)))
+    checked.same(
+        rule.format("oracle()"), checked.oracle(big, big_values, k)[1], np.tile(best, reps)
+    )
+    checked.same(
+        rule.format("oracle_value()"), checked.oracle_value(big, big_values), np.tile(best, reps)
+    )
 
 
 def _expected(
-    probabilities: _ProbabilityCheck,
+    checked: _Checked,
     utilities: np.ndarray,
     values: np.ndarray | None,
     slates: np.ndarray,
 ) -> np.ndarray:
     """(n,) expected reward of ``slates`` (-1: empty) under the model."""
     at = np.maximum(slates, 0)
-    probs = probabilities(np.take_along_axis(utilities, at, axis=1), slates >= 0)
+    probs = checked.probabilities(np.take_along_axis(utilities, at, axis=1), slates >= 0)
     if values is None:
         return row_sums(probs)
     return row_sums(probs * np.take_along_axis(values, at, axis=1))
-
-
-def _same(name: str, rule: str, got: np.ndarray, want: np.ndarray) -> None:
-    wrong = ~np.isclose(got, want, rtol=_TOLERANCE, atol=1e-12)
-    if wrong.any():
-        row = int(np.flatnonzero(wrong)[0])
-        raise ValueError(f"choice model {name}: {rule} (request {row}: {got[row]} and {want[row]})")
 
 
 def _rival_slates(

@@ -45,6 +45,22 @@ _CHOICE_FIELDS: dict[str, Iterable[str]] = {
 """Fields naming one of a set: the registered choice models and retrievers (users' own too),
 the rewards."""
 
+
+def _check_named(name: str, value: Any) -> str:
+    """``value`` if ``_CHOICE_FIELDS[name]`` has it, else an error listing the valid ones (and
+    for a registry, how to add one)."""
+    try:
+        return check_choice(name, value, _CHOICE_FIELDS[name])
+    except ValueError as error:
+        registry = {"choice_model": "CHOICE_MODELS", "retrieval": "RETRIEVERS"}.get(name)
+        if registry is None:
+            raise
+        raise ValueError(
+            f"{error}; register your own with driftrec.simulators.{registry}.register() (an "
+            "experiment spec: in a module its imports name)"
+        ) from None
+
+
 _REAL_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     # name: (low, high, low_open). Utilities are logits: beyond +-100 every choice is already
     # certain and exp() starts to overflow.
@@ -178,7 +194,7 @@ class WorldConfig:
             elif f.name in _INTEGER_FIELDS:
                 value = check_integer(f.name, value, minimum=1)
             elif f.name in _CHOICE_FIELDS:
-                value = check_choice(f.name, value, _CHOICE_FIELDS[f.name])
+                value = _check_named(f.name, value)
             else:
                 low, high, low_open = _REAL_RANGES[f.name]
                 value = check_real(f.name, value, low=low, high=high, low_open=low_open)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from driftrec.registry import Registry
+from driftrec.simulators.choice_checks import check_for_world
 from driftrec.simulators.config import WorldConfig
 from driftrec.simulators.drift import (
     AlternatingPopulation,
@@ -278,6 +279,7 @@ def resolve_world(scenario: str = "stationary", **params: Any) -> WorldSpec:
     config = WorldConfig().replace(**{**spec.world_defaults, **world_params})
     config.check_fits_in_memory()
     check_processes(config, spec.processes)
+    check_for_world(config)  # a user's choice model, refused before anything is drawn
     return WorldSpec(config, spec.processes, spec.regime_every)
 
 

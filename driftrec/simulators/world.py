@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from driftrec.simulators.choice import CHOICE_MODELS, ChoiceModel, expected_reward, sample_slots
-from driftrec.simulators.choice_checks import BUILT_IN_CHOICE_MODELS, check_choice_model
+from driftrec.simulators.choice_checks import check_for_world
 from driftrec.simulators.config import WorldConfig
 from driftrec.simulators.consumption import consume, tire
 from driftrec.simulators.drift import DriftEvent, DriftProcess, check_processes, rebuild_after
@@ -104,15 +104,12 @@ class World:
         self.rng = Streams.spawn() if streams is None else streams
         self.users = users
         self.items = items
-        if type(choice) not in BUILT_IN_CHOICE_MODELS:  # a user's: refused now, if wrong
-            check_choice_model(
-                choice, config.num_candidates, slate_size=config.slate_size, reward=config.reward
-            )
-        self.choice = choice
-        check_retriever(retrieval)
-        self.retrieval = retrieval
+        self.choice = check_for_world(config, choice)  # a user's: refused now, if wrong
         self._pooled = retrieval if type(retrieval) is PooledRetrieval else None
         """The built-in retriever (None: a user's, whose every batch of candidates is checked)."""
+        if self._pooled is None:  # a user's: its methods, copies and a first batch, now
+            check_retriever(retrieval, config, items)
+        self.retrieval = retrieval
         self.memory: list[dict] = [{} for _ in self.processes]
         for process, memory in zip(self.processes, self.memory, strict=True):
             process.prepare(config, self.users, self.items, memory, self.rng["world"])

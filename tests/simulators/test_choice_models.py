@@ -117,7 +117,15 @@ class Broken(Delegating):
         self.fault = fault
 
     def slot_probabilities(self, slate_utilities, shown=None):
+        if self.fault == "writes its input":
+            slate_utilities -= 1.0
+        if self.fault == "shown None" and shown is None:  # np.where(None, ...): all zeros
+            return np.zeros(slate_utilities.shape)
         probs = super().slot_probabilities(slate_utilities, shown)
+        if self.fault == "k columns":  # assumes every call has all k slots
+            return probs * np.ones(self.slate_size)
+        if self.fault == "alone" and len(probs) == 1:
+            return probs * 0.9
         if self.fault == "over one":
             return probs * 3.0
         if self.fault == "negative":
@@ -136,6 +144,8 @@ class Broken(Delegating):
             return worst, probs.sum(axis=1)
         if self.fault == "value":
             return slates, best * 1.5
+        if self.fault == "big batch" and len(utilities) >= 64:  # a wrong fast path
+            return slates, self.oracle(utilities[:1], values)[1].repeat(len(utilities))
         if self.fault == "repeat":
             slates = slates.copy()
             slates[:, 1] = slates[:, 0]
@@ -146,6 +156,8 @@ class Broken(Delegating):
 
     def oracle_value(self, utilities, values):
         best = self.oracle(utilities, values)[1]
+        if self.fault == "oracle_value alone" and len(utilities) == 1:
+            return best * 1.1
         return best + 0.1 if self.fault == "oracle_value" else best
 
 
@@ -171,6 +183,13 @@ BROKEN = [
     ("repeat", ValueError, r"oracle\(\) shows a position twice at request 0"),
     ("out of range", ValueError, r"oracle\(\) returned positions from 100 to .*in \[0, 7\]"),
     ("oracle_value", ValueError, r"oracle_value\(\) differs from oracle\(\)'s values"),
+    # what the lab asks beyond one batch of k slots (found by a review: these passed before)
+    ("alone", ValueError, r"slot_probabilities\(\) of request 0 alone differs from its answer"),
+    ("oracle_value alone", ValueError, r"oracle_value\(\) of request 0 alone differs"),
+    ("big batch", ValueError, r"oracle\(\) in a batch of 64 \(the requests repeated\)"),
+    ("shown None", ValueError, r"slot_probabilities\(\) with shown=None differs from every"),
+    ("k columns", ValueError, r"slot_probabilities\(\) returned shape \(8, 3\), expected \(8, 1\)"),
+    ("writes its input", ValueError, r"slot_probabilities\(\) wrote to an array it was given"),
 ]
 
 

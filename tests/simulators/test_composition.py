@@ -28,7 +28,9 @@ class FirstSlotAlwaysClicked:
 
     slate_size = 3
 
-    def slot_probabilities(self, slate_utilities, shown):
+    def slot_probabilities(self, slate_utilities, shown=None):
+        if shown is None:  # every slot shown (probes ask for one slot alone this way)
+            shown = np.ones(slate_utilities.shape, dtype=bool)
         probs = np.zeros(shown.shape)
         first = np.argmax(shown, axis=1)
         rows = np.flatnonzero(shown.any(axis=1))

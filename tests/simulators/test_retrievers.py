@@ -137,3 +137,64 @@ def test_a_retriever_missing_a_method_is_refused_when_the_world_is_built(registe
     registered("no_clicks", NoClicks)
     with pytest.raises(TypeError, match=r"NoClicks lacks \['record_clicks', 'catalogue_changed'"):
         World.draw(WorldConfig(**SMALL, retrieval="no_clicks"), seed=0)
+
+
+class ReusedBuffer(TopicFirst):
+    """Returns the same buffer every time, rewritten in place."""
+
+    def __init__(self, config, items):
+        super().__init__(config, items)
+        self.buffer = None
+
+    def retrieve(self, n, clock, rng):
+        out = super().retrieve(n, clock, rng)
+        if self.buffer is None or self.buffer.shape != out.shape:
+            self.buffer = out.copy()
+        self.buffer[:] = rng.permuted(out, axis=1)
+        return self.buffer
+
+
+def test_the_world_keeps_its_own_copy_of_a_retrievers_candidates(registered):
+    registered("reused", ReusedBuffer)
+    world = World.draw(WorldConfig(**SMALL, retrieval="reused"), seed=0)
+    sessions = SessionBatch(world, 5)
+    kept = world.observe(sessions.requests)["candidate_ids"]
+    before = kept.copy()
+    sessions.serve(np.tile([0, 1, 2], (5, 1)))  # the next batch rewrites the buffer
+    np.testing.assert_array_equal(kept, before)
+
+
+class Locked(TopicFirst):
+    def __init__(self, config, items):
+        import threading
+
+        super().__init__(config, items)
+        self.lock = threading.Lock()
+
+
+class GlobalRandom(TopicFirst):
+    def retrieve(self, n, clock, rng):
+        live = self.live(clock)
+        draws = [np.random.choice(live, self.count, replace=False) for _ in range(n)]  # noqa: NPY002
+        return np.stack(draws)
+
+
+class BadFromTheStart(TopicFirst):
+    def retrieve(self, n, clock, rng):
+        return super().retrieve(n, clock, rng)[:, ::-1][:, [0, 0, *range(2, self.count)]]
+
+
+@pytest.mark.parametrize(
+    ("retriever", "error", "message"),
+    [
+        (Locked, TypeError, r"retriever Locked cannot be deep-copied \(TypeError: cannot pickle"),
+        (GlobalRandom, ValueError, r"GlobalRandom: retrieve\(4, 0, rng\) gave different cand"),
+        (BadFromTheStart, ValueError, r"BadFromTheStart at t=0: retrieve\(4\) returned an item"),
+    ],
+)
+def test_a_retriever_that_cannot_be_copied_or_repeated_is_refused_when_built(
+    registered, retriever, error, message
+):
+    registered("refused", retriever)
+    with pytest.raises(error, match=message):
+        World.draw(WorldConfig(**SMALL, retrieval="refused"), seed=0)
