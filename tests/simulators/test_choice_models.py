@@ -3,6 +3,8 @@ built-in ones, and a model that breaks the contract is refused when the world is
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -37,17 +39,9 @@ def steep(config):
 
 
 @pytest.fixture
-def registered():
-    """Register ``builder`` under ``name`` for one test."""
-    names = []
-
-    def register(name, builder):
-        CHOICE_MODELS.register(name)(builder)
-        names.append(name)
-
-    yield register
-    for name in names:
-        CHOICE_MODELS.unregister(name)
+def registered(register):
+    """``registered(name, builder)``: a choice model registered for one test."""
+    return functools.partial(register, CHOICE_MODELS)
 
 
 def test_a_registered_choice_model_is_a_world_setting_by_name(registered):
@@ -65,7 +59,6 @@ def test_a_registered_choice_model_is_a_world_setting_by_name(registered):
     CHOICE_MODELS.unregister("steep")
     with pytest.raises(ValueError, match=r"choice_model must be one of \['mnl', 'cascade'\]"):
         WorldConfig(**SMALL, choice_model="steep")
-    CHOICE_MODELS.register("steep")(steep)  # for the fixture to take away
 
 
 class Delegating:

@@ -3,6 +3,8 @@ built-in one, and every batch of candidates it returns is checked against the co
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -34,17 +36,9 @@ class TopicFirst:
 
 
 @pytest.fixture
-def registered():
-    """Register ``builder`` under ``name`` for one test."""
-    names = []
-
-    def register(name, builder):
-        RETRIEVERS.register(name)(builder)
-        names.append(name)
-
-    yield register
-    for name in names:
-        RETRIEVERS.unregister(name)
+def registered(register):
+    """``registered(name, builder)``: a retriever registered for one test."""
+    return functools.partial(register, RETRIEVERS)
 
 
 def test_a_registered_retriever_is_a_world_setting_by_name(registered):
@@ -71,7 +65,6 @@ def test_a_registered_retriever_is_a_world_setting_by_name(registered):
     RETRIEVERS.unregister("topic_first")
     with pytest.raises(ValueError, match=r"retrieval must be one of \['pooled'\], got"):
         WorldConfig(**SMALL, retrieval="topic_first")
-    RETRIEVERS.register("topic_first")(TopicFirst)  # for the fixture to take away
 
 
 class Broken(TopicFirst):
