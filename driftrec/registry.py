@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import re
 from collections.abc import Callable, Iterator
@@ -126,7 +127,11 @@ class Registry(Generic[T]):
         """``name`` if registered, else a ``ValueError`` listing the valid names."""
         if not isinstance(name, str) or name not in self._builders:
             names = sorted(self._builders) if self.sort_names else self.names()
-            raise ValueError(f"unknown {self.kind} {name!r}; valid {self.plural} are {names}")
+            # The closest name, as validation.did_you_mean words it (this module is a leaf).
+            close = difflib.get_close_matches(name, names, n=1) if isinstance(name, str) else []
+            guess = f" (did you mean {close[0]!r}?)" if close else ""
+            valid = f"valid {self.plural} are {names}"
+            raise ValueError(f"unknown {self.kind} {name!r}; {valid}{guess}")
         return name
 
     def parameters(self, name: str) -> dict[str, Any]:

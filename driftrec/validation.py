@@ -10,6 +10,7 @@ Strings are never numbers (``"0.5"`` fails with a message that says so).
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
 import os
@@ -226,11 +227,34 @@ def check_fraction(
 
 
 def check_choice(name: str, value: Any, choices: Iterable[str]) -> str:
-    """``value`` if it is one of ``choices`` (strings), else an error listing them."""
+    """``value`` if it is one of ``choices`` (strings), else an error listing them (and the
+    closest, for a misspelt one).
+
+    Example:
+        >>> check_choice("kind", "mnll", ("mnl", "cascade"))
+        Traceback (most recent call last):
+        ...
+        ValueError: kind must be one of ['mnl', 'cascade'], got 'mnll' (did you mean 'mnl'?)
+    """
     choices = tuple(choices)
     if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+        raise ValueError(
+            f"{name} must be one of {list(choices)}, got {value!r}{did_you_mean(value, choices)}"
+        )
     return value
+
+
+def did_you_mean(value: Any, names: Iterable[str]) -> str:
+    """``" (did you mean 'x'?)"`` for the name closest to a misspelt ``value``, or ``""``.
+
+    Example:
+        >>> did_you_mean("onlne", ["online", "random"])
+        " (did you mean 'online'?)"
+    """
+    if not isinstance(value, str):
+        return ""
+    close = difflib.get_close_matches(value, list(names), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _sequence(name: str, value: Any, what: str) -> tuple:

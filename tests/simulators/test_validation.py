@@ -207,3 +207,19 @@ def test_processes_are_validated_against_the_config_by_the_world_itself():
 def test_a_time_past_the_bound_is_shown_so_it_does_not_read_as_the_bound(value, shown):
     with pytest.raises(ValueError, match=re.escape(f"at most 10**15, got {shown}") + "$"):
         build_world("stationary", arrival_horizon=value)
+
+
+def test_a_misspelt_name_is_answered_with_the_closest_valid_one():
+    from driftrec.agents import make_agent
+    from driftrec.envs import RecDriftVectorEnv
+
+    with pytest.raises(ValueError, match=r"unknown scenario 'suden'; .* \(did you mean 'sudden'"):
+        build_world("suden")
+    with pytest.raises(ValueError, match=r"got 'casade' \(did you mean 'cascade'\?\); register"):
+        WorldConfig(choice_model="casade")
+    with pytest.raises(ValueError, match=r"got 'clik' \(did you mean 'click'\?\)$"):
+        WorldConfig(reward="clik")
+    with pytest.raises(ValueError, match=r"unknown agent 'onlne'.* \(did you mean 'online'\?\)"):
+        make_agent("onlne", RecDriftVectorEnv(2, "stationary", num_users=300, num_items=200))
+    with pytest.raises(ValueError, match=r"got 'probit'$"):  # nothing close: no guess
+        WorldConfig(reward="probit")
