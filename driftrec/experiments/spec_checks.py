@@ -10,14 +10,13 @@ warns (a :class:`UserWarning` per problem, naming the field).
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from driftrec.validation import build_failure, machine_memory
+from driftrec.validation import build_failure, did_you_mean, machine_memory
 
 if TYPE_CHECKING:
     from driftrec.experiments.spec import ExperimentSpec, ScenarioSpec
@@ -90,11 +89,9 @@ def world_key_problems(spec: ExperimentSpec) -> list[str]:
                 "sets itself; remove it (evaluation.twin says whether the no-drift twin runs)"
             )
         elif key not in settings and key not in scenario_keys:
-            close = difflib.get_close_matches(str(key), settings, n=1)
-            hint = (
-                f"did you mean {close[0]}?" if close else f"world settings are {sorted(settings)}"
-            )
-            problems.append(f"world.{key}: unknown world setting; {hint}")
+            guess = did_you_mean(str(key), settings)
+            hint = guess or f"; world settings are {sorted(settings)}"
+            problems.append(f"world.{key}: unknown world setting{hint}")
     return problems
 
 

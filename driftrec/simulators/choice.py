@@ -400,14 +400,17 @@ value of ``choice_model`` for worlds, environments and experiment specs (through
 (:func:`~driftrec.simulators.check_choice_model`)."""
 
 
+def _built_in(kind: str, config: WorldConfig) -> ChoiceModel:
+    return make_choice_model(kind, config.slate_size, config.no_click_utility, config.position_bias)
+
+
 @CHOICE_MODELS.register("mnl")
-def _mnl(config: WorldConfig) -> MultinomialLogitChoice:
+def _mnl(config: WorldConfig) -> ChoiceModel:
     """Multinomial logit over the slate plus no-click, with additive position bias."""
-    bias = position_bias_terms(config.slate_size, config.position_bias)
-    return MultinomialLogitChoice(config.slate_size, config.no_click_utility, bias)
+    return _built_in("mnl", config)
 
 
 @CHOICE_MODELS.register("cascade")
-def _cascade(config: WorldConfig) -> CascadeChoice:
+def _cascade(config: WorldConfig) -> ChoiceModel:
     """Cascade: a top-down scan, each slot clicked with its attraction if reached."""
-    return CascadeChoice(config.slate_size, config.no_click_utility)
+    return _built_in("cascade", config)

@@ -69,7 +69,7 @@ def check_candidates(
     """A retriever's candidates for ``n`` requests at ``clock``, checked against the
     :class:`Retrieval` contract: an (n, C) integer array of item ids, each row distinct, every
     item live at ``clock`` (released, not retired). Returns them as a new int64 array. Costs
-    a copy, a sort of each row and two gathers (2.5-9 ms for 4,096 requests of 100).
+    a copy, a sort of each row and two gathers (2.5-15 ms for 4,096 requests of 100).
 
     Raises:
         ValueError (TypeError for the dtype) naming the retriever ``name``, the rule and the

@@ -105,9 +105,7 @@ class World:
         self.users = users
         self.items = items
         self.choice = check_for_world(config, choice)  # a user's: refused now, if wrong
-        self._pooled = retrieval if type(retrieval) is PooledRetrieval else None
-        """The built-in retriever (None: a user's, whose every batch of candidates is checked)."""
-        if self._pooled is None:  # a user's: its methods, copies and a first batch, now
+        if type(retrieval) is not PooledRetrieval:  # a user's: methods, copies, a first batch
             check_retriever(retrieval, config, items)
         self.retrieval = retrieval
         self.memory: list[dict] = [{} for _ in self.processes]
@@ -174,17 +172,18 @@ class World:
         rng = self.rng["requests"] if rng is None else rng
         users = np.array(users, dtype=np.int64)  # a copy: callers may reuse their array
         index: tuple[np.ndarray, np.ndarray] | None = None
-        if self._pooled is None:  # a user's retriever: every batch of candidates checked
+        retrieval = self.retrieval
+        if type(retrieval) is PooledRetrieval:  # the built-in one (not a subclass), tested
+            candidates, index = retrieval.retrieve_indexed(len(users), self.clock, rng)
+        else:  # a user's retriever: every batch of candidates checked
             candidates = check_candidates(
-                self.retrieval.retrieve(len(users), self.clock, rng),
+                retrieval.retrieve(len(users), self.clock, rng),
                 len(users),
                 self.config.num_candidates,
                 self.items,
                 self.clock,
-                type(self.retrieval).__name__,
+                type(retrieval).__name__,
             )
-        else:  # the built-in one indexes the candidates of large catalogues
-            candidates, index = self._pooled.retrieve_indexed(len(users), self.clock, rng)
         topics = item_rows(self.items.topic, candidates, index)
         return Requests(
             t=self.clock,

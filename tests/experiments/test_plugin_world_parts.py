@@ -100,7 +100,7 @@ def test_a_spec_naming_a_broken_part_is_refused_in_one_line(
     assert not (tmp_path / "out").exists()
 
 
-def test_a_builder_of_the_built_in_class_with_a_bias_its_oracle_cannot_take_is_refused():
+def test_a_builder_of_the_built_in_logit_with_a_bias_its_oracle_cannot_take_is_refused():
     @CHOICE_MODELS.register("rising")
     def rising(config):
         """Later slots seen more: not what the MNL oracle assumes."""

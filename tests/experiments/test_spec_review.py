@@ -171,9 +171,8 @@ def test_a_typo_in_a_world_setting_is_named_once_with_the_closest_setting():
     spec = _spec(scenarios=[{"name": "sudden", "params": {"at": 1_000}}, {"name": "stationary"}])
     spec["world"]["num_user"] = 300
     message = _refused(spec)
-    assert (
-        message
-        == "bad experiment spec:\n  world.num_user: unknown world setting; did you mean num_users?"
+    assert message == (
+        "bad experiment spec:\n  world.num_user: unknown world setting (did you mean 'num_users'?)"
     )
 
 

@@ -191,3 +191,15 @@ def test_a_retriever_that_cannot_be_copied_or_repeated_is_refused_when_built(
     registered("refused", retriever)
     with pytest.raises(error, match=message):
         World.draw(WorldConfig(**SMALL, retrieval="refused"), seed=0)
+
+
+def test_a_retriever_set_after_the_world_is_built_is_the_one_asked_and_checked():
+    world = World.draw(WorldConfig(**SMALL), seed=0)
+    world.retrieval = TopicFirst(world.config, world.items)
+    requests = world.make_requests(world.sample_users(3))
+    assert (world.items.topic[requests.candidates[:, 0]] == 0).all()
+    world.retrieval = type("Repeating", (Broken,), {"fault": "repeat"})(world.config, world.items)
+    world.make_requests(world.sample_users(3))
+    world.make_requests(world.sample_users(3))  # it breaks the contract from its third batch
+    with pytest.raises(ValueError, match=r"retriever Repeating at t=0: .* an item twice"):
+        world.make_requests(world.sample_users(3))
