@@ -23,6 +23,7 @@ from driftrec.simulators.choice import (
     MultinomialLogitChoice,
     row_sums,
 )
+from driftrec.slates import empty_repeats
 from driftrec.validation import check_choice, check_integer
 
 if TYPE_CHECKING:
@@ -289,8 +290,8 @@ class _Checked:
                 f"oracle() returned positions from {slates.min()} to {slates.max()}, expected "
                 f"positions in [0, {c - 1}] or -1 for an empty slot"
             )
-        ordered = np.sort(np.where(slates >= 0, slates, -1 - np.arange(k)), axis=1)
-        repeats = (ordered[:, 1:] == ordered[:, :-1]).any(axis=1)
+        # A position shown twice is one the environments' rule would empty (-1 never repeats).
+        repeats = (empty_repeats(slates) != slates).any(axis=1)
         if repeats.any():
             row = int(np.flatnonzero(repeats)[0])
             raise self.fail(
